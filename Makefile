@@ -1,0 +1,33 @@
+# The two commands of the README: `make demo` (the main job) and `make test` (what CI runs).
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+# Re-install when the project's metadata changes.
+STAMP  := $(VENV)/.installed
+
+.PHONY: demo test lint typecheck system-packages clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	@touch $@
+
+system-packages:
+	@bash scripts/system-packages.sh
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests
+	$(BIN)/ruff format --check src tests
+
+typecheck: $(STAMP)
+	$(BIN)/mypy --strict src
+
+test: $(STAMP) system-packages lint typecheck
+	$(BIN)/python -m pytest
+
+demo: $(STAMP)
+	$(BIN)/entra-auth demo
+
+clean:
+	rm -rf $(VENV) .entra-emulator .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,102 @@
+"""The emulator's control API over HTTP, for tests that run it in another process.
+
+Bound to loopback callers and guarded by the admin key the emulator prints at start
+(header ``X-Emulator-Key``). The same operations exist in Python on ``EntraEmulator``.
+"""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+from typing import Any
+
+from flask import Blueprint, Response, abort, jsonify, request
+
+from ..errors import EmulatorError
+from .state import EmulatorState, Fault
+
+ADMIN_HEADER = "X-Emulator-Key"
+
+
+def admin_blueprint(state: EmulatorState) -> Blueprint:
+    bp = Blueprint("admin", __name__, url_prefix="/_emulator")
+
+    @bp.before_request
+    def guard() -> None:
+        remote = request.remote_addr or ""
+        try:
+            loopback = ipaddress.ip_address(remote.split("%")[0]).is_loopback
+        except ValueError:
+            loopback = False
+        expected: str = state.admin_key
+        given = request.headers.get(ADMIN_HEADER, "")
+        if not loopback or not hmac.compare_digest(given.encode(), expected.encode()):
+            abort(403, description="The control API needs the admin key, from loopback.")
+
+    @bp.errorhandler(EmulatorError)
+    def emulator_error(exc: EmulatorError) -> Response:
+        response = jsonify({"error": exc.code, "error_description": str(exc)})
+        response.status_code = 400
+        return response
+
+    def body() -> dict[str, Any]:
+        data = request.get_json(silent=True)
+        return data if isinstance(data, dict) else {}
+
+    @bp.get("/counts")
+    def counts() -> Response:
+        return jsonify(state.request_counts())
+
+    @bp.post("/counts/reset")
+    def reset_counts() -> Response:
+        state.reset_counts()
+        return jsonify({})
+
+    @bp.post("/keys/rotate")
+    def rotate() -> Response:
+        key = state.rotate_keys(keep_old=bool(body().get("keep_old", True)))
+        return jsonify({"kid": key.kid})
+
+    @bp.post("/users/<ref>/revoke")
+    def revoke(ref: str) -> Response:
+        state.revoke_refresh_tokens(ref)
+        return jsonify({})
+
+    @bp.post("/clock")
+    def clock() -> Response:
+        shift = body().get("shift", 0)
+        if not isinstance(shift, (int, float)):
+            abort(400, description="'shift' must be a number of seconds.")
+        state.shift_clock(float(shift))
+        return jsonify({"offset": state.clock_offset})
+
+    @bp.post("/faults/<endpoint>")
+    def fault(endpoint: str) -> Response:
+        data = body()
+        try:
+            spec = Fault(
+                kind=data.get("kind", "status"),
+                status=int(data.get("status", 503)),
+                delay=float(data.get("delay", 0.0)),
+                retry_after=data.get("retry_after"),
+                body=data.get("body"),
+                times=data.get("times"),
+            )
+        except (TypeError, ValueError):
+            abort(400, description="A fault has kind, status, delay, retry_after, body, times.")
+        if spec.kind not in ("status", "hang", "slow", "garbage"):
+            abort(400, description="kind is one of status, hang, slow, garbage.")
+        state.inject_fault(endpoint, spec)
+        return jsonify({})
+
+    @bp.delete("/faults")
+    def clear() -> Response:
+        state.clear_faults()
+        return jsonify({})
+
+    @bp.post("/reset")
+    def reset() -> Response:
+        state.reset()
+        return jsonify({})
+
+    return bp

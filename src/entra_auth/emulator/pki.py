@@ -1,0 +1,249 @@
+"""Keys and certificates of the local Entra ID.
+
+- A private CA and an HTTPS server certificate for localhost, made on first run and kept in the
+  state dir, so that unpatched clients (MSAL refuses non-https authorities) can trust the
+  emulator with ``verify=<ca.pem>``.
+- RSA-2048 token-signing keys, each with a self-signed certificate, published in the JWKS the
+  way Entra does (``kid`` = ``x5t`` = base64url SHA-1 thumbprint, ``x5c``).
+
+Certificates are built with ``cryptography``; nothing here is hand-rolled cryptography.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import ipaddress
+import os
+import ssl
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+CA_FILE = "ca.pem"
+_CA_KEY_FILE = "ca-key.pem"
+_SERVER_FILE = "server.pem"
+_SERVER_KEY_FILE = "server-key.pem"
+_SIGNING_FILE = "signing-key.pem"
+_SERVER_NAMES = ("localhost", "127.0.0.1", "::1")
+
+
+def b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def _int_b64url(value: int) -> str:
+    return b64url(value.to_bytes((value.bit_length() + 7) // 8, "big"))
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data)
+
+
+def _pem_key(key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey) -> bytes:
+    return key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+
+
+@dataclass(frozen=True)
+class SigningKey:
+    """A token-signing key and its certificate, as published in the JWKS."""
+
+    private_key: rsa.RSAPrivateKey
+    certificate: x509.Certificate
+
+    @property
+    def kid(self) -> str:
+        return self.x5t
+
+    @property
+    def x5t(self) -> str:
+        return b64url(self.certificate.fingerprint(hashes.SHA1()))  # noqa: S303 - x5t is SHA-1
+
+    def jwk(self, issuer: str) -> dict[str, Any]:
+        numbers = self.private_key.public_key().public_numbers()
+        der = self.certificate.public_bytes(serialization.Encoding.DER)
+        return {
+            "kty": "RSA",
+            "use": "sig",
+            "kid": self.kid,
+            "x5t": self.x5t,
+            "n": _int_b64url(numbers.n),
+            "e": _int_b64url(numbers.e),
+            "x5c": [base64.b64encode(der).decode("ascii")],
+            "issuer": issuer,
+        }
+
+    @classmethod
+    def generate(cls) -> SigningKey:
+        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "login.local-entra.test")])
+        cert = (
+            x509.CertificateBuilder()
+            .subject_name(name)
+            .issuer_name(name)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(_now() - dt.timedelta(days=1))
+            .not_valid_after(_now() + dt.timedelta(days=3650))
+            .sign(key, hashes.SHA256())
+        )
+        return cls(key, cert)
+
+    def to_pem(self) -> bytes:
+        return _pem_key(self.private_key) + self.certificate.public_bytes(
+            serialization.Encoding.PEM
+        )
+
+    @classmethod
+    def from_pem(cls, data: bytes) -> SigningKey:
+        key = serialization.load_pem_private_key(data, password=None)
+        if not isinstance(key, rsa.RSAPrivateKey):
+            raise ValueError("the signing key is not an RSA key")
+        return cls(key, x509.load_pem_x509_certificate(data))
+
+
+@dataclass(frozen=True)
+class TlsMaterial:
+    ca_path: Path
+    cert_path: Path
+    key_path: Path
+
+    def server_context(self) -> ssl.SSLContext:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        context.load_cert_chain(self.cert_path, self.key_path)
+        return context
+
+
+def ensure_tls(state_dir: Path, extra_names: tuple[str, ...] = ()) -> TlsMaterial:
+    """The CA and server certificate in ``state_dir``, made or renewed when needed."""
+    state_dir.mkdir(parents=True, exist_ok=True)
+    ca_path, ca_key_path = state_dir / CA_FILE, state_dir / _CA_KEY_FILE
+    cert_path, key_path = state_dir / _SERVER_FILE, state_dir / _SERVER_KEY_FILE
+    names = tuple(dict.fromkeys(_SERVER_NAMES + extra_names))
+
+    ca_cert: x509.Certificate | None = None
+    ca_key: Any = None
+    if ca_path.exists() and ca_key_path.exists():
+        ca_cert = x509.load_pem_x509_certificate(ca_path.read_bytes())
+        ca_key = serialization.load_pem_private_key(ca_key_path.read_bytes(), password=None)
+        if ca_cert.not_valid_after_utc < _now() + dt.timedelta(days=30):
+            ca_cert = None
+    if ca_cert is None:
+        ca_key = ec.generate_private_key(ec.SECP256R1())
+        ca_name = x509.Name(
+            [
+                x509.NameAttribute(NameOID.ORGANIZATION_NAME, "entra-auth local Entra ID"),
+                x509.NameAttribute(NameOID.COMMON_NAME, "entra-auth local CA"),
+            ]
+        )
+        ski = x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key())
+        ca_cert = (
+            x509.CertificateBuilder()
+            .subject_name(ca_name)
+            .issuer_name(ca_name)
+            .public_key(ca_key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(_now() - dt.timedelta(days=1))
+            .not_valid_after(_now() + dt.timedelta(days=3650))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+            .add_extension(
+                x509.KeyUsage(
+                    digital_signature=False,
+                    content_commitment=False,
+                    key_encipherment=False,
+                    data_encipherment=False,
+                    key_agreement=False,
+                    key_cert_sign=True,
+                    crl_sign=True,
+                    encipher_only=False,
+                    decipher_only=False,
+                ),
+                critical=True,
+            )
+            .add_extension(ski, critical=False)
+            .sign(ca_key, hashes.SHA256())
+        )
+        _write_private(ca_key_path, _pem_key(ca_key))
+        ca_path.write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
+        cert_path.unlink(missing_ok=True)
+
+    if not _server_cert_fits(cert_path, key_path, ca_cert, names):
+        server_key = ec.generate_private_key(ec.SECP256R1())
+        alt_names: list[x509.GeneralName] = []
+        for name in names:
+            try:
+                alt_names.append(x509.IPAddress(ipaddress.ip_address(name)))
+            except ValueError:
+                alt_names.append(x509.DNSName(name))
+        cert = (
+            x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])]))
+            .issuer_name(ca_cert.subject)
+            .public_key(server_key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(_now() - dt.timedelta(days=1))
+            .not_valid_after(_now() + dt.timedelta(days=397))
+            .add_extension(x509.SubjectAlternativeName(alt_names), critical=False)
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+            .add_extension(
+                x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
+                critical=False,
+            )
+            .add_extension(
+                x509.SubjectKeyIdentifier.from_public_key(server_key.public_key()), critical=False
+            )
+            .sign(ca_key, hashes.SHA256())
+        )
+        _write_private(key_path, _pem_key(server_key))
+        cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    return TlsMaterial(ca_path, cert_path, key_path)
+
+
+def _server_cert_fits(
+    cert_path: Path, key_path: Path, ca_cert: x509.Certificate, names: tuple[str, ...]
+) -> bool:
+    if not (cert_path.exists() and key_path.exists()):
+        return False
+    cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
+    if cert.issuer != ca_cert.subject or cert.not_valid_after_utc < _now() + dt.timedelta(days=7):
+        return False
+    san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    present = {str(v) for v in san.get_values_for_type(x509.IPAddress)} | set(
+        san.get_values_for_type(x509.DNSName)
+    )
+    return all(str(ipaddress.ip_address(n)) in present if _is_ip(n) else n in present for n in names)
+
+
+def _is_ip(name: str) -> bool:
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    return True
+
+
+def ensure_signing_key(state_dir: Path) -> SigningKey:
+    """The persistent signing key, so tokens stay valid across emulator restarts."""
+    path = state_dir / _SIGNING_FILE
+    if path.exists():
+        return SigningKey.from_pem(path.read_bytes())
+    key = SigningKey.generate()
+    _write_private(path, key.to_pem())
+    return key

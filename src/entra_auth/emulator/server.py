@@ -1,0 +1,261 @@
+"""``EntraEmulator``: runs the local Entra ID in background threads and is its control API.
+
+Two werkzeug servers share one app: HTTPS on ``port`` (back channel) and HTTP on
+``browser_port`` (pages). Port 0 picks a free port, which is what tests use.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import requests
+from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
+
+from ..errors import EmulatorError
+from .app import create_app
+from .minting import TokenMinter, Urls, client_info
+from .pki import SigningKey, ensure_signing_key, ensure_tls
+from .scopes import resolve_scopes
+from .seed import App, Seed, User, load_seed
+from .state import EmulatorSettings, EmulatorState, Fault
+
+log = logging.getLogger("entra_auth.emulator")
+
+
+class _QuietHandler(WSGIRequestHandler):
+    """Logs the method and path only: query strings (state, codes) never reach the log."""
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        path = self.path.split("?", 1)[0]
+        log.debug("%s %s %s", self.command, path, code)
+
+    def log_error(self, format: str, *args: Any) -> None:
+        log.debug("request error: " + format, *args)
+
+
+class EntraEmulator:
+    """The local Entra ID. Use as a context manager, or ``start()`` / ``stop()``."""
+
+    def __init__(
+        self,
+        seed: Seed | str | Path | None = None,
+        *,
+        state_dir: str | Path = ".entra-emulator",
+        host: str = "127.0.0.1",
+        port: int = 8443,
+        browser_port: int = 8444,
+        public_host: str = "localhost",
+        settings: EmulatorSettings | None = None,
+    ):
+        self.seed = seed if isinstance(seed, Seed) else load_seed(seed)
+        self.state_dir = Path(state_dir)
+        self.host, self.port, self.browser_port = host, port, browser_port
+        self.public_host = public_host
+        self._settings = settings or EmulatorSettings()
+        self._servers: list[BaseWSGIServer] = []
+        self._threads: list[threading.Thread] = []
+        self._state: EmulatorState | None = None
+        self._urls: Urls | None = None
+
+    # -- life cycle -------------------------------------------------------------------------------
+    def start(self) -> EntraEmulator:
+        if self._servers:
+            return self
+        extra = () if self.public_host in ("localhost", "127.0.0.1") else (self.public_host,)
+        tls = ensure_tls(self.state_dir, extra + ((self.host,) if self.host != "0.0.0.0" else ()))  # noqa: S104
+        self.ca_path = tls.ca_path
+        self._state = EmulatorState(self.seed, self._settings, [ensure_signing_key(self.state_dir)])
+        try:
+            https = make_server(
+                self.host, self.port, _Placeholder(), threaded=True,
+                ssl_context=tls.server_context(), request_handler=_QuietHandler,
+            )
+            http = make_server(
+                self.host, self.browser_port, _Placeholder(), threaded=True,
+                request_handler=_QuietHandler,
+            )
+        except OSError as exc:
+            self._close()
+            raise EmulatorError(
+                f"The local Entra ID cannot listen on {self.host}:{self.port} and "
+                f"{self.browser_port}: {exc.strerror}.",
+                remedy="Stop what holds the port, or choose others with --port / --browser-port.",
+            ) from exc
+        self._servers = [https, http]
+        self.port, self.browser_port = https.server_port, http.server_port
+        self._urls = Urls(
+            https_base=f"https://{self.public_host}:{self.port}",
+            browser_base=f"http://{self.public_host}:{self.browser_port}",
+        )
+        app = create_app(self._state, self._urls)
+        for server in self._servers:
+            server.app = app
+            thread = threading.Thread(target=server.serve_forever, daemon=True, name="entra-emulator")
+            thread.start()
+            self._threads.append(thread)
+        (self.state_dir / "admin-key").write_text(self._state.admin_key)
+        return self
+
+    def stop(self) -> None:
+        if self._state is not None:
+            self._state.stopping.set()  # releases requests held by a "hang" fault
+        self._close()
+
+    def _close(self) -> None:
+        for server in self._servers:
+            server.shutdown()
+            server.server_close()
+        for thread in self._threads:
+            thread.join(timeout=5)
+        self._servers, self._threads = [], []
+
+    def __enter__(self) -> EntraEmulator:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    # -- where it is --------------------------------------------------------------------------------
+    @property
+    def state(self) -> EmulatorState:
+        if self._state is None:
+            raise EmulatorError("The local Entra ID is not running.", remedy="Call start() first.")
+        return self._state
+
+    @property
+    def urls(self) -> Urls:
+        if self._urls is None:
+            raise EmulatorError("The local Entra ID is not running.", remedy="Call start() first.")
+        return self._urls
+
+    @property
+    def tenant_id(self) -> str:
+        return self.seed.default_tenant
+
+    @property
+    def authority(self) -> str:
+        """The default tenant's authority, as MSAL and ENTRA_AUTHORITY take it."""
+        return self.authority_for(self.tenant_id)
+
+    def authority_for(self, tenant: str) -> str:
+        return f"{self.urls.https_base}/{tenant}"
+
+    def issuer(self, tenant: str | None = None) -> str:
+        return self.urls.v2_issuer(tenant or self.tenant_id)
+
+    @property
+    def graph_base(self) -> str:
+        return self.urls.graph_base
+
+    @property
+    def admin_key(self) -> str:
+        return self.state.admin_key
+
+    @property
+    def settings(self) -> EmulatorSettings:
+        return self.state.settings
+
+    def http_session(self) -> requests.Session:
+        """A requests session that trusts the emulator's CA and ignores proxy/CA env vars."""
+        session = requests.Session()
+        session.trust_env = False
+        session.verify = str(self.ca_path)
+        return session
+
+    def app(self, name_or_id: str) -> App:
+        """An app of the seed by client id or display name."""
+        found = self.seed.app(name_or_id) or next(
+            (a for a in self.seed.apps if a.display_name == name_or_id), None
+        )
+        if found is None:
+            raise EmulatorError(f"The seed has no app {name_or_id!r}.", remedy="Check the seed.")
+        return found
+
+    def user(self, ref: str, tenant: str | None = None) -> User:
+        return self.state.find_user(ref, tenant)
+
+    # -- control ----------------------------------------------------------------------------------
+    @property
+    def signing_key(self) -> SigningKey:
+        """The active signing key: tests mint tokens with it."""
+        return self.state.active_key
+
+    def rotate_keys(self, *, keep_old: bool = True) -> SigningKey:
+        return self.state.rotate_keys(keep_old=keep_old)
+
+    def revoke_refresh_tokens(self, user: str) -> None:
+        self.state.revoke_refresh_tokens(user)
+
+    def shift_clock(self, seconds: float) -> None:
+        self.state.shift_clock(seconds)
+
+    def inject_fault(self, endpoint: str, fault: Fault) -> None:
+        self.state.inject_fault(endpoint, fault)
+
+    def clear_faults(self) -> None:
+        self.state.clear_faults()
+
+    def request_counts(self) -> dict[str, int]:
+        return self.state.request_counts()
+
+    def reset_counts(self) -> None:
+        self.state.reset_counts()
+
+    def reset(self) -> None:
+        self.state.reset()
+
+    def grant_consent(self, user: str, client_id: str, scope: str) -> None:
+        """Record that the user consented to ``scope`` for the app (skips the consent page)."""
+        found = self.user(user)
+        scopes = resolve_scopes(self.seed, f"openid profile email offline_access {scope}", found.tenant_id)
+        self.state.grant_consent(found.tenant_id, found.oid, client_id, scopes.consent_keys)
+
+    def issue_token(
+        self,
+        *,
+        client_id: str,
+        resource: str,
+        user: str | None = None,
+        scopes: list[str] | None = None,
+        roles: list[str] | None = None,
+    ) -> str:
+        """An access token as the token endpoint would issue it, without a flow.
+
+        For tests of an API: ``resource`` is the API's App ID URI or client id; ``user`` None
+        gives an app-only token carrying ``roles``.
+        """
+        from .scopes import resolve_resource
+
+        client = self.app(client_id)
+        found = self.user(user) if user else None
+        tenant = found.tenant_id if found else client.tenant_id
+        target = resolve_resource(self.seed, resource, tenant)
+        minter = TokenMinter(self.state, self.urls)
+        given_roles = roles if roles is not None else (
+            minter.user_roles(found, target.app) if found else []
+        )
+        token, _ = minter.access_token(
+            client=client, resource=target, tenant_id=tenant, user=found,
+            scopes=list(scopes or []), roles=given_roles,
+        )
+        return token
+
+    def client_info_for(self, user: str) -> str:
+        return client_info(self.user(user))
+
+
+class _Placeholder:
+    """Answers until the real app is attached (the URLs depend on the ports bound)."""
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        start_response("503 Service Unavailable", [("Content-Type", "text/plain")])
+        return [b"starting"]

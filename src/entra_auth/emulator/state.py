@@ -1,0 +1,255 @@
+"""What the local Entra ID remembers while it runs, and the control surface tests drive.
+
+Authorization codes, refresh-token grants, consents, sign-in sessions, the signing keys, the
+clock offset, injected faults and per-endpoint request counters. Every mutation takes one lock:
+the HTTP server is threaded.
+"""
+
+from __future__ import annotations
+
+import copy
+import random
+import secrets
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field, replace
+from typing import Literal
+
+from ..errors import EmulatorError
+from .pki import SigningKey
+from .seed import Seed, User
+
+ENDPOINTS = ("discovery", "jwks", "authorize", "token", "logout", "graph", "userinfo")
+FaultKind = Literal["status", "hang", "slow", "garbage"]
+
+
+@dataclass
+class EmulatorSettings:
+    """Lifetimes and policies. Defaults are Entra's; tests shorten lifetimes."""
+
+    access_token_lifetime: tuple[int, int] = (3600, 5400)  # randomised like Entra's 60-90 min
+    id_token_lifetime: int = 3600
+    code_lifetime: int = 600
+    refresh_token_inactive_lifetime: int = 90 * 86400
+    # Entra keeps a used refresh token valid; "strict" makes a used one invalid, so that a client
+    # that loses the rotated token (two workers refreshing at once) is caught.
+    refresh_token_rotation: Literal["entra", "strict"] = "entra"
+    v1_issuer_host: str = "sts.windows.net"
+
+
+@dataclass(frozen=True)
+class Fault:
+    """A fault injected at one endpoint.
+
+    ``status``: answer ``status`` (with ``Retry-After`` when ``retry_after`` is set);
+    ``hang``: hold the request ``delay`` seconds (60 when 0) and answer 504;
+    ``slow``: wait ``delay`` seconds, then answer normally;
+    ``garbage``: answer 200 with ``body`` (an HTML page when None).
+    ``times``: how many requests it affects; None until cleared.
+    """
+
+    kind: FaultKind
+    status: int = 503
+    delay: float = 0.0
+    retry_after: int | None = None
+    body: str | None = None
+    times: int | None = None
+
+
+@dataclass
+class AuthorizeRequest:
+    txn: str
+    tenant_path: str
+    client_id: str
+    redirect_uri: str
+    scope: str
+    state: str | None
+    nonce: str | None
+    code_challenge: str
+    response_mode: str
+    prompt: str | None
+    login_hint: str | None
+    created: float
+
+
+@dataclass
+class AuthorizationCode:
+    client_id: str
+    tenant_id: str
+    user_oid: str
+    redirect_uri: str
+    scope: str
+    code_challenge: str
+    nonce: str | None
+    sid: str
+    auth_time: int
+    issued_at: float
+    redeemed: bool = False
+
+
+@dataclass
+class RefreshGrant:
+    client_id: str
+    tenant_id: str
+    user_oid: str
+    sid: str
+    auth_time: int
+    issued_at: float
+    last_used: float
+    family: str
+    used: bool = False
+
+
+@dataclass
+class _Snapshot:
+    keys: list[SigningKey]
+    settings: EmulatorSettings
+
+
+@dataclass
+class EmulatorState:
+    seed: Seed
+    settings: EmulatorSettings
+    keys: list[SigningKey]
+    codes: dict[str, AuthorizationCode] = field(default_factory=dict)
+    refresh_grants: dict[str, RefreshGrant] = field(default_factory=dict)
+    pending: dict[str, AuthorizeRequest] = field(default_factory=dict)
+    consents: dict[tuple[str, str, str], set[str]] = field(default_factory=dict)
+    faults: dict[str, Fault] = field(default_factory=dict)
+    counts: Counter[str] = field(default_factory=Counter)
+    clock_offset: float = 0.0
+    admin_key: str = field(default_factory=lambda: secrets.token_urlsafe(24))
+    revoked_before: dict[tuple[str, str], float] = field(default_factory=dict)
+    revoked_families: set[str] = field(default_factory=set)
+    lock: threading.RLock = field(default_factory=threading.RLock)
+    stopping: threading.Event = field(default_factory=threading.Event)
+
+    def __post_init__(self) -> None:
+        self._initial = _Snapshot(list(self.keys), copy.deepcopy(self.settings))
+
+    # -- time ---------------------------------------------------------------------------------
+    def now(self) -> float:
+        return time.time() + self.clock_offset
+
+    def shift_clock(self, seconds: float) -> None:
+        """Move the emulator's clock (tokens' iat/nbf/exp, expiry checks, the Date header)."""
+        with self.lock:
+            self.clock_offset += seconds
+
+    def access_token_lifetime(self) -> int:
+        low, high = self.settings.access_token_lifetime
+        return random.randint(low, high)  # noqa: S311 - spread, not secrecy
+
+    # -- keys ---------------------------------------------------------------------------------
+    @property
+    def active_key(self) -> SigningKey:
+        return self.keys[0]
+
+    def rotate_keys(self, *, keep_old: bool = True) -> SigningKey:
+        """A new signing key signs from now on; the old ones stay published only if kept."""
+        key = SigningKey.generate()
+        with self.lock:
+            self.keys = [key, *self.keys] if keep_old else [key]
+        return key
+
+    def key_by_kid(self, kid: str) -> SigningKey | None:
+        return next((k for k in self.keys if k.kid == kid), None)
+
+    # -- grants -------------------------------------------------------------------------------
+    def new_handle(self) -> str:
+        return secrets.token_urlsafe(48)
+
+    def store_code(self, code: AuthorizationCode) -> str:
+        handle = self.new_handle()
+        with self.lock:
+            self.codes[handle] = code
+        return handle
+
+    def store_refresh(self, grant: RefreshGrant) -> str:
+        handle = self.new_handle()
+        with self.lock:
+            self.refresh_grants[handle] = grant
+        return handle
+
+    def revoke_refresh_tokens(self, user: User | str, tenant_id: str | None = None) -> None:
+        """Invalidate every refresh token issued to the user so far (a password reset)."""
+        found = user if isinstance(user, User) else self.find_user(user, tenant_id)
+        with self.lock:
+            self.revoked_before[(found.tenant_id, found.oid)] = self.now()
+
+    def is_revoked(self, grant: RefreshGrant) -> bool:
+        if grant.family in self.revoked_families:
+            return True
+        cutoff = self.revoked_before.get((grant.tenant_id, grant.user_oid))
+        return cutoff is not None and grant.issued_at <= cutoff
+
+    def find_user(self, ref: str, tenant_id: str | None = None) -> User:
+        tenants = [tenant_id] if tenant_id else [t.id for t in self.seed.tenants]
+        for tid in tenants:
+            user = self.seed.user(tid, ref)
+            if user is not None:
+                return user
+        raise EmulatorError(
+            f"The local Entra ID has no user {ref!r}.",
+            remedy="Name a user of the seed by oid or user principal name.",
+        )
+
+    def consented(self, tenant_id: str, user_oid: str, client_id: str) -> set[str]:
+        with self.lock:
+            return set(self.consents.get((tenant_id, user_oid, client_id), set()))
+
+    def grant_consent(self, tenant_id: str, user_oid: str, client_id: str, keys: list[str]) -> None:
+        with self.lock:
+            self.consents.setdefault((tenant_id, user_oid, client_id), set()).update(keys)
+
+    # -- faults and counters ------------------------------------------------------------------
+    def inject_fault(self, endpoint: str, fault: Fault) -> None:
+        if endpoint not in ENDPOINTS:
+            raise EmulatorError(
+                f"No endpoint {endpoint!r} to inject a fault into.",
+                remedy=f"Use one of: {', '.join(ENDPOINTS)}.",
+            )
+        with self.lock:
+            self.faults[endpoint] = fault
+
+    def clear_faults(self) -> None:
+        with self.lock:
+            self.faults.clear()
+
+    def take_fault(self, endpoint: str) -> Fault | None:
+        """Count the request and return the fault that applies to it, if any."""
+        with self.lock:
+            self.counts[endpoint] += 1
+            fault = self.faults.get(endpoint)
+            if fault is None:
+                return None
+            if fault.times is not None:
+                if fault.times <= 1:
+                    del self.faults[endpoint]
+                else:
+                    self.faults[endpoint] = replace(fault, times=fault.times - 1)
+            return fault
+
+    def request_counts(self) -> dict[str, int]:
+        with self.lock:
+            return {name: self.counts.get(name, 0) for name in ENDPOINTS}
+
+    def reset_counts(self) -> None:
+        with self.lock:
+            self.counts.clear()
+
+    def reset(self) -> None:
+        """Back to the state at start: keys, settings, no grants, consents, faults or offset."""
+        with self.lock:
+            self.keys = list(self._initial.keys)
+            self.settings = copy.deepcopy(self._initial.settings)
+            self.codes.clear()
+            self.refresh_grants.clear()
+            self.pending.clear()
+            self.consents.clear()
+            self.faults.clear()
+            self.counts.clear()
+            self.revoked_before.clear()
+            self.revoked_families.clear()
+            self.clock_offset = 0.0

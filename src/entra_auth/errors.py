@@ -1,0 +1,39 @@
+"""One exception family for the whole toolkit.
+
+Every error says what happened (the message) and what to do next (``remedy``), and carries a
+stable ``code`` that the command line, the Flask error pages and the API's ``error_description``
+share. Messages never contain a token, an authorization code, a secret or a cookie value.
+"""
+
+from __future__ import annotations
+
+
+class EntraAuthError(Exception):
+    """Base class of every error raised by entra-auth."""
+
+    code: str = "entra_auth_error"
+    default_remedy: str = ""
+
+    def __init__(self, message: str, *, remedy: str | None = None, code: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.remedy = remedy if remedy is not None else self.default_remedy
+        if code is not None:
+            self.code = code
+
+    def __str__(self) -> str:
+        if self.remedy:
+            return f"{self.message} What to do: {self.remedy}"
+        return self.message
+
+
+class ConfigurationError(EntraAuthError):
+    """The configuration is missing a value or holds one of the wrong shape."""
+
+    code = "configuration_error"
+
+
+class EmulatorError(EntraAuthError):
+    """The local Entra ID could not start or was asked for something it does not have."""
+
+    code = "emulator_error"
