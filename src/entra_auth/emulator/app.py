@@ -36,6 +36,7 @@ BROWSER_ENDPOINTS = frozenset(
     {"authorize", "authorize_login", "authorize_consent", "logout", "home", "static"}
 )
 F = TypeVar("F", bound=Callable[..., Any])
+FaultPoint = Callable[[str], Callable[[F], F]]
 
 
 class _PageError(Exception):
@@ -104,7 +105,10 @@ def create_app(state: EmulatorState, urls: Urls) -> Flask:
             if request.endpoint in BROWSER_ENDPOINTS:
                 return _error_page(error), 400
             return _json(error.body(), 400)
-        return _json({"error": exc.name.lower().replace(" ", "_"), "error_description": exc.description}, status)
+        return _json(
+            {"error": exc.name.lower().replace(" ", "_"), "error_description": exc.description},
+            status,
+        )
 
     @app.errorhandler(Exception)
     def unexpected(exc: Exception) -> Response | tuple[str, int]:
@@ -176,10 +180,25 @@ def create_app(state: EmulatorState, urls: Urls) -> Flask:
                 "frontchannel_logout_supported": True,
                 "end_session_endpoint": f"{urls.browser_base}/{path}/oauth2/v2.0/logout",
                 "claims_supported": [
-                    "sub", "iss", "cloud_instance_name", "cloud_instance_host_name",
-                    "cloud_graph_host_name", "msgraph_host", "aud", "exp", "iat", "auth_time",
-                    "acr", "nonce", "preferred_username", "name", "tid", "ver", "at_hash",
-                    "c_hash", "email",
+                    "sub",
+                    "iss",
+                    "cloud_instance_name",
+                    "cloud_instance_host_name",
+                    "cloud_graph_host_name",
+                    "msgraph_host",
+                    "aud",
+                    "exp",
+                    "iat",
+                    "auth_time",
+                    "acr",
+                    "nonce",
+                    "preferred_username",
+                    "name",
+                    "tid",
+                    "ver",
+                    "at_hash",
+                    "c_hash",
+                    "email",
                 ],
                 "kerberos_endpoint": None,
                 "tenant_region_scope": "EU",
@@ -250,7 +269,8 @@ def create_app(state: EmulatorState, urls: Urls) -> Flask:
             state=params.get("state"),
             nonce=params.get("nonce"),
             code_challenge=params.get("code_challenge", ""),
-            response_mode=response_mode if response_mode in ("query", "form_post", "fragment")
+            response_mode=response_mode
+            if response_mode in ("query", "form_post", "fragment")
             else "query",
             prompt=params.get("prompt"),
             login_hint=params.get("login_hint"),
@@ -455,8 +475,9 @@ def create_app(state: EmulatorState, urls: Urls) -> Flask:
         for resource, values in scopes.resources.values():
             for value in values:
                 scope = resource.scope(value)
-                items.append((value, f"{scope.description if scope else value} "
-                              f"({resource.display_name})"))
+                items.append(
+                    (value, f"{scope.description if scope else value} ({resource.display_name})")
+                )
         return items
 
     # -- token ------------------------------------------------------------------------------------
@@ -488,7 +509,9 @@ def create_app(state: EmulatorState, urls: Urls) -> Flask:
             raise AadError(90014, field="client_id")
         client = state.seed.app(client_id)
         if client is None or (tenant is not None and not _usable_in(client, tenant)):
-            raise AadError(700016, status=400, client_id=client_id, tenant=tenant.id if tenant else ref)
+            raise AadError(
+                700016, status=400, client_id=client_id, tenant=tenant.id if tenant else ref
+            )
         if client.public_client:
             return client
         if form.get("client_assertion"):
@@ -521,7 +544,9 @@ def create_app(state: EmulatorState, urls: Urls) -> Flask:
         if state.now() > record.issued_at + state.settings.code_lifetime:
             raise AadError(70008)
         if form.get("redirect_uri") != record.redirect_uri:
-            raise AadError(50011, redirect_uri=form.get("redirect_uri", ""), client_id=client.client_id)
+            raise AadError(
+                50011, redirect_uri=form.get("redirect_uri", ""), client_id=client.client_id
+            )
         verifier = form.get("code_verifier", "")
         if not verifier or not hmac.compare_digest(hash_verifier(verifier), record.code_challenge):
             raise AadError(501481)
@@ -529,8 +554,15 @@ def create_app(state: EmulatorState, urls: Urls) -> Flask:
         scopes = resolve_scopes(state.seed, form.get("scope") or record.scope, record.tenant_id)
         _require_consent(client, user, scopes)
         return _tokens(
-            client, record.tenant_id, user, scopes, form,
-            nonce=record.nonce, sid=record.sid, auth_time=record.auth_time, family=None,
+            client,
+            record.tenant_id,
+            user,
+            scopes,
+            form,
+            nonce=record.nonce,
+            sid=record.sid,
+            auth_time=record.auth_time,
+            family=None,
         )
 
     def _redeem_refresh(form: dict[str, str], client: App, tenant: Tenant | None) -> dict[str, Any]:
@@ -544,7 +576,7 @@ def create_app(state: EmulatorState, urls: Urls) -> Flask:
                 raise AadError(9002313, detail="The refresh token is not valid for this client.")
             if state.is_revoked(grant):
                 raise AadError(50173)
-            if grant.used and state.settings.refresh_token_rotation == "strict":
+            if grant.used and state.settings.refresh_token_rotation == "strict":  # noqa: S105
                 # A rotated token presented again: someone kept an old copy (RFC 9700 §4.14.2).
                 state.revoked_families.add(grant.family)
                 raise AadError(50173)
@@ -561,8 +593,15 @@ def create_app(state: EmulatorState, urls: Urls) -> Flask:
         scopes = resolve_scopes(state.seed, form.get("scope", ""), grant.tenant_id)
         _require_consent(client, user, scopes)
         return _tokens(
-            client, grant.tenant_id, user, scopes, form,
-            nonce=None, sid=grant.sid, auth_time=grant.auth_time, family=grant.family,
+            client,
+            grant.tenant_id,
+            user,
+            scopes,
+            form,
+            nonce=None,
+            sid=grant.sid,
+            auth_time=grant.auth_time,
+            family=grant.family,
         )
 
     def _client_credentials(
@@ -591,20 +630,27 @@ def create_app(state: EmulatorState, urls: Urls) -> Flask:
         for field in ("username", "password", "scope"):
             if not form.get(field):
                 raise AadError(90014, field=field)
-        candidates = (
-            [tenant.id] if tenant is not None else [t.id for t in state.seed.tenants]
-        )
+        candidates = [tenant.id] if tenant is not None else [t.id for t in state.seed.tenants]
         user = next(
             (u for tid in candidates if (u := state.seed.user(tid, form["username"])) is not None),
             None,
         )
-        if user is None or not hmac.compare_digest(user.password.encode(), form["password"].encode()):
+        if user is None or not hmac.compare_digest(
+            user.password.encode(), form["password"].encode()
+        ):
             raise AadError(50126)
         scopes = resolve_scopes(state.seed, form["scope"], user.tenant_id)
         _require_consent(client, user, scopes)
         return _tokens(
-            client, user.tenant_id, user, scopes, form,
-            nonce=None, sid=str(uuid.uuid4()), auth_time=int(state.now()), family=None,
+            client,
+            user.tenant_id,
+            user,
+            scopes,
+            form,
+            nonce=None,
+            sid=str(uuid.uuid4()),
+            auth_time=int(state.now()),
+            family=None,
         )
 
     def _require_consent(client: App, user: User, scopes: ScopeRequest) -> None:
@@ -636,14 +682,22 @@ def create_app(state: EmulatorState, urls: Urls) -> Flask:
         else:
             resource, values = picked
         if scopes.default or not values:
-            granted = state.consented(tenant_id, user.oid, client.client_id) | _admin_granted(client)
+            granted = state.consented(tenant_id, user.oid, client.client_id) | _admin_granted(
+                client
+            )
             prefix = f"{resource.app_id}|"
-            values = values or [k[len(prefix):] for k in sorted(granted) if k.startswith(prefix)]
-        scp = values + ([s for s in scopes.oidc if s != "offline_access"] if resource.is_graph else [])
+            values = values or [k[len(prefix) :] for k in sorted(granted) if k.startswith(prefix)]
+        scp = values + (
+            [s for s in scopes.oidc if s != "offline_access"] if resource.is_graph else []
+        )
         roles = minter.user_roles(user, resource.app)
         access, lifetime = minter.access_token(
-            client=client, resource=resource, tenant_id=tenant_id, user=user,
-            scopes=scp, roles=roles,
+            client=client,
+            resource=resource,
+            tenant_id=tenant_id,
+            user=user,
+            scopes=scp,
+            roles=roles,
         )
         answer: dict[str, Any] = {
             "token_type": "Bearer",
@@ -658,15 +712,24 @@ def create_app(state: EmulatorState, urls: Urls) -> Flask:
             now = state.now()
             answer["refresh_token"] = state.store_refresh(
                 RefreshGrant(
-                    client_id=client.client_id, tenant_id=tenant_id, user_oid=user.oid, sid=sid,
-                    auth_time=auth_time, issued_at=now, last_used=now,
+                    client_id=client.client_id,
+                    tenant_id=tenant_id,
+                    user_oid=user.oid,
+                    sid=sid,
+                    auth_time=auth_time,
+                    issued_at=now,
+                    last_used=now,
                     family=family or secrets.token_hex(8),
                 )
             )
             answer["refresh_token_expires_in"] = state.settings.refresh_token_inactive_lifetime
         if "openid" in scopes.oidc:
             answer["id_token"] = minter.id_token(
-                user=user, app=client, tenant_id=tenant_id, nonce=nonce, sid=sid,
+                user=user,
+                app=client,
+                tenant_id=tenant_id,
+                nonce=nonce,
+                sid=sid,
                 with_email="email" in scopes.oidc,
             )
         if form.get("client_info") == "1":
@@ -802,8 +865,10 @@ def _apply_fault(state: EmulatorState, fault: Fault, endpoint: str) -> Response 
         state.stopping.wait(fault.delay or 60.0)
         return _json({"error": "temporarily_unavailable"}, 504)
     if fault.kind == "garbage":
-        body = fault.body if fault.body is not None else (
-            "<html><body><h1>Service Unavailable</h1><p>This is not JSON.</p></body></html>"
+        body = (
+            fault.body
+            if fault.body is not None
+            else ("<html><body><h1>Service Unavailable</h1><p>This is not JSON.</p></body></html>")
         )
         return Response(body, 200, mimetype="text/html")
     if endpoint == "graph":

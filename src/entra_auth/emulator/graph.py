@@ -8,20 +8,23 @@ from __future__ import annotations
 
 import base64
 import uuid
-from collections.abc import Callable
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jwt
 from flask import Blueprint, Response, jsonify, request
 
 from .minting import Urls
+
+if TYPE_CHECKING:
+    from .app import FaultPoint
 from .seed import GRAPH_APP_ID, GRAPH_RESOURCE_URI, User
 from .state import EmulatorState
 
 _READ_SELF = {"User.Read", "User.ReadWrite", "User.ReadBasic.All", "User.Read.All"}
 _READ_ALL = {"User.ReadBasic.All", "User.Read.All", "Directory.Read.All"}
 _MAX_TOP = 999
+_DENIED = "Insufficient privileges to complete the operation."
 
 
 class _GraphError(Exception):
@@ -30,9 +33,7 @@ class _GraphError(Exception):
         self.status, self.code, self.message = status, code, message
 
 
-def graph_blueprint(
-    state: EmulatorState, urls: Urls, fault_point: Callable[[str], Any]
-) -> Blueprint:
+def graph_blueprint(state: EmulatorState, urls: Urls, fault_point: FaultPoint[Any]) -> Blueprint:
     bp = Blueprint("graph", __name__, url_prefix="/graph")
 
     @bp.errorhandler(_GraphError)
@@ -79,7 +80,9 @@ def graph_blueprint(
             )
         except jwt.InvalidAudienceError:
             raise _GraphError(
-                401, "InvalidAuthenticationToken", "Access token validation failure. Invalid audience."
+                401,
+                "InvalidAuthenticationToken",
+                "Access token validation failure. Invalid audience.",
             ) from None
         except jwt.PyJWTError:
             raise _GraphError(
@@ -92,7 +95,9 @@ def graph_blueprint(
         now = state.now()
         if not isinstance(decoded.get("exp"), int) or decoded["exp"] <= now:
             raise _GraphError(
-                401, "InvalidAuthenticationToken", "Lifetime validation failed, the token is expired."
+                401,
+                "InvalidAuthenticationToken",
+                "Lifetime validation failed, the token is expired.",
             )
         if isinstance(decoded.get("nbf"), int) and decoded["nbf"] > now + 300:
             raise _GraphError(401, "InvalidAuthenticationToken", "The token is not yet valid.")
@@ -132,7 +137,9 @@ def graph_blueprint(
             )
         if not scp & _READ_SELF:
             raise _GraphError(
-                403, "Authorization_RequestDenied", "Insufficient privileges to complete the operation."
+                403,
+                "Authorization_RequestDenied",
+                "Insufficient privileges to complete the operation.",
             )
         user = state.seed.user(str(decoded.get("tid")), str(decoded.get("oid")))
         if user is None:
@@ -148,7 +155,9 @@ def graph_blueprint(
         scp, roles = permissions(decoded)
         if not (scp & _READ_ALL or "User.Read.All" in roles):
             raise _GraphError(
-                403, "Authorization_RequestDenied", "Insufficient privileges to complete the operation."
+                403,
+                "Authorization_RequestDenied",
+                "Insufficient privileges to complete the operation.",
             )
         try:
             top = int(request.args.get("$top", "100"))

@@ -19,7 +19,9 @@ class AadError(Exception):
         self.code = code
         self.error = entry.error
         self.message = entry.render(**values)
-        self.status = status if status is not None else (401 if entry.error == "invalid_client" else 400)
+        self.status = (
+            status if status is not None else (401 if entry.error == "invalid_client" else 400)
+        )
         self.suberror = suberror
         super().__init__(f"{entry.name}: {self.message}")
 

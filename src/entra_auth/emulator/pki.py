@@ -228,7 +228,9 @@ def _server_cert_fits(
     present = {str(v) for v in san.get_values_for_type(x509.IPAddress)} | set(
         san.get_values_for_type(x509.DNSName)
     )
-    return all(str(ipaddress.ip_address(n)) in present if _is_ip(n) else n in present for n in names)
+    return all(
+        str(ipaddress.ip_address(n)) in present if _is_ip(n) else n in present for n in names
+    )
 
 
 def _is_ip(name: str) -> bool:

@@ -179,7 +179,7 @@ def default_seed_path() -> Path:
 
 
 def load_seed(path: str | Path | None = None) -> Seed:
-    """Read a seed file (``.toml`` or ``.json``); the bundled demo directory when ``path`` is None."""
+    """Read a seed file (``.toml`` or ``.json``); the bundled demo seed when ``path`` is None."""
     source = Path(path) if path is not None else default_seed_path()
     try:
         text = source.read_text(encoding="utf-8")

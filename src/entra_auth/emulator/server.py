@@ -61,7 +61,7 @@ class EntraEmulator:
         self._state: EmulatorState | None = None
         self._urls: Urls | None = None
 
-    # -- life cycle -------------------------------------------------------------------------------
+    # -- life cycle --------------------------------------------------------------------------------
     def start(self) -> EntraEmulator:
         if self._servers:
             return self
@@ -71,11 +71,18 @@ class EntraEmulator:
         self._state = EmulatorState(self.seed, self._settings, [ensure_signing_key(self.state_dir)])
         try:
             https = make_server(
-                self.host, self.port, _Placeholder(), threaded=True,
-                ssl_context=tls.server_context(), request_handler=_QuietHandler,
+                self.host,
+                self.port,
+                _Placeholder(),
+                threaded=True,
+                ssl_context=tls.server_context(),
+                request_handler=_QuietHandler,
             )
             http = make_server(
-                self.host, self.browser_port, _Placeholder(), threaded=True,
+                self.host,
+                self.browser_port,
+                _Placeholder(),
+                threaded=True,
                 request_handler=_QuietHandler,
             )
         except OSError as exc:
@@ -94,7 +101,9 @@ class EntraEmulator:
         app = create_app(self._state, self._urls)
         for server in self._servers:
             server.app = app
-            thread = threading.Thread(target=server.serve_forever, daemon=True, name="entra-emulator")
+            thread = threading.Thread(
+                target=server.serve_forever, daemon=True, name="entra-emulator"
+            )
             thread.start()
             self._threads.append(thread)
         (self.state_dir / "admin-key").write_text(self._state.admin_key)
@@ -124,7 +133,7 @@ class EntraEmulator:
     ) -> None:
         self.stop()
 
-    # -- where it is --------------------------------------------------------------------------------
+    # -- where it is -------------------------------------------------------------------------------
     @property
     def state(self) -> EmulatorState:
         if self._state is None:
@@ -183,7 +192,7 @@ class EntraEmulator:
     def user(self, ref: str, tenant: str | None = None) -> User:
         return self.state.find_user(ref, tenant)
 
-    # -- control ----------------------------------------------------------------------------------
+    # -- control -----------------------------------------------------------------------------------
     @property
     def signing_key(self) -> SigningKey:
         """The active signing key: tests mint tokens with it."""
@@ -216,7 +225,9 @@ class EntraEmulator:
     def grant_consent(self, user: str, client_id: str, scope: str) -> None:
         """Record that the user consented to ``scope`` for the app (skips the consent page)."""
         found = self.user(user)
-        scopes = resolve_scopes(self.seed, f"openid profile email offline_access {scope}", found.tenant_id)
+        scopes = resolve_scopes(
+            self.seed, f"openid profile email offline_access {scope}", found.tenant_id
+        )
         self.state.grant_consent(found.tenant_id, found.oid, client_id, scopes.consent_keys)
 
     def issue_token(
@@ -240,12 +251,16 @@ class EntraEmulator:
         tenant = found.tenant_id if found else client.tenant_id
         target = resolve_resource(self.seed, resource, tenant)
         minter = TokenMinter(self.state, self.urls)
-        given_roles = roles if roles is not None else (
-            minter.user_roles(found, target.app) if found else []
+        given_roles = (
+            roles if roles is not None else (minter.user_roles(found, target.app) if found else [])
         )
         token, _ = minter.access_token(
-            client=client, resource=target, tenant_id=tenant, user=found,
-            scopes=list(scopes or []), roles=given_roles,
+            client=client,
+            resource=target,
+            tenant_id=tenant,
+            user=found,
+            scopes=list(scopes or []),
+            roles=given_roles,
         )
         return token
 

@@ -34,7 +34,7 @@ class EmulatorSettings:
     refresh_token_inactive_lifetime: int = 90 * 86400
     # Entra keeps a used refresh token valid; "strict" makes a used one invalid, so that a client
     # that loses the rotated token (two workers refreshing at once) is caught.
-    refresh_token_rotation: Literal["entra", "strict"] = "entra"
+    refresh_token_rotation: Literal["entra", "strict"] = "entra"  # noqa: S105
     v1_issuer_host: str = "sts.windows.net"
 
 
