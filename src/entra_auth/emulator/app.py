@@ -76,9 +76,6 @@ def create_app(state: EmulatorState, urls: Urls) -> Flask:
 
     @app.after_request
     def headers(response: Response) -> Response:
-        from email.utils import formatdate
-
-        response.headers["Date"] = formatdate(state.now(), usegmt=True)
         response.headers.setdefault("Cache-Control", "no-store")
         response.headers["X-Content-Type-Options"] = "nosniff"
         if response.mimetype == "text/html":

@@ -72,14 +72,15 @@ class ScopeRequest:
         return next(iter(self.resources.values()), None)
 
 
-def graph_resource(identifier: str = GRAPH_RESOURCE_URI) -> Resource:
-    return Resource(GRAPH_APP_ID, identifier, "Microsoft Graph", 1, GRAPH_SCOPES, GRAPH_ROLES)
+def graph_resource() -> Resource:
+    # Tokens for Graph from the v2.0 endpoint carry Graph's app id as their audience.
+    return Resource(GRAPH_APP_ID, GRAPH_APP_ID, "Microsoft Graph", 1, GRAPH_SCOPES, GRAPH_ROLES)
 
 
 def resolve_resource(seed: Seed, identifier: str, tenant: str) -> Resource:
     ident = identifier.rstrip("/")
     if ident.lower() in (GRAPH_RESOURCE_URI, GRAPH_APP_ID, "https://graph.microsoft.us"):
-        return graph_resource(GRAPH_RESOURCE_URI if ident.lower() != GRAPH_APP_ID else GRAPH_APP_ID)
+        return graph_resource()
     app = seed.app_by_identifier(ident)
     if app is None:
         raise AadError(500011, resource=identifier, tenant=tenant)

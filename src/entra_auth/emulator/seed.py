@@ -81,7 +81,7 @@ class App:
     identifier_uris: tuple[str, ...] = ()
     scopes: tuple[Scope, ...] = ()
     app_roles: tuple[AppRole, ...] = ()
-    access_token_accepted_version: int | None = 2
+    access_token_accepted_version: int | None = None
     assignment_required: bool = False
     app_permissions: tuple[PermissionGrant, ...] = ()
     admin_consented_scopes: tuple[str, ...] = ()
@@ -221,7 +221,7 @@ def seed_from_dict(data: dict[str, Any], *, origin: str = "seed") -> Seed:
     apps = []
     for i, a in enumerate(reader.table_list(data, "apps", "seed")):
         where = f"apps[{i}]"
-        version = a.get("access_token_accepted_version", 2)
+        version = a.get("access_token_accepted_version")  # Entra: null means v1
         if version not in (None, 1, 2):
             raise reader.error(where, "access_token_accepted_version", "must be 1, 2 or absent")
         apps.append(

@@ -36,6 +36,11 @@ class _QuietHandler(WSGIRequestHandler):
     def log_error(self, format: str, *args: Any) -> None:
         log.debug("request error: " + format, *args)
 
+    def date_time_string(self, timestamp: float | None = None) -> str:
+        # The Date header follows the emulator's (shiftable) clock, for clock-skew checks.
+        clock = getattr(self.server, "clock", None)
+        return super().date_time_string(clock() if clock and timestamp is None else timestamp)
+
 
 class EntraEmulator:
     """The local Entra ID. Use as a context manager, or ``start()`` / ``stop()``."""
@@ -101,6 +106,7 @@ class EntraEmulator:
         app = create_app(self._state, self._urls)
         for server in self._servers:
             server.app = app
+            server.clock = self._state.now  # type: ignore[attr-defined]
             thread = threading.Thread(
                 target=server.serve_forever, daemon=True, name="entra-emulator"
             )
