@@ -18,7 +18,7 @@ from .emulator.admin import ADMIN_HEADER
 from .emulator.seed import default_seed_path
 from .errors import EntraAuthError
 
-console = Console()
+console = Console(soft_wrap=True)  # URLs must stay copyable, never wrapped
 
 
 @click.group()

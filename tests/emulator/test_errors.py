@@ -219,7 +219,7 @@ def test_70008_code_expired(entra_emulator: EntraEmulator, web_app) -> None:
 
 
 def test_501481_wrong_verifier(entra_emulator: EntraEmulator, web_app) -> None:
-    flow, response = _code(entra_emulator, web_app)
+    _flow, response = _code(entra_emulator, web_app)
     form = {
         "grant_type": "authorization_code",
         "client_id": WEB,
@@ -310,7 +310,7 @@ def test_28000_two_resources_in_one_token_request(entra_emulator: EntraEmulator)
 
 # -- malformed requests: an Entra-shaped error, never a 500 ---------------------------------------
 @pytest.mark.parametrize(
-    "body,headers",
+    ("body", "headers"),
     [
         ("grant_type=client_credentials&grant_type=password", {}),
         ("\xff\xfe\x00garbage", {"Content-Type": "application/x-www-form-urlencoded"}),

@@ -1,4 +1,4 @@
-"""Unpatched MSAL against the local Entra ID: auth code + PKCE, silent refresh, client credentials."""
+"""Unpatched MSAL against the local Entra ID: auth code + PKCE, refresh, client credentials."""
 
 from __future__ import annotations
 

@@ -9,7 +9,6 @@ import ssl
 import jwt
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import serialization
 
 from entra_auth.emulator import EntraEmulator
 
@@ -57,7 +56,7 @@ def discovery(emulator: EntraEmulator, tenant: str) -> dict[str, object]:
 
 def test_discovery_has_every_field(entra_emulator: EntraEmulator) -> None:
     doc = discovery(entra_emulator, CONTOSO)
-    assert DISCOVERY_FIELDS <= set(doc)
+    assert set(doc) >= DISCOVERY_FIELDS
     assert doc["issuer"] == f"{entra_emulator.urls.https_base}/{CONTOSO}/v2.0"
     assert set(doc["response_modes_supported"]) == {"query", "fragment", "form_post"}
     assert doc["id_token_signing_alg_values_supported"] == ["RS256"]
@@ -84,7 +83,8 @@ def test_jwks_keys_have_entra_fields_and_consistent_certificates(
     jwks = entra_emulator.http_session().get(str(discovery(entra_emulator, CONTOSO)["jwks_uri"]))
     (key,) = jwks.json()["keys"]
     assert {"kty", "use", "kid", "x5t", "n", "e", "x5c", "issuer"} <= set(key)
-    assert key["kty"] == "RSA" and key["use"] == "sig"
+    assert key["kty"] == "RSA"
+    assert key["use"] == "sig"
     assert key["issuer"] == entra_emulator.issuer()
     der = base64.b64decode(key["x5c"][0])
     cert = x509.load_der_x509_certificate(der)
@@ -169,7 +169,9 @@ def test_access_token_shapes_v1_and_v2(entra_emulator: EntraEmulator) -> None:
         ),
         options={"verify_signature": False},
     )
-    assert v2["ver"] == "2.0" and v2["azp"] == WEB and v2["scp"] == "access_as_user"
+    assert v2["ver"] == "2.0"
+    assert v2["azp"] == WEB
+    assert v2["scp"] == "access_as_user"
     assert v2["roles"] == ["Data.Read.All"]  # Adele's assignment on the API
     v1 = jwt.decode(
         entra_emulator.issue_token(
@@ -177,7 +179,9 @@ def test_access_token_shapes_v1_and_v2(entra_emulator: EntraEmulator) -> None:
         ),
         options={"verify_signature": False},
     )
-    assert v1["ver"] == "1.0" and v1["appid"] == WEB and v1["upn"] == ADELE
+    assert v1["ver"] == "1.0"
+    assert v1["appid"] == WEB
+    assert v1["upn"] == ADELE
     assert v1["aud"] == LEGACY_URI
     assert jwt.get_unverified_header(
         entra_emulator.issue_token(client_id=WEB, resource=LEGACY_URI, user=ADELE)

@@ -219,7 +219,7 @@ def seed_from_dict(data: dict[str, Any], *, origin: str = "seed") -> Seed:
         return resolved
 
     apps = []
-    for i, a in enumerate(reader.table_list(data, "apps", "seed")):
+    for i, a in enumerate(reader.table_list(data, "apps", "seed", required=False)):
         where = f"apps[{i}]"
         version = a.get("access_token_accepted_version")  # Entra: null means v1
         if version not in (None, 1, 2):
@@ -275,7 +275,7 @@ def seed_from_dict(data: dict[str, Any], *, origin: str = "seed") -> Seed:
             )
         )
     users = []
-    for i, u in enumerate(reader.table_list(data, "users", "seed")):
+    for i, u in enumerate(reader.table_list(data, "users", "seed", required=False)):
         where = f"users[{i}]"
         home = u.get("home_tenant")
         users.append(

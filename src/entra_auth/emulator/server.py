@@ -75,29 +75,33 @@ class EntraEmulator:
         self.ca_path = tls.ca_path
         self._state = EmulatorState(self.seed, self._settings, [ensure_signing_key(self.state_dir)])
         try:
-            https = make_server(
-                self.host,
-                self.port,
-                _Placeholder(),
-                threaded=True,
-                ssl_context=tls.server_context(),
-                request_handler=_QuietHandler,
+            self._servers.append(
+                make_server(
+                    self.host,
+                    self.port,
+                    _Placeholder(),
+                    threaded=True,
+                    ssl_context=tls.server_context(),
+                    request_handler=_QuietHandler,
+                )
             )
-            http = make_server(
-                self.host,
-                self.browser_port,
-                _Placeholder(),
-                threaded=True,
-                request_handler=_QuietHandler,
+            self._servers.append(
+                make_server(
+                    self.host,
+                    self.browser_port,
+                    _Placeholder(),
+                    threaded=True,
+                    request_handler=_QuietHandler,
+                )
             )
-        except OSError as exc:
+        except (OSError, SystemExit) as exc:  # werkzeug exits when the port is taken
             self._close()
             raise EmulatorError(
-                f"The local Entra ID cannot listen on {self.host}:{self.port} and "
-                f"{self.browser_port}: {exc.strerror}.",
+                f"The local Entra ID cannot listen on {self.host} ports {self.port} and "
+                f"{self.browser_port}: {getattr(exc, 'strerror', None) or 'address in use'}.",
                 remedy="Stop what holds the port, or choose others with --port / --browser-port.",
-            ) from exc
-        self._servers = [https, http]
+            ) from None
+        https, http = self._servers
         self.port, self.browser_port = https.server_port, http.server_port
         self._urls = Urls(
             https_base=f"https://{self.public_host}:{self.port}",
@@ -122,7 +126,8 @@ class EntraEmulator:
 
     def _close(self) -> None:
         for server in self._servers:
-            server.shutdown()
+            if self._threads:  # shutdown() waits for serve_forever, which may never have run
+                server.shutdown()
             server.server_close()
         for thread in self._threads:
             thread.join(timeout=5)
