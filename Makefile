@@ -26,8 +26,9 @@ typecheck: $(STAMP)
 test: $(STAMP) system-packages lint typecheck
 	$(BIN)/python -m pytest
 
+# Until the demo web app exists, the demo is the local Entra ID itself.
 demo: $(STAMP)
-	$(BIN)/entra-auth demo
+	$(BIN)/entra-auth emulator --state-dir .entra-emulator
 
 clean:
 	rm -rf $(VENV) .entra-emulator .pytest_cache .mypy_cache .ruff_cache
