@@ -111,7 +111,11 @@ def _print_banner(server: EntraEmulator, seed: Path | None) -> None:
         f"  Control API: {server.urls.https_base}/_emulator/… with header {ADMIN_HEADER}: "
         f"{server.admin_key}"
     )
-    apps = Table("app", "client id", "redirect URIs", title="Apps", title_justify="left")
+    # Ids and URIs are copied from here: columns that hold them never truncate.
+    apps = Table(title="Apps", title_justify="left")
+    apps.add_column("app", overflow="fold")
+    apps.add_column("client id", no_wrap=True, min_width=36)
+    apps.add_column("redirect URIs", overflow="fold")
     for app in server.seed.apps:
         apps.add_row(app.display_name, app.client_id, ", ".join(app.redirect_uris))
     console.print(apps)

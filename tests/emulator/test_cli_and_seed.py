@@ -43,6 +43,7 @@ def test_emulator_command_starts_prints_and_stops(tmp_path: Path) -> None:
         assert ca, banner
         assert Path(ca.group(1)) == tmp_path / "ca.pem"
         assert "adele@contoso.example" in banner
+        assert "4b7d2f1c-3a5e-4c8b-9d61-2e0f7a9b3c15" in banner  # ids printed whole
         assert "Dem8Q~" not in banner  # no client secret on the console
         doc = requests.get(
             f"{authority.group(1)}/v2.0/.well-known/openid-configuration", verify=ca.group(1)
