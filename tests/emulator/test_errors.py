@@ -196,17 +196,24 @@ def _code(entra_emulator: EntraEmulator, web_app) -> tuple[dict, dict]:  # type:
     return flow, BrowserlessUser().authorize(flow["auth_uri"], user=ADELE)
 
 
-def test_54005_code_redeemed_twice(entra_emulator: EntraEmulator, web_app) -> None:
+def _redemption(
+    entra_emulator: EntraEmulator, web_app, verifier: str | None = None
+) -> dict[str, str]:
+    """The token request that redeems a fresh code, with its own or the given verifier."""
     flow, response = _code(entra_emulator, web_app)
-    form = {
+    return {
         "grant_type": "authorization_code",
         "client_id": WEB,
         "client_secret": secret_of(entra_emulator, WEB),
         "code": response["code"],
         "redirect_uri": REDIRECT,
-        "code_verifier": flow["code_verifier"],
+        "code_verifier": verifier or flow["code_verifier"],
         "scope": "User.Read",
     }
+
+
+def test_54005_code_redeemed_twice(entra_emulator: EntraEmulator, web_app) -> None:
+    form = _redemption(entra_emulator, web_app)
     assert token_post(entra_emulator, form).status_code == 200
     assert_entra_error(token_post(entra_emulator, form), 54005, "invalid_grant")
 
@@ -219,16 +226,7 @@ def test_70008_code_expired(entra_emulator: EntraEmulator, web_app) -> None:
 
 
 def test_501481_wrong_verifier(entra_emulator: EntraEmulator, web_app) -> None:
-    _flow, response = _code(entra_emulator, web_app)
-    form = {
-        "grant_type": "authorization_code",
-        "client_id": WEB,
-        "client_secret": secret_of(entra_emulator, WEB),
-        "code": response["code"],
-        "redirect_uri": REDIRECT,
-        "code_verifier": "A" * 43,
-        "scope": "User.Read",
-    }
+    form = _redemption(entra_emulator, web_app, verifier="A" * 43)
     assert_entra_error(token_post(entra_emulator, form), 501481, "invalid_grant")
 
 
