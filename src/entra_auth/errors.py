@@ -37,3 +37,46 @@ class EmulatorError(EntraAuthError):
     """The local Entra ID could not start or was asked for something it does not have."""
 
     code = "emulator_error"
+
+
+class InvalidTokenError(EntraAuthError):
+    """A token was refused. ``reason`` is a stable short code (``expired``, ``wrong_audience``…).
+
+    The message says why in words a developer acts on; it never contains the token.
+    """
+
+    code = "invalid_token"
+
+    def __init__(self, message: str, *, reason: str, remedy: str | None = None):
+        super().__init__(message, remedy=remedy)
+        self.reason = reason
+
+
+class InsufficientScopeError(EntraAuthError):
+    """A valid token lacks a scope or app role the endpoint requires (HTTP 403)."""
+
+    code = "insufficient_scope"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        scopes: tuple[str, ...] = (),
+        roles: tuple[str, ...] = (),
+        remedy: str | None = None,
+    ):
+        super().__init__(message, remedy=remedy)
+        self.scopes = scopes
+        self.roles = roles
+
+
+class InvalidRequestError(EntraAuthError):
+    """The request carried its credentials wrongly (two Authorization headers, a bad scheme…)."""
+
+    code = "invalid_request"
+
+
+class KeySetUnavailableError(EntraAuthError):
+    """The identity provider's metadata or signing keys cannot be had: refuse, never accept."""
+
+    code = "key_set_unavailable"
