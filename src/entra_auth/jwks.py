@@ -89,6 +89,7 @@ class JwksCache:
         self._keys: dict[str, SigningKey] = {}
         self._fetched_at: float | None = None  # when the current keys were fetched
         self._last_attempt: float | None = None
+        self._last_kid_fetch: float | None = None
         self._failures = 0
         self._version = 0
         self._fetch_lock = threading.Lock()
@@ -118,17 +119,16 @@ class JwksCache:
         self._ensure_loaded()
         now = self._clock()
         if self._fetched_at is not None and now - self._fetched_at > self.refresh_interval:
-            self._refresh(wait=False)  # one caller refreshes; the others use the current keys
+            self._refresh("stale", wait=False)  # one caller refreshes; the others go on
             if now - (self._fetched_at or now) > self.refresh_interval + self.max_stale:
                 raise self._unavailable(stale=True)
         key = self._keys.get(kid)
         if key is not None:
             return key
-        if self._may_fetch(self._clock()):
-            self._refresh(wait=True)
-            key = self._keys.get(kid)
-            if key is not None:
-                return key
+        self._refresh("unknown_kid", wait=True)
+        key = self._keys.get(kid)
+        if key is not None:
+            return key
         raise InvalidTokenError(
             "The token is signed with a key the tenant does not publish.",
             reason="unknown_key",
@@ -144,29 +144,34 @@ class JwksCache:
     def _ensure_loaded(self) -> None:
         if self._keys:
             return
-        if self._may_fetch(self._clock()):
-            self._refresh(wait=True)
+        self._refresh("empty", wait=True)
         if not self._keys:
             raise self._unavailable()
 
-    def _may_fetch(self, now: float) -> bool:
+    def _due(self, why: str, now: float) -> bool:
+        """May a fetch for this reason start now? Rate limits, so that no token can make this
+        process hammer the identity provider."""
+        if why == "unknown_kid":  # at most one refetch per cooldown for unknown key ids
+            return self._last_kid_fetch is None or now - self._last_kid_fetch >= self.cooldown
+        if why == "stale":
+            return self._last_attempt is None or now - self._last_attempt >= self.cooldown
+        # no keys at all: retry with backoff (1, 2, 4 ... seconds, up to the cooldown)
         if self._last_attempt is None:
             return True
-        if self._keys:
-            wait = self.cooldown
-        else:  # no keys at all: retry with backoff (1, 2, 4 … seconds, up to the cooldown)
-            wait = min(self.cooldown, 2.0 ** max(self._failures - 1, 0))
-        return now - self._last_attempt >= wait
+        return now - self._last_attempt >= min(self.cooldown, 2.0 ** max(self._failures - 1, 0))
 
-    def _refresh(self, *, wait: bool) -> None:
+    def _refresh(self, why: str, *, wait: bool) -> None:
         if not self._fetch_lock.acquire(blocking=False):
             if wait:  # single-flight: wait for the fetch under way (it has its own timeouts)
                 with self._fetch_lock:
                     pass
             return
         try:
-            # Another caller may have fetched while this one waited for the lock.
-            if self._may_fetch(self._clock()):
+            # Checked under the lock: another caller may have fetched while this one waited.
+            now = self._clock()
+            if self._due(why, now):
+                if why == "unknown_kid":
+                    self._last_kid_fetch = now
                 self._fetch_locked()
         finally:
             self._fetch_lock.release()

@@ -1,0 +1,111 @@
+"""RFC 6750 bearer-token handling, framework-free: read the header, shape the answers.
+
+Only the ``Authorization`` header is read (tokens in the query string or body are ignored:
+RFC 6750 §2.2-2.3 leak them into logs and history). The scheme matches case-insensitively.
+Answers carry ``WWW-Authenticate`` and a JSON body; neither ever echoes the token.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from .errors import (
+    EntraAuthError,
+    InsufficientScopeError,
+    InvalidRequestError,
+    InvalidTokenError,
+    KeySetUnavailableError,
+)
+
+MAX_HEADER_LENGTH = 40 * 1024
+_B64TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")  # RFC 6750 §2.1
+_UNSAFE = re.compile(r"[^\x20\x21\x23-\x5b\x5d-\x7e]")  # what a quoted error_description may hold
+
+
+def bearer_token(authorization: Sequence[str]) -> str | None:
+    """The token of the request's ``Authorization`` header values; None when there is none.
+
+    Raises ``InvalidRequestError`` for two headers, another scheme, or a malformed value.
+    """
+    if not authorization:
+        return None
+    if len(authorization) > 1:
+        raise InvalidRequestError(
+            "The request has more than one Authorization header.",
+            remedy="Send one header: Authorization: Bearer <access token>.",
+        )
+    value = authorization[0]
+    if len(value) > MAX_HEADER_LENGTH:
+        raise InvalidRequestError(
+            "The Authorization header is too long.", remedy="Send one access token."
+        )
+    scheme, _, rest = value.strip().partition(" ")
+    if scheme.lower() != "bearer":
+        raise InvalidRequestError(
+            "The Authorization header does not use the Bearer scheme.",
+            remedy="Send Authorization: Bearer <access token>.",
+        )
+    token = rest.strip(" ")
+    if not token or not _B64TOKEN.fullmatch(token):
+        raise InvalidRequestError(
+            "The Authorization header does not hold exactly one bearer token.",
+            remedy="Send Authorization: Bearer <access token>, with nothing after the token.",
+        )
+    return token
+
+
+@dataclass(frozen=True)
+class Challenge:
+    """The HTTP answer to a refused request: status, headers and JSON body."""
+
+    status: int
+    headers: dict[str, str]
+    body: dict[str, str] = field(default_factory=dict)
+
+
+def _quoted(text: str) -> str:
+    return _UNSAFE.sub("", text.replace('"', "'"))[:300]
+
+
+def challenge(error: EntraAuthError | None, *, realm: str = "api") -> Challenge:
+    """RFC 6750 §3: ``None`` is "no credentials" (401 with no error code)."""
+    params = [f'realm="{_quoted(realm)}"']
+    no_store = {"Cache-Control": "no-store"}
+    if error is None:
+        return Challenge(
+            401,
+            {"WWW-Authenticate": f"Bearer {', '.join(params)}", **no_store},
+            {
+                "error": "unauthorized",
+                "error_description": "This endpoint needs Authorization: Bearer <access token>.",
+            },
+        )
+    if isinstance(error, KeySetUnavailableError):
+        return Challenge(
+            503,
+            {"Retry-After": "30", **no_store},
+            {
+                "error": "temporarily_unavailable",
+                "error_description": "Tokens cannot be checked right now; try again shortly.",
+            },
+        )
+    description = error.message
+    if isinstance(error, InsufficientScopeError):
+        status, code = 403, "insufficient_scope"
+        if error.scopes:
+            params.append(f'scope="{_quoted(" ".join(error.scopes))}"')
+    elif isinstance(error, InvalidRequestError):
+        status, code = 401, "invalid_request"
+    elif isinstance(error, InvalidTokenError):
+        status, code = 401, "invalid_token"
+    else:
+        status, code = 401, "invalid_token"
+        description = "The token could not be validated."
+    params[1:1] = [f'error="{code}"', f'error_description="{_quoted(description)}"']
+    return Challenge(
+        status,
+        {"WWW-Authenticate": f"Bearer {', '.join(params)}", **no_store},
+        {"error": code, "error_description": description},
+    )

@@ -1,0 +1,67 @@
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from flask import Flask, g
+from flask.testing import FlaskClient
+
+from entra_auth.config import EntraConfig
+from entra_auth.emulator import EntraEmulator
+from entra_auth.integrations.flask import ApiProtector
+
+from ..helpers import API, CONTOSO
+from .minting import Mint
+
+ApiFactory = Callable[..., FlaskClient]
+
+
+@pytest.fixture
+def mint(entra_emulator: EntraEmulator) -> Mint:
+    return Mint(entra_emulator)
+
+
+def make_api(emulator: EntraEmulator, **config: Any) -> FlaskClient:
+    """A Flask API protected by entra-auth, configured for the emulator's demo API."""
+    settings: dict[str, Any] = {
+        "authority": emulator.authority_for(CONTOSO),
+        "client_id": API,
+        "ca_bundle": str(emulator.ca_path),
+    }
+    settings.update(config)
+    app = Flask(__name__)
+    api = ApiProtector(app, config=EntraConfig(**settings))
+
+    def who() -> dict[str, Any]:
+        p = g.principal
+        return {
+            "oid": p.oid,
+            "tid": p.tid,
+            "key": list(p.key),
+            "scopes": sorted(p.scopes),
+            "roles": sorted(p.roles),
+            "app_only": p.app_only,
+            "client_id": p.client_id,
+        }
+
+    app.add_url_rule("/any", "any", api.require_token()(who))
+    app.add_url_rule("/scoped", "scoped", api.require_token(scopes=["access_as_user"])(who))
+    app.add_url_rule("/role", "role", api.require_token(roles=["Data.Read.All"])(who))
+    app.add_url_rule(
+        "/either",
+        "either",
+        api.require_token(scopes=["access_as_user"], roles=["Data.Read.All"])(who),
+    )
+    app.add_url_rule("/user-read", "user_read", api.require_token(scopes=["User.Read"])(who))
+    return app.test_client()
+
+
+@pytest.fixture
+def api(entra_emulator: EntraEmulator) -> FlaskClient:
+    return make_api(entra_emulator)
+
+
+@pytest.fixture
+def api_factory(entra_emulator: EntraEmulator) -> ApiFactory:
+    return lambda **config: make_api(entra_emulator, **config)
