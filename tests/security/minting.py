@@ -59,7 +59,7 @@ class Mint:
         claims: dict[str, Any] | None = None,
         *,
         key: Any = None,
-        kid: str | None | object = ...,
+        kid: str | object | None = ...,
         alg: str = "RS256",
         headers: dict[str, Any] | None = None,
         **changes: Any,

@@ -881,6 +881,8 @@ def _apply_fault(state: EmulatorState, fault: Fault, endpoint: str) -> Response 
     response = _json(payload, fault.status)
     if fault.retry_after is not None:
         response.headers["Retry-After"] = str(fault.retry_after)
+    for name, value in fault.headers:
+        response.headers[name] = value
     return response
 
 

@@ -46,7 +46,8 @@ class Fault:
     ``hang``: hold the request ``delay`` seconds (60 when 0) and answer 504;
     ``slow``: wait ``delay`` seconds, then answer normally;
     ``garbage``: answer 200 with ``body`` (an HTML page when None).
-    ``times``: how many requests it affects; None until cleared.
+    ``times``: how many requests it affects; None until cleared. ``headers`` are added to a
+    ``status`` answer (a ``Location`` makes a redirect).
     """
 
     kind: FaultKind
@@ -55,6 +56,7 @@ class Fault:
     retry_after: int | None = None
     body: str | None = None
     times: int | None = None
+    headers: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass
