@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 # Re-install when the project's metadata changes.
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck system-packages clean
+.PHONY: demo test lint typecheck system-packages bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,8 +17,8 @@ system-packages:
 	@bash scripts/system-packages.sh
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests
-	$(BIN)/ruff format --check src tests
+	$(BIN)/ruff check src tests examples bench
+	$(BIN)/ruff format --check src tests examples bench
 
 typecheck: $(STAMP)
 	$(BIN)/mypy --strict src
@@ -29,6 +29,10 @@ test: $(STAMP) system-packages lint typecheck
 # Until the demo web app exists, the demo is the local Entra ID itself.
 demo: $(STAMP)
 	$(BIN)/entra-auth emulator --state-dir .entra-emulator
+
+# Benchmarks print ratios against peers measured in the same run; not part of `make test`.
+bench: $(STAMP)
+	$(BIN)/python bench/bench_validation.py
 
 clean:
 	rm -rf $(VENV) .entra-emulator .pytest_cache .mypy_cache .ruff_cache

@@ -52,11 +52,7 @@ class ProviderMetadata:
     jwks_uri: str
     raw: dict[str, Any]
 
-    @property
-    def issuer_base(self) -> str:
-        """``scheme://host`` of the issuer: v2 issuers are ``{issuer_base}/{tid}/v2.0``."""
-        parts = urlsplit(self.issuer)
-        return f"{parts.scheme}://{parts.netloc}"
+    issuer_base: str = ""  # ``scheme://host`` of the issuer: v2 issuers are {base}/{tid}/v2.0
 
 
 class _FetchError(Exception):
@@ -247,7 +243,8 @@ class JwksCache:
                 f"The discovery document's jwks_uri {jwks_uri!r} is not https on "
                 f"{authority.netloc}."
             )
-        return ProviderMetadata(issuer=issuer, jwks_uri=jwks_uri, raw=doc)
+        parts = urlsplit(issuer)
+        return ProviderMetadata(issuer, jwks_uri, doc, f"{parts.scheme}://{parts.netloc}")
 
     def _issuer_matches_authority(self, issuer: str) -> bool:
         authority = urlsplit(str(self.config.authority))

@@ -13,12 +13,12 @@ cryptography is ``cryptography``'s RSA PKCS#1 v1.5 / SHA-256 verify; nothing els
 
 from __future__ import annotations
 
-import base64
 import binascii
 import hashlib
 import hmac
 import json
 import re
+import sys
 import threading
 import time
 from collections import OrderedDict
@@ -78,15 +78,41 @@ def _refuse(message: str, reason: str, remedy: str | None = None) -> InvalidToke
     return InvalidTokenError(message, reason=reason, remedy=remedy)
 
 
+_B64_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+_B64_VALUE = {c: i for i, c in enumerate(_B64_ALPHABET)}
+_URL_TO_STANDARD = bytes.maketrans(b"-_", b"+/")
+# Bits of the last character that a canonical encoding leaves zero, by length modulo 4.
+_UNUSED_BITS = {0: 0, 2: 0x0F, 3: 0x03}
+
+
+_PADDING = {0: b"", 2: b"==", 3: b"="}
+_STRICT = sys.version_info >= (3, 11)
+
+if sys.version_info >= (3, 11):
+
+    def _a2b(raw: bytes) -> bytes:
+        return binascii.a2b_base64(raw, strict_mode=True)  # non-alphabet bytes refused, in C
+
+else:  # pragma: no cover - Python 3.10: the alphabet is checked by _B64URL first
+
+    def _a2b(raw: bytes) -> bytes:
+        return binascii.a2b_base64(raw)
+
+
 def _b64decode(segment: str, what: str) -> bytes:
     """Strict base64url (RFC 7515 §2): the alphabet, no padding, canonical trailing bits."""
-    if not _B64URL.fullmatch(segment) or len(segment) % 4 == 1:
+    length = len(segment) % 4
+    unused = _UNUSED_BITS.get(length)
+    if unused is None or "=" in segment or "+" in segment or "/" in segment:
+        raise _refuse(f"The token's {what} is not canonical base64url.", "malformed")
+    if not _STRICT and not _B64URL.fullmatch(segment):  # pragma: no cover - Python 3.10
         raise _refuse(f"The token's {what} is not base64url.", "malformed")
     try:
-        data = base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
-    except (binascii.Error, ValueError):
+        raw = segment.encode("ascii").translate(_URL_TO_STANDARD) + _PADDING[length]
+        data = _a2b(raw)
+    except (binascii.Error, ValueError, UnicodeEncodeError):
         raise _refuse(f"The token's {what} is not base64url.", "malformed") from None
-    if base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii") != segment:
+    if segment and _B64_VALUE[segment[-1]] & unused:  # bits a canonical encoder leaves zero
         raise _refuse(f"The token's {what} is not canonical base64url.", "malformed")
     return data
 
@@ -102,11 +128,13 @@ def _no_constants(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
+# One decoder for every token: json.loads with hooks would build a new one per call.
+_JSON = json.JSONDecoder(object_pairs_hook=_no_duplicates, parse_constant=_no_constants)
+
+
 def _json_object(data: bytes, what: str) -> dict[str, Any]:
     try:
-        value = json.loads(
-            data.decode("utf-8"), object_pairs_hook=_no_duplicates, parse_constant=_no_constants
-        )
+        value = _JSON.decode(data.decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError):
         raise _refuse(f"The token's {what} is not a JSON object.", "malformed") from None
     if not isinstance(value, dict):
@@ -147,6 +175,8 @@ class _TokenValidator:
         self.config = config
         self.jwks = jwks or JwksCache(config)
         self._clock = clock
+        # Headers repeat (one per signing key): parse and check each distinct one once.
+        self._headers: dict[str, dict[str, Any]] = {}
 
     # -- signature first --------------------------------------------------------------------
     def _verified_claims(self, token: object) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -159,8 +189,12 @@ class _TokenValidator:
             kind = "an encrypted token (JWE)" if len(parts) == 5 else f"{len(parts)} parts"
             raise _refuse(f"The token is not a signed JWT: it has {kind}.", "malformed")
         header_b64, payload_b64, signature_b64 = parts
-        header = _json_object(_b64decode(header_b64, "header"), "header")
-        self._check_header(header)
+        header = self._headers.get(header_b64)
+        if header is None:
+            header = _json_object(_b64decode(header_b64, "header"), "header")
+            self._check_header(header)
+            if len(self._headers) < 64:
+                self._headers[header_b64] = header
         signature = _b64decode(signature_b64, "signature")
         if not signature:
             raise _refuse("The token has no signature.", "bad_signature")

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar, cast
 
@@ -40,8 +41,6 @@ current_principal: Principal | None = cast(
 def config_from_app(app: Flask, **overrides: Any) -> EntraConfig:
     """``ENTRA_*`` keys of ``app.config`` over the environment's."""
     keys = {k: str(v) for k, v in app.config.items() if k.startswith("ENTRA_") and v is not None}
-    import os
-
     return EntraConfig.from_env({**os.environ, **keys}, **overrides)
 
 

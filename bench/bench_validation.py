@@ -1,0 +1,139 @@
+"""Token validation speed, single thread, as ratios measured side by side in one run.
+
+The floor is one RSA-2048 PKCS#1 v1.5 / SHA-256 verification with ``cryptography`` alone: no
+validator can beat it for a token it has not seen. Peers validate the same tokens with the same
+rules (signature, iss, aud, exp). Absolute numbers on this machine are noisy; the ratios are the
+result. Run: ``make bench`` (or ``.venv/bin/python bench/bench_validation.py``).
+"""
+
+from __future__ import annotations
+
+import base64
+import platform
+import ssl
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+
+import jwt
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding
+
+from entra_auth.config import EntraConfig
+from entra_auth.emulator import EntraEmulator
+from entra_auth.tokens import AccessTokenValidator
+
+API = "a1c3e5f7-2b4d-4e6f-8a0c-1d3e5f7a9b2c"
+WEB = "4b7d2f1c-3a5e-4c8b-9d61-2e0f7a9b3c15"
+SECONDS = 0.6
+ROUNDS = 5
+
+
+def rate(fn: Callable[[], object]) -> float:
+    """Best of ROUNDS runs of SECONDS each: operations per second."""
+    best = 0.0
+    for _ in range(ROUNDS):
+        count, start = 0, time.perf_counter()
+        deadline = start + SECONDS
+        while True:
+            for _ in range(50):
+                fn()
+            count += 50
+            now = time.perf_counter()
+            if now >= deadline:
+                break
+        best = max(best, count / (now - start))
+    return best
+
+
+def tokens(emulator: EntraEmulator) -> dict[str, str]:
+    key = emulator.signing_key
+    now = int(time.time())
+    base = {
+        "aud": API,
+        "iss": emulator.issuer(),
+        "iat": now,
+        "nbf": now,
+        "exp": now + 3600,
+        "tid": emulator.tenant_id,
+        "oid": str(uuid.uuid4()),
+        "sub": "s" * 43,
+        "scp": "access_as_user",
+        "ver": "2.0",
+        "azp": WEB,
+        "azpacr": "1",
+        "name": "Adele Vance",
+        "preferred_username": "adele@contoso.example",
+        "uti": "u" * 22,
+        "rh": "0." + "r" * 60,
+        "aio": "a" * 200,
+        "roles": ["Data.Read.All"],
+    }
+    typical = dict(base)
+    groups = dict(base, groups=[str(uuid.uuid4()) for _ in range(110)])
+    header = {"typ": "JWT", "kid": key.kid}
+    return {
+        name: jwt.encode(claims, key.private_key, algorithm="RS256", headers=header)
+        for name, claims in (("typical", typical), ("groups", groups))
+    }
+
+
+def main() -> None:
+    with EntraEmulator(state_dir=tempfile.mkdtemp(), port=0, browser_port=0) as emulator:
+        config = EntraConfig(
+            authority=emulator.authority, client_id=API, ca_bundle=str(emulator.ca_path)
+        )
+        cold = AccessTokenValidator(config, cache_size=0)
+        warm = AccessTokenValidator(config)
+        public_key = emulator.signing_key.private_key.public_key()
+        jwks_client = jwt.PyJWKClient(
+            f"{emulator.authority}/discovery/v2.0/keys",
+            ssl_context=ssl.create_default_context(cafile=str(emulator.ca_path)),
+        )
+        issuer = emulator.issuer()
+        print(
+            f"# Token validation, single thread · {time.strftime('%Y-%m-%d')} · "
+            f"{platform.machine()} · Python {sys.version.split()[0]}"
+        )
+        for name, token in tokens(emulator).items():
+            head, body, sig = token.split(".")
+            signature = base64.urlsafe_b64decode(sig + "=" * (-len(sig) % 4))
+            signing_input = f"{head}.{body}".encode()
+            cold.validate(token)
+            warm.validate(token)
+
+            def floor(s: bytes = signature, m: bytes = signing_input) -> None:
+                public_key.verify(s, m, padding.PKCS1v15(), hashes.SHA256())
+
+            def pyjwt_preloaded(t: str = token) -> None:
+                jwt.decode(t, public_key, algorithms=["RS256"], audience=API, issuer=issuer)
+
+            def pyjwt_jwks_client(t: str = token) -> None:
+                key = jwks_client.get_signing_key_from_jwt(t)
+                jwt.decode(t, key, algorithms=["RS256"], audience=API, issuer=issuer)
+
+            results = {
+                "RSA-2048 verify floor (cryptography)": rate(floor),
+                "entra-auth cold (no validated-token cache)": rate(
+                    lambda t=token: cold.validate(t)
+                ),
+                "entra-auth warm (validated-token cache)": rate(lambda t=token: warm.validate(t)),
+                "PyJWT, preloaded key": rate(pyjwt_preloaded),
+                "PyJWT + PyJWKClient": rate(pyjwt_jwks_client),
+            }
+            base = results["RSA-2048 verify floor (cryptography)"]
+            peers = {k: v for k, v in results.items() if not k.startswith(("RSA", "entra"))}
+            best_peer = max(peers.values())
+            print(f"\n## {name} token ({len(token)} bytes)")
+            print(f"| {'what':<44} | {'per second':>11} | {'× floor':>8} | {'× best peer':>11} |")
+            print(f"|{'-' * 46}|{'-' * 13}|{'-' * 10}|{'-' * 13}|")
+            for what, value in results.items():
+                print(
+                    f"| {what:<44} | {value:>11,.0f} | {value / base:>8.2f} | {value / best_peer:>11.2f} |"
+                )
+
+
+if __name__ == "__main__":
+    main()
