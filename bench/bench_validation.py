@@ -127,7 +127,7 @@ def main() -> None:
             peers = {k: v for k, v in results.items() if not k.startswith(("RSA", "entra"))}
             best_peer = max(peers.values())
             print(f"\n## {name} token ({len(token)} bytes)")
-            print(f"| {'what':<44} | {'per second':>11} | {'× floor':>8} | {'× best peer':>11} |")
+            print(f"| {'what':<44} | {'per second':>11} | {'x floor':>8} | {'x best peer':>11} |")
             print(f"|{'-' * 46}|{'-' * 13}|{'-' * 10}|{'-' * 13}|")
             for what, value in results.items():
                 print(

@@ -6,10 +6,10 @@ import time
 
 import jwt
 import pytest
+from examples.demo.app import create_app
 from flask.testing import FlaskClient
 
 from entra_auth.emulator import EntraEmulator
-from examples.demo.app import create_app
 
 from .helpers import (
     ADELE,
