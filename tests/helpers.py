@@ -6,6 +6,7 @@ from typing import Any
 
 import msal
 
+from entra_auth.config import EntraConfig
 from entra_auth.emulator import EntraEmulator
 from entra_auth.emulator.driver import BrowserlessUser
 
@@ -60,3 +61,14 @@ def sign_in(
     response = (browser or BrowserlessUser()).authorize(flow["auth_uri"], user=user)
     result: dict[str, Any] = app.acquire_token_by_auth_code_flow(flow, response)
     return result
+
+
+def emulator_config(emulator: EntraEmulator, **changes: Any) -> EntraConfig:
+    """EntraConfig for the demo API on the emulator's default tenant; ``changes`` win."""
+    values: dict[str, Any] = {
+        "authority": emulator.authority_for(CONTOSO),
+        "client_id": API,
+        "ca_bundle": str(emulator.ca_path),
+    }
+    values.update(changes)
+    return EntraConfig(**values)

@@ -14,7 +14,7 @@ from entra_auth.errors import InvalidTokenError
 from entra_auth.jwks import JwksCache
 from entra_auth.tokens import AccessTokenValidator, IdTokenValidator
 
-from .helpers import API, CONTOSO, WEB
+from .helpers import API, CONTOSO, WEB, emulator_config
 from .security.minting import REMOVE, Mint
 
 
@@ -30,11 +30,7 @@ class CountingKey:
 
 
 def _config(emulator: EntraEmulator, client_id: str = API) -> EntraConfig:
-    return EntraConfig(
-        authority=emulator.authority_for(CONTOSO),
-        client_id=client_id,
-        ca_bundle=str(emulator.ca_path),
-    )
+    return emulator_config(emulator, client_id=client_id)
 
 
 def test_cache_pays_one_verify_per_token(entra_emulator: EntraEmulator) -> None:

@@ -7,11 +7,10 @@ import pytest
 from flask import Flask, g
 from flask.testing import FlaskClient
 
-from entra_auth.config import EntraConfig
 from entra_auth.emulator import EntraEmulator
 from entra_auth.integrations.flask import ApiProtector
 
-from ..helpers import API, CONTOSO
+from ..helpers import emulator_config
 from .minting import Mint
 
 ApiFactory = Callable[..., FlaskClient]
@@ -24,14 +23,8 @@ def mint(entra_emulator: EntraEmulator) -> Mint:
 
 def make_api(emulator: EntraEmulator, **config: Any) -> FlaskClient:
     """A Flask API protected by entra-auth, configured for the emulator's demo API."""
-    settings: dict[str, Any] = {
-        "authority": emulator.authority_for(CONTOSO),
-        "client_id": API,
-        "ca_bundle": str(emulator.ca_path),
-    }
-    settings.update(config)
     app = Flask(__name__)
-    api = ApiProtector(app, config=EntraConfig(**settings))
+    api = ApiProtector(app, config=emulator_config(emulator, **config))
 
     def who() -> dict[str, Any]:
         p = g.principal

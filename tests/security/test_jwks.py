@@ -13,13 +13,12 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from entra_auth.config import EntraConfig
 from entra_auth.emulator import EntraEmulator, Fault
 from entra_auth.errors import InvalidTokenError, KeySetUnavailableError
 from entra_auth.jwks import JwksCache
 from entra_auth.tokens import AccessTokenValidator
 
-from ..helpers import API, CONTOSO
+from ..helpers import CONTOSO, emulator_config
 from .conftest import ApiFactory
 from .minting import Mint
 
@@ -34,20 +33,10 @@ class Clock:
         return self.now
 
 
-def config(emulator: EntraEmulator, **changes: Any) -> EntraConfig:
-    values: dict[str, Any] = {
-        "authority": emulator.authority_for(CONTOSO),
-        "client_id": API,
-        "ca_bundle": str(emulator.ca_path),
-    }
-    values.update(changes)
-    return EntraConfig(**values)
-
-
 def validator(
     emulator: EntraEmulator, clock: Clock | None = None, **jwks: Any
 ) -> AccessTokenValidator:
-    cfg = config(emulator)
+    cfg = emulator_config(emulator)
     cache = JwksCache(cfg, clock=clock or time.monotonic, **jwks)
     return AccessTokenValidator(cfg, cache, cache_size=0)
 
