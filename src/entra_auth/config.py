@@ -35,6 +35,20 @@ def _is_guid(value: str) -> bool:
     return True
 
 
+def _check_app_url(name: str, value: str) -> None:
+    parts = urlsplit(value)
+    local = parts.hostname in ("localhost", "127.0.0.1", "::1")
+    if (
+        parts.scheme not in ("https", "http")
+        or not parts.hostname
+        or (parts.scheme == "http" and not local)
+    ):
+        raise ConfigurationError(
+            f"{name} is {value!r}.",
+            remedy="Use an absolute https URL registered for the app (http only on localhost).",
+        )
+
+
 @dataclass(frozen=True)
 class EntraConfig:
     """Configuration shared by token validation, sign-in and the diagnostics.
@@ -55,6 +69,9 @@ class EntraConfig:
     leeway: int = 60
     v1_issuer_template: str = "https://sts.windows.net/{tenantid}/"
     redirect_path: str = "/get_token"
+    redirect_uri: str | None = None
+    post_logout_redirect_uri: str | None = None
+    graph_url: str | None = None
     scopes: tuple[str, ...] = ("User.Read",)
 
     def __post_init__(self) -> None:
@@ -119,6 +136,17 @@ class EntraConfig:
                 f"ENTRA_CA_BUNDLE is {self.ca_bundle!r}, which is not a file.",
                 remedy="Point it at a PEM file of CA certificates (the local Entra ID's ca.pem).",
             )
+        for name, value in (
+            ("ENTRA_REDIRECT_URI", self.redirect_uri),
+            ("ENTRA_POST_LOGOUT_REDIRECT_URI", self.post_logout_redirect_uri),
+        ):
+            if value is not None:
+                _check_app_url(name, value)
+        if not self.redirect_path.startswith("/"):
+            raise ConfigurationError(
+                f"ENTRA_REDIRECT_PATH is {self.redirect_path!r}.",
+                remedy="Use a path like /get_token.",
+            )
         if "{tenantid}" not in self.v1_issuer_template:
             raise ConfigurationError(
                 "ENTRA_V1_ISSUER must contain {tenantid}.",
@@ -148,6 +176,19 @@ class EntraConfig:
         if self.client_id:
             return (self.client_id, f"api://{self.client_id}")
         return ()
+
+    @property
+    def callback_url(self) -> str:
+        """The redirect URI sent to Entra: ENTRA_REDIRECT_URI, else the tutorial's
+        ``http://localhost:5000`` + ENTRA_REDIRECT_PATH. Never built from the request's Host."""
+        return self.redirect_uri or f"http://localhost:5000{self.redirect_path}"
+
+    @property
+    def after_logout_url(self) -> str:
+        if self.post_logout_redirect_uri:
+            return self.post_logout_redirect_uri
+        parts = urlsplit(self.callback_url)
+        return f"{parts.scheme}://{parts.netloc}/"
 
     def require(self, *names: str) -> None:
         """Fail at start when a value a feature needs is missing."""
@@ -191,6 +232,9 @@ class EntraConfig:
             ("ca_bundle", "ENTRA_CA_BUNDLE"),
             ("v1_issuer_template", "ENTRA_V1_ISSUER"),
             ("redirect_path", "ENTRA_REDIRECT_PATH"),
+            ("redirect_uri", "ENTRA_REDIRECT_URI"),
+            ("post_logout_redirect_uri", "ENTRA_POST_LOGOUT_REDIRECT_URI"),
+            ("graph_url", "ENTRA_GRAPH_URL"),
         ):
             if (value := text(name)) is not None:
                 values[key] = value

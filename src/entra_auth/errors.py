@@ -80,3 +80,61 @@ class KeySetUnavailableError(EntraAuthError):
     """The identity provider's metadata or signing keys cannot be had: refuse, never accept."""
 
     code = "key_set_unavailable"
+
+
+class SignInError(EntraAuthError):
+    """The sign-in did not complete: an IdP error, a refused ID token, a bad callback.
+
+    ``aadsts`` holds the AADSTS code when the identity provider sent one.
+    """
+
+    code = "sign_in_failed"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        remedy: str | None = None,
+        aadsts: int | None = None,
+        code: str | None = None,
+    ):
+        super().__init__(message, remedy=remedy, code=code)
+        self.aadsts = aadsts
+
+
+class InteractionRequired(EntraAuthError):
+    """No token can be had silently: the user must go through the sign-in page (again).
+
+    Raised by ``get_token``; the web integration answers it with a sign-in for ``scopes`` that
+    returns to the same page.
+    """
+
+    code = "interaction_required"
+
+    def __init__(self, message: str, *, scopes: tuple[str, ...], remedy: str | None = None):
+        super().__init__(message, remedy=remedy or "Sign in again.")
+        self.scopes = scopes
+
+
+class GraphError(EntraAuthError):
+    """Microsoft Graph answered with an error. ``status`` and Graph's ``graph_code``."""
+
+    code = "graph_error"
+
+    def __init__(
+        self, message: str, *, status: int, graph_code: str = "", remedy: str | None = None
+    ):
+        super().__init__(message, remedy=remedy)
+        self.status, self.graph_code = status, graph_code
+
+
+class GraphAuthError(GraphError):
+    """401 from Graph: the token is missing, expired or not for Graph."""
+
+    code = "graph_unauthorized"
+
+
+class GraphForbiddenError(GraphError):
+    """403 from Graph: the token lacks a permission (scope or app role)."""
+
+    code = "graph_forbidden"

@@ -113,7 +113,8 @@ class TokenMinter:
         roles = self.user_roles(user, app)
         if roles:
             claims["roles"] = roles
-        return self.sign(claims)
+        rewriter = self.state.id_token_rewriter
+        return rewriter(claims) if rewriter is not None else self.sign(claims)
 
     def user_roles(self, user: User, app: App | None) -> list[str]:
         if app is None:

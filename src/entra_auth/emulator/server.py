@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -232,6 +233,14 @@ class EntraEmulator:
 
     def reset(self) -> None:
         self.state.reset()
+
+    def add_redirect_uri(self, client_id: str, uri: str) -> None:
+        """Register one more redirect URI for an app, until ``reset()``."""
+        self.state.add_redirect_uri(client_id, uri)
+
+    def rewrite_id_tokens(self, rewriter: Callable[[dict[str, Any]], str] | None) -> None:
+        """Tests only: ``rewriter(claims)`` gives the ID token to send (forged, altered...)."""
+        self.state.id_token_rewriter = rewriter
 
     def grant_consent(self, user: str, client_id: str, scope: str) -> None:
         """Record that the user consented to ``scope`` for the app (skips the consent page)."""

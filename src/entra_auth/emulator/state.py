@@ -13,8 +13,9 @@ import secrets
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Literal
+from typing import Any, Literal
 
 from ..errors import EmulatorError
 from .pki import SigningKey
@@ -107,6 +108,7 @@ class RefreshGrant:
 class _Snapshot:
     keys: list[SigningKey]
     settings: EmulatorSettings
+    seed: Seed
 
 
 @dataclass
@@ -122,13 +124,15 @@ class EmulatorState:
     counts: Counter[str] = field(default_factory=Counter)
     clock_offset: float = 0.0
     admin_key: str = field(default_factory=lambda: secrets.token_urlsafe(24))
+    # Tests only: turns an ID token's claims into the token sent (to test refusals).
+    id_token_rewriter: Callable[[dict[str, Any]], str] | None = None
     revoked_before: dict[tuple[str, str], float] = field(default_factory=dict)
     revoked_families: set[str] = field(default_factory=set)
     lock: threading.RLock = field(default_factory=threading.RLock)
     stopping: threading.Event = field(default_factory=threading.Event)
 
     def __post_init__(self) -> None:
-        self._initial = _Snapshot(list(self.keys), copy.deepcopy(self.settings))
+        self._initial = _Snapshot(list(self.keys), copy.deepcopy(self.settings), self.seed)
 
     # -- time ---------------------------------------------------------------------------------
     def now(self) -> float:
@@ -185,6 +189,15 @@ class EmulatorState:
             return True
         cutoff = self.revoked_before.get((grant.tenant_id, grant.user_oid))
         return cutoff is not None and grant.issued_at <= cutoff
+
+    def add_redirect_uri(self, client_id: str, uri: str) -> None:
+        """Register one more redirect URI for an app (until ``reset``)."""
+        with self.lock:
+            apps = tuple(
+                replace(a, redirect_uris=(*a.redirect_uris, uri)) if a.client_id == client_id else a
+                for a in self.seed.apps
+            )
+            self.seed = replace(self.seed, apps=apps)
 
     def find_user(self, ref: str, tenant_id: str | None = None) -> User:
         tenants = [tenant_id] if tenant_id else [t.id for t in self.seed.tenants]
@@ -245,6 +258,8 @@ class EmulatorState:
         """Back to the state at start: keys, settings, no grants, consents, faults or offset."""
         with self.lock:
             self.keys = list(self._initial.keys)
+            self.seed = self._initial.seed
+            self.id_token_rewriter = None
             self.settings = copy.deepcopy(self._initial.settings)
             self.codes.clear()
             self.refresh_grants.clear()

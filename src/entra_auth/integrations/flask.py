@@ -1,5 +1,6 @@
-"""entra-auth for Flask: protect an API with ``@require_token`` (the shape of Authlib's
-``ResourceProtector``), configured from ``app.config`` and the environment.
+"""entra-auth for Flask: sign users in with ``EntraAuth`` (the shape of Flask-Login) and protect
+an API with ``@require_token`` (the shape of Authlib's ``ResourceProtector``), configured from
+``app.config`` and the environment.
 
     api = ApiProtector(app)
 
@@ -17,17 +18,45 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import re
+import time
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar, cast
+from urllib.parse import urlsplit
 
-from flask import Blueprint, Flask, Response, current_app, g, jsonify, request
+import msal
+from flask import (
+    Blueprint,
+    Flask,
+    Response,
+    current_app,
+    g,
+    jsonify,
+    redirect,
+    render_template_string,
+    request,
+    session,
+    url_for,
+)
 from werkzeug.local import LocalProxy
+from werkzeug.wrappers import Response as WerkzeugResponse
 
+from .. import aadsts
 from ..bearer import bearer_token, challenge
 from ..config import EntraConfig
-from ..errors import EntraAuthError, InsufficientScopeError, KeySetUnavailableError
+from ..errors import (
+    EntraAuthError,
+    InsufficientScopeError,
+    InteractionRequired,
+    KeySetUnavailableError,
+    SignInError,
+)
+from ..graph import GraphClient
 from ..jwks import JwksCache
+from ..signin import SignedIn, SignInFlow, safe_return_path
+from ..token_cache import MappingTokenCacheStore, user_token_cache
 from ..tokens import AccessTokenValidator, Principal
+from .flask_sessions import configure_sessions
 
 log = logging.getLogger("entra_auth.flask")
 F = TypeVar("F", bound=Callable[..., Any])
@@ -136,3 +165,307 @@ def _answer(error: EntraAuthError | None, realm: str) -> Response:
     response.status_code = answer.status
     response.headers.update(answer.headers)
     return response
+
+
+# -- web sign-in --------------------------------------------------------------------------------
+_USER, _ACCOUNT, _FLOWS, _USED = "entra_user", "entra_account", "entra_flows", "entra_used_states"
+_PENDING, _FRESH = "entra_pending", "entra_fresh_sign_in"
+_MAX_FLOWS = 5
+_SIGNED_IN_KEEP = ("oid", "tid", "sub", "name", "preferred_username", "email", "roles", "idp")
+
+_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{{ title }}</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<style>body{font-family:system-ui,sans-serif;max-width:40rem;margin:4rem auto;padding:0 1rem;
+color:#1b1b1b}h1{font-size:1.5rem}.fix{background:#f3f6fb;padding:.8rem 1rem;border-left:4px solid
+#0067b8}code{background:#f3f3f3;padding:0 .2rem}</style></head>
+<body><h1>{{ title }}</h1><p id="message">{{ message }}</p>
+{% if remedy %}<p class="fix" id="remedy"><strong>What to do:</strong> {{ remedy }}</p>{% endif %}
+{% if code %}<p>Error code: <code id="code">{{ code }}</code> (<code>entra-auth explain {{ code
+}}</code> says more)</p>{% endif %}
+{% if form %}<form method="post" action="{{ form }}"><button type="submit">Sign out</button></form>
+{% endif %}<p><a href="{{ home }}">Back to the app</a></p></body></html>"""
+
+
+class SignedInUser:
+    """The signed-in user, from the verified ID token (claims for display; key on ``key``)."""
+
+    def __init__(self, data: dict[str, Any]):
+        self.claims: dict[str, Any] = dict(data)
+        self.oid: str = data["oid"]
+        self.tid: str = data["tid"]
+        self.sub: str = data["sub"]
+        self.name: str | None = data.get("name")
+        self.username: str | None = data.get("preferred_username")
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.oid, self.tid)
+
+    def principal(self) -> Principal:
+        return Principal(
+            oid=self.oid, tid=self.tid, sub=self.sub, name=self.name, claims=self.claims
+        )
+
+
+def _session_user() -> SignedInUser | None:
+    data = session.get(_USER)
+    if not isinstance(data, dict):
+        return None
+    try:
+        return SignedInUser(data)
+    except KeyError:
+        return None
+
+
+current_user: SignedInUser | None = cast("SignedInUser | None", LocalProxy(_session_user))
+
+
+class _RedactQuery(logging.Filter):
+    """Keeps codes, states and tokens out of request logs (werkzeug logs the query string)."""
+
+    _SECRET = re.compile(
+        r"((?:code|state|session_state|id_token|access_token|refresh_token|client_secret|"
+        r"code_verifier|client_info)=)[^&\s\"]*"
+    )
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(
+                self._SECRET.sub(r"\1[redacted]", a) if isinstance(a, str) else a
+                for a in record.args
+            )
+        if isinstance(record.msg, str):
+            record.msg = self._SECRET.sub(r"\1[redacted]", record.msg)
+        return True
+
+
+def _redact_request_logs() -> None:
+    logger = logging.getLogger("werkzeug")
+    if not any(isinstance(f, _RedactQuery) for f in logger.filters):
+        logger.addFilter(_RedactQuery())
+
+
+def _auth_headers(response: WerkzeugResponse) -> WerkzeugResponse:
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Referrer-Policy"] = "no-referrer"
+    response.headers["Content-Security-Policy"] = "frame-ancestors 'none'"
+    response.headers["X-Frame-Options"] = "DENY"
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    return response
+
+
+class EntraAuth:
+    """Sign users in with Entra ID (the shape of Flask-Login).
+
+        auth = EntraAuth(app)          # ENTRA_* from app.config, then the environment
+
+        @app.get("/profile")
+        @auth.login_required
+        def profile():
+            me = auth.graph().me()
+            ...
+
+    Routes: ``/login``, the redirect path (``/get_token``), ``/logout`` (POST). Needs
+    ``ENTRA_CLIENT_ID``, ``ENTRA_CLIENT_SECRET``, the authority, and a Flask ``SECRET_KEY``.
+    """
+
+    def __init__(
+        self,
+        app: Flask | None = None,
+        *,
+        config: EntraConfig | None = None,
+        login_path: str = "/login",
+        logout_path: str = "/logout",
+    ):
+        self._config = config
+        self.login_path, self.logout_path = login_path, logout_path
+        if app is not None:
+            self.init_app(app)
+
+    def init_app(self, app: Flask) -> None:
+        config = self._config or config_from_app(app)
+        config.require("client_id", "client_secret")
+        self.config = config
+        self.sign_in = SignInFlow(config)
+        callback = urlsplit(config.callback_url)
+        configure_sessions(app, secure=callback.scheme == "https")
+        bp = Blueprint("entra_auth", __name__)
+        bp.add_url_rule(self.login_path, "login", self._login)
+        bp.add_url_rule(callback.path or "/", "callback", self._callback)
+        bp.add_url_rule(self.logout_path, "logout", self._logout, methods=["GET", "POST"])
+        bp.after_request(_auth_headers)
+        app.register_blueprint(bp)
+        app.register_error_handler(InteractionRequired, self._interaction_required)
+        app.extensions["entra_auth"] = self
+        app.context_processor(lambda: {"current_user": _session_user()})
+        _redact_request_logs()
+
+    # -- for views ------------------------------------------------------------------------------
+    def login_required(self, view: F) -> F:
+        @functools.wraps(view)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            if _session_user() is None:
+                session[_PENDING] = {"return_to": _here()}
+                return redirect(url_for("entra_auth.login"))
+            return view(*args, **kwargs)
+
+        return cast(F, wrapper)
+
+    def get_token(self, scopes: Iterable[str]) -> str:
+        """An access token for the signed-in user; ``InteractionRequired`` sends them through
+        the sign-in page (consent, a revoked grant) and back to this page."""
+        wanted = tuple(scopes)
+        user = _session_user()
+        account = session.get(_ACCOUNT)
+        if user is None or not isinstance(account, str):
+            raise InteractionRequired("Nobody is signed in.", scopes=wanted)
+        store = MappingTokenCacheStore(session)
+        try:
+            with user_token_cache(store) as cache:
+                return self.sign_in.acquire_token(cache, account, wanted, user=user.principal())
+        except SignInError as exc:  # a refresh spoke for someone else: end this session
+            log.warning("Session ended: %s", exc.code)
+            self._end_session()
+            raise InteractionRequired(exc.message, scopes=wanted) from None
+
+    def graph(self) -> GraphClient:
+        """Microsoft Graph as the signed-in user (``User.Read``)."""
+        return GraphClient(
+            lambda: self.get_token(["User.Read"]),
+            base_url=self.graph_url,
+            session=self.sign_in._http,
+        )
+
+    @property
+    def graph_url(self) -> str:
+        if self.config.graph_url:
+            return self.config.graph_url
+        host = self.sign_in.jwks.metadata.raw.get("msgraph_host")
+        return (
+            f"https://{host}" if isinstance(host, str) and host else "https://graph.microsoft.com"
+        )
+
+    # -- routes ---------------------------------------------------------------------------------
+    def _login(self) -> WerkzeugResponse:
+        pending = session.pop(_PENDING, None) or {}
+        scopes = pending.get("scopes") or list(self.config.scopes)
+        return_to = safe_return_path(request.args.get("next") or pending.get("return_to"))
+        prompt = request.args.get("prompt")
+        flow = self.sign_in.begin(
+            redirect_uri=self.config.callback_url,
+            scopes=scopes,
+            prompt=prompt if prompt in ("login", "select_account", "consent") else None,
+        )
+        flows = dict(session.get(_FLOWS) or {})
+        flows[flow["state"]] = {"flow": flow, "return_to": return_to}
+        session[_FLOWS] = dict(list(flows.items())[-_MAX_FLOWS:])  # several tabs may sign in
+        return _no_referrer(redirect(flow["auth_uri"]))
+
+    def _callback(self) -> WerkzeugResponse | tuple[str, int]:
+        args = request.args
+        if any(len(args.getlist(k)) > 1 for k in args) or len(request.query_string) > 16384:
+            return self._page(
+                400, "The sign-in response is malformed.", "Start the sign-in again from this app."
+            )
+        state = args.get("state")
+        flows = dict(session.get(_FLOWS) or {})
+        if state and state in (session.get(_USED) or []):
+            entry = aadsts.lookup(54005)
+            assert entry is not None
+            return self._page(
+                400, "This sign-in response was already used.", entry.fix, code=entry.name
+            )
+        pending = flows.pop(state, None) if state else None
+        if pending is None:
+            if not flows:  # the session (and its flow) expired: start again, no error page
+                return _no_referrer(redirect(url_for("entra_auth.login")))
+            return self._page(
+                400,
+                "This sign-in response does not belong to a sign-in this browser started.",
+                "Start the sign-in again from this app.",
+            )
+        session[_FLOWS] = flows
+        session[_USED] = [*(session.get(_USED) or [])[-9:], state]
+        cache = msal.SerializableTokenCache()
+        try:
+            signed_in = self.sign_in.complete(pending["flow"], args.to_dict(), cache)
+        except SignInError as exc:
+            log.info("Sign-in refused: %s", exc.code)
+            code = f"AADSTS{exc.aadsts}" if exc.aadsts else None
+            title = "Sign-in was cancelled." if exc.code == "access_denied" else "Sign-in failed."
+            return self._page(400, title, exc.remedy, code=code, message=exc.message)
+        self._start_session(signed_in, cache, pending["flow"].get("scope", []))
+        return _no_referrer(redirect(safe_return_path(pending.get("return_to"))))
+
+    def _start_session(
+        self, signed_in: SignedIn, cache: msal.SerializableTokenCache, scopes: list[str]
+    ) -> None:
+        keep = {k: session[k] for k in (_FLOWS, _USED) if k in session}  # other tabs' sign-ins
+        session.clear()
+        regenerate = getattr(current_app.session_interface, "regenerate", None)
+        if regenerate is not None:  # a new id at sign-in: no session fixation
+            regenerate(session)
+        session.update(keep)
+        claims = dict(signed_in.user.claims)
+        session[_USER] = {k: claims[k] for k in _SIGNED_IN_KEEP if k in claims}
+        session[_ACCOUNT] = signed_in.account_id
+        MappingTokenCacheStore(session).save(cache.serialize())
+        session[_FRESH] = {"scopes": list(scopes), "at": time.time()}
+
+    def _end_session(self) -> None:
+        MappingTokenCacheStore(session).clear()
+        session.clear()
+
+    def _logout(self) -> WerkzeugResponse | tuple[str, int]:
+        if request.method != "POST":  # a GET (link, image) must not sign anyone out
+            return self._page(200, "Sign out?", None, form=url_for("entra_auth.logout"))
+        self._end_session()
+        return _no_referrer(redirect(self.sign_in.sign_out_url(self.config.after_logout_url)))
+
+    def _interaction_required(
+        self, error: InteractionRequired
+    ) -> WerkzeugResponse | tuple[str, int]:
+        fresh = session.get(_FRESH) or {}
+        just_signed_in = time.time() - float(fresh.get("at", 0)) < 60
+        if just_signed_in and set(error.scopes) <= set(fresh.get("scopes", [])):
+            # The user just signed in for these scopes and there is still no token: sending
+            # them back to the IdP would loop. Say so instead.
+            return self._page(
+                403,
+                "You are signed in, but the app could not get a token for this page.",
+                error.remedy,
+                message=error.message,
+            )
+        session[_PENDING] = {"scopes": list(error.scopes), "return_to": _here()}
+        return _no_referrer(redirect(url_for("entra_auth.login")))
+
+    def _page(
+        self,
+        status: int,
+        title: str,
+        remedy: str | None,
+        *,
+        code: str | None = None,
+        message: str | None = None,
+        form: str | None = None,
+    ) -> tuple[str, int]:
+        html = render_template_string(
+            _PAGE,
+            title=title,
+            message=message or "",
+            remedy=remedy,
+            code=code,
+            form=form,
+            home=safe_return_path("/"),
+        )
+        return html, status
+
+
+def _here() -> str:
+    path = request.full_path
+    return safe_return_path(path[:-1] if path.endswith("?") else path)
+
+
+def _no_referrer(response: WerkzeugResponse) -> WerkzeugResponse:
+    return _auth_headers(response)

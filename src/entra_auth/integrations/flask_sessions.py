@@ -1,0 +1,103 @@
+"""Server-side sessions for the Flask integration: Flask-Session, without pickle anywhere.
+
+Flask-Session 0.8 falls back to ``pickle.loads`` on data its msgspec decoders refuse, and its
+filesystem backend goes through cachelib, which pickles every value. Session data must never be
+unpickled (anyone who can write the store would run code), so both serializers are replaced
+here: JSON (msgspec) only, and data that does not decode is no session at all.
+The session id in the cookie is random (256 bits) and signed with the app's SECRET_KEY, so a
+tampered cookie opens no session.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import warnings
+from typing import IO, Any
+
+import msgspec
+from cachelib.file import FileSystemCache
+from flask import Flask
+from flask_session import Session
+from flask_session.base import Serializer, ServerSideSession
+
+from ..errors import ConfigurationError
+
+log = logging.getLogger("entra_auth.sessions")
+
+
+class StrictSessionSerializer(Serializer):  # type: ignore[misc]
+    """msgspec JSON, and nothing else: undecodable data is an empty session, never a pickle."""
+
+    def __init__(self) -> None:
+        self.encoder = msgspec.json.Encoder()
+        self.decoder = msgspec.json.Decoder()
+
+    def encode(self, session: ServerSideSession) -> bytes:
+        return self.encoder.encode(dict(session))
+
+    def decode(self, serialized_data: bytes) -> dict[str, Any]:
+        try:
+            data = self.decoder.decode(serialized_data)
+        except msgspec.DecodeError:
+            log.warning("A stored session could not be decoded; it is ignored.")
+            return {}
+        return data if isinstance(data, dict) else {}
+
+
+class JsonFileSerializer:
+    """cachelib's file serializer, with JSON instead of pickle."""
+
+    def dump(self, value: Any, f: IO[bytes], protocol: int | None = None) -> None:
+        f.write(msgspec.json.encode(value))
+
+    def load(self, f: IO[bytes]) -> Any:
+        try:
+            data = msgspec.json.decode(f.read())
+        except msgspec.DecodeError:
+            log.warning("A stored session file could not be decoded; it is ignored.")
+            return None
+        return data if isinstance(data, dict) else None
+
+
+def configure_sessions(app: Flask, *, secure: bool) -> None:
+    """Server-side sessions: Redis when ``REDIS_URL`` is set, else files; hardened cookies."""
+    if not app.secret_key:
+        raise ConfigurationError(
+            "The Flask app has no SECRET_KEY.",
+            remedy="Set app.config['SECRET_KEY'] (e.g. from FLASK_SECRET_KEY) to a long random "
+            "value; it signs the session id cookie.",
+        )
+    redis_url = app.config.get("REDIS_URL") or os.environ.get("REDIS_URL")
+    config = app.config
+    config.setdefault("SESSION_TYPE", "redis" if redis_url else "cachelib")
+    if config["SESSION_TYPE"] == "redis" and config.get("SESSION_REDIS") is None:
+        import redis
+
+        config["SESSION_REDIS"] = redis.Redis.from_url(
+            str(redis_url), socket_timeout=2.0, socket_connect_timeout=2.0
+        )
+    if config["SESSION_TYPE"] == "cachelib" and config.get("SESSION_CACHELIB") is None:
+        directory = config.get("ENTRA_SESSION_DIR") or os.path.join(os.getcwd(), ".flask_session")
+        cache = FileSystemCache(str(directory), threshold=10_000, mode=0o600)
+        cache.serializer = JsonFileSerializer()  # type: ignore[assignment]
+        config["SESSION_CACHELIB"] = cache
+    config["SESSION_USE_SIGNER"] = True
+    config["SESSION_SERIALIZATION_FORMAT"] = "json"
+    config["SESSION_COOKIE_HTTPONLY"] = True
+    config["SESSION_COOKIE_SAMESITE"] = "Lax"
+    config["SESSION_COOKIE_SECURE"] = secure
+    if secure:  # __Host-: Secure, Path=/, no Domain (RFC 6265bis 4.1.3.2)
+        config["SESSION_COOKIE_NAME"] = "__Host-session"
+        config["SESSION_COOKIE_PATH"] = "/"
+        config["SESSION_COOKIE_DOMAIN"] = None
+    else:
+        config.setdefault("SESSION_COOKIE_NAME", "entra_session")
+        if config["SESSION_COOKIE_NAME"] == "session":
+            config["SESSION_COOKIE_NAME"] = "entra_session"
+    with warnings.catch_warnings():
+        # Flask-Session marks the id signer deprecated; the signed id is kept until it offers
+        # another way to refuse tampered ids without a store lookup.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        Session(app)
+    app.session_interface.serializer = StrictSessionSerializer()  # type: ignore[attr-defined]

@@ -1,0 +1,277 @@
+"""SignInFlow: the OAuth 2.0 authorization code flow through MSAL, done right, framework-free.
+
+- ``msal.ConfidentialClientApplication`` with ``initiate_auth_code_flow`` /
+  ``acquire_token_by_auth_code_flow``: MSAL adds state, nonce and PKCE S256 and checks state,
+  nonce and the verifier binding. The flow dict is for the caller to keep server-side.
+- MSAL does not verify the ID token's signature, issuer, audience or expiry: ``IdTokenValidator``
+  does, before anyone is signed in, and again on every ID token a refresh returns (a refresh that
+  speaks for another user ends the session).
+- One application object per request (its token cache is the user's), sharing one HTTP session
+  and one MSAL ``http_cache`` so discovery is fetched once per process, not per request.
+- Response mode is ``query``: a ``SameSite=Lax`` session cookie does not travel with the
+  cross-site POST of ``form_post``, while the code in the query string is single-use, bound to the
+  PKCE verifier and the client secret, and the callback answers with ``Referrer-Policy:
+  no-referrer`` and a redirect that drops it from the address bar.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import threading
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import unquote, urlencode, urlsplit
+
+import msal
+import requests
+from msal.authority import WELL_KNOWN_AUTHORITY_HOSTS
+
+from . import aadsts
+from .config import EntraConfig
+from .errors import InteractionRequired, InvalidTokenError, SignInError
+from .jwks import JwksCache
+from .tokens import IdTokenValidator, Principal
+
+# MSAL recommends form_post on every query-mode request; the module docstring says why not here.
+warnings.filterwarnings("ignore", message="response_mode='form_post' is recommended")
+
+OIDC_SCOPES = frozenset({"openid", "profile", "offline_access", "email"})
+
+
+@dataclass(frozen=True)
+class SignedIn:
+    """A completed sign-in: the verified user and the MSAL account to find tokens under."""
+
+    user: Principal
+    account_id: str  # MSAL's home_account_id
+
+
+def resource_of(scope: str) -> str:
+    """The API a scope belongs to: ``api://x/read`` → ``api://x``; ``User.Read`` → Graph."""
+    return scope.rpartition("/")[0].lower() if "/" in scope else "https://graph.microsoft.com"
+
+
+def one_resource(scopes: Sequence[str]) -> list[str]:
+    """The scopes of the first API named: a token request may name one resource only."""
+    named = [s for s in scopes if s not in OIDC_SCOPES]
+    if not named:
+        return []
+    first = resource_of(named[0])
+    return [s for s in named if resource_of(s) == first]
+
+
+def safe_return_path(value: str | None) -> str:
+    """A same-origin relative path to return to after sign-in; anything else is ``/``.
+
+    Refuses scheme-relative (``//host``), backslash tricks (``/\\host``), encoded slashes,
+    schemes (``javascript:``, ``http:host``) and control characters.
+    """
+    if not value or not value.startswith("/") or len(value) > 2048:
+        return "/"
+    decoded = unquote(unquote(value))
+    if (
+        decoded.startswith(("//", "/\\"))
+        or "\\" in decoded
+        or any(ord(c) < 0x20 or ord(c) == 0x7F for c in decoded)
+    ):
+        return "/"
+    parts = urlsplit(value)
+    if parts.scheme or parts.netloc:
+        return "/"
+    return value
+
+
+def _error_from(result: Mapping[str, Any], fallback: str) -> SignInError:
+    codes = result.get("error_codes") or aadsts.codes_in(str(result.get("error_description", "")))
+    code = int(codes[0]) if codes else None
+    entry = aadsts.lookup(code) if code else None
+    if entry is not None:
+        return SignInError(
+            f"{entry.name}: {entry.meaning}",
+            remedy=entry.fix,
+            aadsts=code,
+            code=str(result.get("error") or "sign_in_failed"),
+        )
+    error = str(result.get("error") or "sign_in_failed")
+    return SignInError(fallback, remedy="Try signing in again.", code=error)
+
+
+class SignInFlow:
+    """Sign-in, silent tokens and sign-out for one app registration."""
+
+    def __init__(
+        self,
+        config: EntraConfig,
+        *,
+        jwks: JwksCache | None = None,
+        session: requests.Session | None = None,
+    ):
+        config.require("client_id", "client_secret")
+        self.config = config
+        self.jwks = jwks or JwksCache(config)
+        self.id_tokens = IdTokenValidator(config, self.jwks)
+        self._http = session or requests.Session()
+        if config.ca_bundle:
+            self._http.verify = config.ca_bundle
+            self._http.trust_env = False  # REQUESTS_CA_BUNDLE must not override the bundle
+        self._http_cache: dict[Any, Any] = {}
+        self._lock = threading.Lock()
+        host = urlsplit(str(config.authority)).hostname or ""
+        self._instance_discovery = None if host in WELL_KNOWN_AUTHORITY_HOSTS else False
+
+    def client(
+        self, cache: msal.SerializableTokenCache | None = None
+    ) -> msal.ConfidentialClientApplication:
+        """A confidential client (never a public one: it holds a secret) with this cache."""
+        return msal.ConfidentialClientApplication(
+            self.config.client_id,
+            client_credential=self.config.client_secret,
+            authority=self.config.authority,
+            token_cache=cache,
+            http_client=self._http,
+            http_cache=self._http_cache,
+            instance_discovery=self._instance_discovery,
+        )
+
+    # -- sign-in --------------------------------------------------------------------------------
+    def begin(
+        self,
+        *,
+        redirect_uri: str,
+        scopes: Sequence[str] | None = None,
+        prompt: str | None = None,
+        login_hint: str | None = None,
+    ) -> dict[str, Any]:
+        """A new flow (keep it server-side); send the browser to ``flow["auth_uri"]``."""
+        wanted = [s for s in (scopes or self.config.scopes) if s not in OIDC_SCOPES]
+        flow: dict[str, Any] = self.client().initiate_auth_code_flow(
+            wanted,
+            redirect_uri=redirect_uri,
+            prompt=prompt,
+            login_hint=login_hint,
+            response_mode="query",
+        )
+        return flow
+
+    def complete(
+        self,
+        flow: Mapping[str, Any],
+        auth_response: Mapping[str, str],
+        cache: msal.SerializableTokenCache,
+    ) -> SignedIn:
+        """Redeem the code and verify the ID token. ``SignInError`` for any failure."""
+        if "error" in auth_response:
+            raise _error_from(auth_response, "The identity provider refused the sign-in.")
+        issuer = auth_response.get("iss")
+        if issuer is not None and issuer != self._expected_issuer():
+            raise SignInError(  # RFC 9207: the response came from another identity provider
+                "The sign-in response names another issuer than this app's identity provider.",
+                remedy="Start the sign-in again from this app.",
+                code="issuer_mismatch",
+            )
+        app = self.client(cache)
+        scopes = one_resource(flow.get("scope", [])) or None
+        try:
+            result = app.acquire_token_by_auth_code_flow(dict(flow), dict(auth_response), scopes)
+        except ValueError:  # MSAL's state or nonce check
+            raise SignInError(
+                "The sign-in response does not belong to the sign-in this browser started.",
+                remedy="Start the sign-in again from this app.",
+                code="state_mismatch",
+            ) from None
+        if "error" in result:
+            raise _error_from(result, "The code could not be redeemed.")
+        nonce = hashlib.sha256(str(flow.get("nonce", "")).encode()).hexdigest()
+        try:
+            user = self.id_tokens.validate(result.get("id_token"), nonce=nonce)
+        except InvalidTokenError as exc:
+            self._forget(app, result)
+            raise SignInError(
+                f"The ID token was refused: {exc.message}", remedy=exc.remedy, code=exc.reason
+            ) from None
+        account_id = self._account_id(result, user)
+        return SignedIn(user=user, account_id=account_id)
+
+    def _expected_issuer(self) -> str:
+        return self.jwks.metadata.issuer
+
+    @staticmethod
+    def _account_id(result: Mapping[str, Any], user: Principal) -> str:
+        info = result.get("client_info")
+        if isinstance(info, str):
+            try:
+                decoded = json.loads(base64.urlsafe_b64decode(info + "=" * (-len(info) % 4)))
+                return f"{decoded['uid']}.{decoded['utid']}"
+            except (ValueError, KeyError, TypeError):
+                pass
+        return f"{user.oid}.{user.tid}"
+
+    @staticmethod
+    def _forget(app: msal.ConfidentialClientApplication, result: Mapping[str, Any]) -> None:
+        """Drop whatever MSAL cached from a sign-in that is refused."""
+        for account in app.get_accounts():
+            app.remove_account(account)
+
+    # -- tokens ---------------------------------------------------------------------------------
+    def acquire_token(
+        self,
+        cache: msal.SerializableTokenCache,
+        account_id: str,
+        scopes: Sequence[str],
+        *,
+        user: Principal,
+    ) -> str:
+        """An access token from the user's cache, refreshed silently when near expiry.
+
+        ``InteractionRequired`` when the user must sign in or consent; ``SignInError`` when a
+        refresh returns an ID token for someone else (the caller ends the session).
+        """
+        wanted = tuple(scopes)
+        app = self.client(cache)
+        account = next(
+            (a for a in app.get_accounts() if a.get("home_account_id") == account_id), None
+        )
+        if account is None:
+            raise InteractionRequired("No tokens are cached for this user.", scopes=wanted)
+        result = app.acquire_token_silent_with_error(list(wanted), account)
+        if not result:
+            raise InteractionRequired("No token could be had silently.", scopes=wanted)
+        if "error" in result:
+            entry = _error_from(result, "The token could not be refreshed.")
+            raise InteractionRequired(entry.message, scopes=wanted, remedy=entry.remedy)
+        id_token = result.get("id_token")
+        if id_token:
+            self._check_same_user(id_token, user)
+        return str(result["access_token"])
+
+    def _check_same_user(self, id_token: str, user: Principal) -> None:
+        try:
+            fresh = self.id_tokens.validate(id_token, nonce=None)
+        except InvalidTokenError as exc:
+            raise SignInError(
+                f"A refreshed ID token was refused: {exc.message}", code="refresh_refused"
+            ) from None
+        if (fresh.oid, fresh.tid, fresh.sub) != (user.oid, user.tid, user.sub):
+            raise SignInError(
+                "A token refresh returned another user's identity; the session was ended.",
+                remedy="Sign in again.",
+                code="identity_changed",
+            )
+
+    # -- sign-out -------------------------------------------------------------------------------
+    def sign_out_url(self, post_logout_redirect_uri: str) -> str:
+        """The identity provider's end-session URL, returning to ``post_logout_redirect_uri``."""
+        endpoint = self.jwks.metadata.raw.get("end_session_endpoint")
+        if not isinstance(endpoint, str) or not endpoint.startswith(("https://", "http://")):
+            endpoint = f"{self.config.authority}/oauth2/v2.0/logout"
+        query = urlencode(
+            {
+                "post_logout_redirect_uri": post_logout_redirect_uri,
+                "client_id": self.config.client_id,
+            }
+        )
+        return f"{endpoint}?{query}"
