@@ -26,9 +26,9 @@ typecheck: $(STAMP)
 test: $(STAMP) system-packages lint typecheck
 	$(BIN)/python -m pytest
 
-# Until the demo web app exists, the demo is the local Entra ID itself.
+# The local Entra ID and the demo app at http://localhost:5000 (a real tenant with ENTRA_AUTHORITY).
 demo: $(STAMP)
-	$(BIN)/entra-auth emulator --state-dir .entra-emulator
+	$(BIN)/python -m examples.demo.run
 
 # Benchmarks print ratios against peers measured in the same run; not part of `make test`.
 bench: $(STAMP)

@@ -72,3 +72,18 @@ def emulator_config(emulator: EntraEmulator, **changes: Any) -> EntraConfig:
     }
     values.update(changes)
     return EntraConfig(**values)
+
+
+def demo_config(emulator: EntraEmulator, **extra: Any) -> dict[str, Any]:
+    """The demo app's configuration against the emulator (as examples/demo/run.py builds it)."""
+    config: dict[str, Any] = {
+        "ENTRA_AUTHORITY": emulator.authority,
+        "ENTRA_CLIENT_ID": WEB,
+        "ENTRA_CLIENT_SECRET": secret_of(emulator, WEB),
+        "ENTRA_REDIRECT_URI": REDIRECT,
+        "ENTRA_API_AUDIENCE": f"{API},{API_URI}",
+        "ENTRA_CA_BUNDLE": str(emulator.ca_path),
+        "SECRET_KEY": "test-secret-key-" + "x" * 32,
+    }
+    config.update(extra)
+    return config

@@ -177,11 +177,17 @@ class SignInFlow:
         scopes = one_resource(flow.get("scope", [])) or None
         try:
             result = app.acquire_token_by_auth_code_flow(dict(flow), dict(auth_response), scopes)
-        except ValueError:  # MSAL's state or nonce check
+        except ValueError:  # MSAL's state check
             raise SignInError(
                 "The sign-in response does not belong to the sign-in this browser started.",
                 remedy="Start the sign-in again from this app.",
                 code="state_mismatch",
+            ) from None
+        except RuntimeError as exc:  # MSAL's own iss/aud/nonce checks (it skips the signature)
+            raise SignInError(
+                f"The ID token was refused: {str(exc).splitlines()[0][:120]}",
+                remedy="Start the sign-in again from this app.",
+                code="id_token_refused",
             ) from None
         if "error" in result:
             raise _error_from(result, "The code could not be redeemed.")
@@ -237,7 +243,10 @@ class SignInFlow:
         )
         if account is None:
             raise InteractionRequired("No tokens are cached for this user.", scopes=wanted)
-        result = app.acquire_token_silent_with_error(list(wanted), account)
+        try:
+            result = app.acquire_token_silent_with_error(list(wanted), account)
+        except RuntimeError:  # a refreshed ID token failed MSAL's iss/aud check (IdTokenError)
+            raise SignInError("A refreshed ID token was refused.", code="refresh_refused") from None
         if not result:
             raise InteractionRequired("No token could be had silently.", scopes=wanted)
         if "error" in result:

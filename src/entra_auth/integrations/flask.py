@@ -299,6 +299,7 @@ class EntraAuth:
         app.register_error_handler(InteractionRequired, self._interaction_required)
         app.extensions["entra_auth"] = self
         app.context_processor(lambda: {"current_user": _session_user()})
+        app.after_request(_private_when_signed_in)
         _redact_request_logs()
 
     # -- for views ------------------------------------------------------------------------------
@@ -358,7 +359,11 @@ class EntraAuth:
             prompt=prompt if prompt in ("login", "select_account", "consent") else None,
         )
         flows = dict(session.get(_FLOWS) or {})
-        flows[flow["state"]] = {"flow": flow, "return_to": return_to}
+        flows[flow["state"]] = {
+            "flow": flow,
+            "return_to": return_to,
+            "interaction": bool(pending.get("interaction")),
+        }
         session[_FLOWS] = dict(list(flows.items())[-_MAX_FLOWS:])  # several tabs may sign in
         return _no_referrer(redirect(flow["auth_uri"]))
 
@@ -395,23 +400,34 @@ class EntraAuth:
             code = f"AADSTS{exc.aadsts}" if exc.aadsts else None
             title = "Sign-in was cancelled." if exc.code == "access_denied" else "Sign-in failed."
             return self._page(400, title, exc.remedy, code=code, message=exc.message)
-        self._start_session(signed_in, cache, pending["flow"].get("scope", []))
+        self._start_session(
+            signed_in,
+            cache,
+            pending["flow"].get("scope", []),
+            after_interaction=bool(pending.get("interaction")),
+        )
         return _no_referrer(redirect(safe_return_path(pending.get("return_to"))))
 
     def _start_session(
-        self, signed_in: SignedIn, cache: msal.SerializableTokenCache, scopes: list[str]
+        self,
+        signed_in: SignedIn,
+        cache: msal.SerializableTokenCache,
+        scopes: list[str],
+        *,
+        after_interaction: bool,
     ) -> None:
         keep = {k: session[k] for k in (_FLOWS, _USED) if k in session}  # other tabs' sign-ins
-        session.clear()
         regenerate = getattr(current_app.session_interface, "regenerate", None)
-        if regenerate is not None:  # a new id at sign-in: no session fixation
+        if regenerate is not None and session:  # a new id at sign-in: no session fixation
             regenerate(session)
+        session.clear()
         session.update(keep)
         claims = dict(signed_in.user.claims)
         session[_USER] = {k: claims[k] for k in _SIGNED_IN_KEEP if k in claims}
         session[_ACCOUNT] = signed_in.account_id
         MappingTokenCacheStore(session).save(cache.serialize())
-        session[_FRESH] = {"scopes": list(scopes), "at": time.time()}
+        if after_interaction:  # remembered to stop a loop if the same need comes straight back
+            session[_FRESH] = {"scopes": list(scopes), "at": time.time()}
 
     def _end_session(self) -> None:
         MappingTokenCacheStore(session).clear()
@@ -437,7 +453,11 @@ class EntraAuth:
                 error.remedy,
                 message=error.message,
             )
-        session[_PENDING] = {"scopes": list(error.scopes), "return_to": _here()}
+        session[_PENDING] = {
+            "scopes": list(error.scopes),
+            "return_to": _here(),
+            "interaction": True,
+        }
         return _no_referrer(redirect(url_for("entra_auth.login")))
 
     def _page(
@@ -460,6 +480,14 @@ class EntraAuth:
             home=safe_return_path("/"),
         )
         return html, status
+
+
+def _private_when_signed_in(response: WerkzeugResponse) -> WerkzeugResponse:
+    """Pages seen by a signed-in user are theirs alone: no shared or back-button caching."""
+    if session.get(_USER) is not None or session.modified:
+        response.headers["Cache-Control"] = "no-store"
+        response.vary.add("Cookie")
+    return response
 
 
 def _here() -> str:

@@ -1,0 +1,80 @@
+"""``make demo``: the local Entra ID and the demo app at http://localhost:5000, until Ctrl-C.
+
+With ``ENTRA_AUTHORITY`` set in the environment, the demo runs against that tenant instead and
+no emulator starts (see the README for the registration steps).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+from types import FrameType
+
+from rich.console import Console
+from werkzeug.serving import make_server
+
+from entra_auth.emulator import EntraEmulator
+
+from .app import create_app
+
+WEB_APP = "4b7d2f1c-3a5e-4c8b-9d61-2e0f7a9b3c15"
+API_APP = "a1c3e5f7-2b4d-4e6f-8a0c-1d3e5f7a9b2c"
+PORT = int(os.environ.get("DEMO_PORT", "5000"))
+
+console = Console(soft_wrap=True)
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    emulator: EntraEmulator | None = None
+    config: dict[str, str] = {}
+    if not os.environ.get("ENTRA_AUTHORITY"):
+        emulator = EntraEmulator(state_dir=".entra-emulator").start()
+        web = emulator.app(WEB_APP)
+        config = {
+            "ENTRA_AUTHORITY": emulator.authority,
+            "ENTRA_CLIENT_ID": WEB_APP,
+            "ENTRA_CLIENT_SECRET": web.secrets[0].value,
+            "ENTRA_REDIRECT_URI": f"http://localhost:{PORT}/get_token",
+            "ENTRA_API_AUDIENCE": f"{API_APP},api://{API_APP}",
+            "ENTRA_CA_BUNDLE": str(emulator.ca_path),
+        }
+    app = create_app(config)
+    server = make_server("127.0.0.1", PORT, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+
+    console.print(f"\n[bold green]entra-auth demo[/] → open [bold]http://localhost:{PORT}[/]")
+    if emulator is not None:
+        console.print(f"  Identity provider: the local Entra ID at {emulator.authority}")
+        console.print(f"  Its sign-in pages: {emulator.urls.browser_base}")
+        console.print(
+            "  Demo users (password 'demo'): adele@contoso.example, "
+            "megan@contoso.example, bob@fabrikam.example (a guest)"
+        )
+    else:
+        console.print(f"  Identity provider: {os.environ['ENTRA_AUTHORITY']}")
+    console.print("Press Ctrl-C to stop.")
+
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    try:
+        while not stop.wait(0.5):
+            pass
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.shutdown()
+        if emulator is not None:
+            emulator.stop()
+        console.print("Demo stopped.")
+
+
+if __name__ == "__main__":
+    main()

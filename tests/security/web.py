@@ -1,0 +1,53 @@
+"""The demo app in Flask's test client, the IdP's pages walked by BrowserlessUser."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+from urllib.parse import parse_qs, urlencode, urlsplit
+
+from flask import Flask
+from werkzeug.test import TestResponse
+
+from entra_auth.emulator import EntraEmulator
+from entra_auth.emulator.driver import BrowserlessUser
+
+from ..helpers import ADELE
+
+
+class Web:
+    def __init__(self, emulator: EntraEmulator, app: Flask):
+        self.emulator, self.app = emulator, app
+        self.client = app.test_client()
+        self.idp = BrowserlessUser()
+
+    def begin(self, path: str = "/login") -> str:
+        response = self.client.get(path)
+        assert response.status_code == 302, response.get_data(as_text=True)
+        return response.headers["Location"]
+
+    def authorize(self, auth_uri: str, user: str = ADELE, consent: bool = True) -> dict[str, str]:
+        return self.idp.authorize(auth_uri, user=user, consent=consent)
+
+    def callback(self, params: dict[str, str] | str, **kwargs: Any) -> TestResponse:
+        query = params if isinstance(params, str) else urlencode(params)
+        return self.client.get(f"/get_token?{query}", **kwargs)
+
+    def sign_in(self, user: str = ADELE) -> TestResponse:
+        return self.callback(self.authorize(self.begin(), user=user))
+
+    def who(self) -> str | None:
+        found = re.search(r'id="who">([^<]+)<', self.client.get("/").get_data(as_text=True))
+        return found.group(1) if found else None
+
+    def session(self) -> dict[str, Any]:
+        with self.client.session_transaction() as session:
+            return dict(session)
+
+    def cookie(self) -> str | None:
+        cookie = self.client.get_cookie("entra_session")
+        return cookie.value if cookie is not None else None
+
+
+def query_of(location: str) -> dict[str, str]:
+    return {k: v[0] for k, v in parse_qs(urlsplit(location).query).items()}
