@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import jwt
 import pytest
@@ -13,7 +14,6 @@ from entra_auth.emulator import EntraEmulator
 
 from .helpers import (
     ADELE,
-    API,
     API_SCOPE,
     API_URI,
     DAEMON,
@@ -21,19 +21,14 @@ from .helpers import (
     MEGAN,
     WEB,
     confidential_client,
+    demo_config,
     sign_in,
 )
 
 
 @pytest.fixture
-def demo(entra_emulator: EntraEmulator) -> FlaskClient:
-    app = create_app(
-        {
-            "ENTRA_AUTHORITY": entra_emulator.authority,
-            "ENTRA_API_AUDIENCE": f"{API},{API_URI}",
-            "ENTRA_CA_BUNDLE": str(entra_emulator.ca_path),
-        }
-    )
+def demo(entra_emulator: EntraEmulator, tmp_path: Path) -> FlaskClient:
+    app = create_app(demo_config(entra_emulator, ENTRA_SESSION_DIR=str(tmp_path)))
     return app.test_client()
 
 
