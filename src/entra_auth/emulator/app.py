@@ -358,12 +358,11 @@ def create_app(state: EmulatorState, urls: Urls) -> Flask:
         assert user_tenant is not None
         sso = dict(session.get("sso", {}))
         if fresh or user_tenant.id not in sso:
-            sso[user_tenant.id] = {
-                "oid": user.oid,
-                "sid": str(uuid.uuid4()),
-                "auth_time": int(state.now()),
-            }
+            sid = str(uuid.uuid4())
+            sso[user_tenant.id] = {"oid": user.oid, "sid": sid, "auth_time": int(state.now())}
             session["sso"] = sso
+            with state.lock:  # kept server-side, so that sign-out ends it for every copy
+                state.sso_sessions.add(sid)
         try:
             if not _usable_in(client, user_tenant):
                 raise AadError(700016, client_id=client.client_id, tenant=user_tenant.id)
@@ -454,6 +453,8 @@ def create_app(state: EmulatorState, urls: Urls) -> Flask:
         sso: dict[str, dict[str, Any]] = session.get("sso", {})
         for tid, entry in sso.items():
             if tenant is not None and tid != tenant.id:
+                continue
+            if entry.get("sid") not in state.sso_sessions:  # signed out (or emulator restarted)
                 continue
             if oid is not None and entry.get("oid") != oid:
                 continue
@@ -759,7 +760,9 @@ def create_app(state: EmulatorState, urls: Urls) -> Flask:
     @fault_point("logout")
     def logout(tenant: str) -> Any:
         params = _single(request.values, page=True)
-        session.pop("sso", None)
+        with state.lock:
+            for entry in (session.pop("sso", None) or {}).values():
+                state.sso_sessions.discard(entry.get("sid"))
         session.pop("txns", None)
         target = params.get("post_logout_redirect_uri")
         client_id = params.get("client_id") or _hint_audience(params.get("id_token_hint"))

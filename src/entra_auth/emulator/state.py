@@ -128,6 +128,7 @@ class EmulatorState:
     id_token_rewriter: Callable[[dict[str, Any]], str] | None = None
     revoked_before: dict[tuple[str, str], float] = field(default_factory=dict)
     revoked_families: set[str] = field(default_factory=set)
+    sso_sessions: set[str] = field(default_factory=set)  # live sign-in sessions, by sid
     lock: threading.RLock = field(default_factory=threading.RLock)
     stopping: threading.Event = field(default_factory=threading.Event)
 
@@ -269,4 +270,5 @@ class EmulatorState:
             self.counts.clear()
             self.revoked_before.clear()
             self.revoked_families.clear()
+            self.sso_sessions.clear()
             self.clock_offset = 0.0

@@ -171,7 +171,22 @@ def _answer(error: EntraAuthError | None, realm: str) -> Response:
 _USER, _ACCOUNT, _FLOWS, _USED = "entra_user", "entra_account", "entra_flows", "entra_used_states"
 _PENDING, _FRESH = "entra_pending", "entra_fresh_sign_in"
 _MAX_FLOWS = 5
-_SIGNED_IN_KEEP = ("oid", "tid", "sub", "name", "preferred_username", "email", "roles", "idp")
+_SIGNED_IN_KEEP = (
+    "oid",
+    "tid",
+    "sub",
+    "name",
+    "preferred_username",
+    "email",
+    "roles",
+    "idp",
+    "iss",
+    "aud",
+    "ver",
+    "iat",
+    "exp",
+    "sid",
+)
 
 _PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{{ title }}</title>

@@ -57,7 +57,14 @@ class JsonFileSerializer:
         except msgspec.DecodeError:
             log.warning("A stored session file could not be decoded; it is ignored.")
             return None
-        return data if isinstance(data, dict) else None
+        # Session dicts, and the integer cachelib keeps as its file count.
+        return data if isinstance(data, (dict, int)) and not isinstance(data, bool) else None
+
+
+class JsonFileSystemCache(FileSystemCache):
+    """cachelib's file cache, JSON from its first write (its count file included)."""
+
+    serializer = JsonFileSerializer()  # type: ignore[assignment]
 
 
 def configure_sessions(app: Flask, *, secure: bool) -> None:
@@ -79,9 +86,9 @@ def configure_sessions(app: Flask, *, secure: bool) -> None:
         )
     if config["SESSION_TYPE"] == "cachelib" and config.get("SESSION_CACHELIB") is None:
         directory = config.get("ENTRA_SESSION_DIR") or os.path.join(os.getcwd(), ".flask_session")
-        cache = FileSystemCache(str(directory), threshold=10_000, mode=0o600)
-        cache.serializer = JsonFileSerializer()  # type: ignore[assignment]
-        config["SESSION_CACHELIB"] = cache
+        config["SESSION_CACHELIB"] = JsonFileSystemCache(
+            str(directory), threshold=10_000, mode=0o600
+        )
     config["SESSION_USE_SIGNER"] = True
     config["SESSION_SERIALIZATION_FORMAT"] = "json"
     config["SESSION_COOKIE_HTTPONLY"] = True
