@@ -11,11 +11,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from examples.demo.app import create_app
 from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
 from werkzeug.serving import make_server
 
 from entra_auth.emulator import EntraEmulator
-from examples.demo.app import create_app
 
 from ..helpers import WEB, demo_config
 
