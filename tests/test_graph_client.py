@@ -72,7 +72,7 @@ def test_token_never_goes_to_another_host(entra_emulator: EntraEmulator) -> None
     token = entra_emulator.issue_token(
         client_id=WEB, resource=GRAPH, user=ADELE, scopes=["User.Read"]
     )
-    with pytest.raises(GraphError, match="another host|other than"):
+    with pytest.raises(GraphError, match=r"a host other than"):
         client(entra_emulator, token).get("https://evil.example/v1.0/me")
 
 
