@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import logging
 import os
-import signal
 import threading
-from types import FrameType
 
 from rich.console import Console
 from werkzeug.serving import make_server
 
+from entra_auth.cli import wait_for_stop
 from entra_auth.emulator import EntraEmulator
 
 from .app import create_app
@@ -31,7 +30,14 @@ def main() -> None:
     emulator: EntraEmulator | None = None
     config: dict[str, str] = {}
     if not os.environ.get("ENTRA_AUTHORITY"):
-        emulator = EntraEmulator(state_dir=".entra-emulator").start()
+        emulator = EntraEmulator(
+            state_dir=os.environ.get("DEMO_STATE_DIR", ".entra-emulator"),
+            port=int(os.environ.get("DEMO_EMULATOR_PORT", "8443")),
+            browser_port=int(os.environ.get("DEMO_EMULATOR_BROWSER_PORT", "8444")),
+        ).start()
+        if PORT != 5000:  # the seed registers the tutorial's http://localhost:5000
+            emulator.add_redirect_uri(WEB_APP, f"http://localhost:{PORT}/get_token")
+            emulator.add_redirect_uri(WEB_APP, f"http://localhost:{PORT}/")
         web = emulator.app(WEB_APP)
         config = {
             "ENTRA_AUTHORITY": emulator.authority,
@@ -49,6 +55,7 @@ def main() -> None:
     console.print(f"\n[bold green]entra-auth demo[/] → open [bold]http://localhost:{PORT}[/]")
     if emulator is not None:
         console.print(f"  Identity provider: the local Entra ID at {emulator.authority}")
+        console.print(f"  Control API key: {emulator.admin_key}")
         console.print(f"  Its sign-in pages: {emulator.urls.browser_base}")
         console.print(
             "  Demo users (password 'demo'): adele@contoso.example, "
@@ -58,17 +65,8 @@ def main() -> None:
         console.print(f"  Identity provider: {os.environ['ENTRA_AUTHORITY']}")
     console.print("Press Ctrl-C to stop.")
 
-    stop = threading.Event()
-
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
     try:
-        while not stop.wait(0.5):
-            pass
-    except KeyboardInterrupt:
-        pass
+        wait_for_stop()
     finally:
         server.shutdown()
         if emulator is not None:

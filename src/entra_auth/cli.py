@@ -83,6 +83,15 @@ def emulator(
     except EntraAuthError as exc:
         raise click.ClickException(str(exc)) from exc
     _print_banner(server, seed)
+    try:
+        wait_for_stop()
+    finally:
+        server.stop()
+        console.print("Local Entra ID stopped.")
+
+
+def wait_for_stop() -> None:
+    """Block until Ctrl-C or SIGTERM (what `make demo` and the emulator run until)."""
     stop = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
@@ -94,9 +103,6 @@ def emulator(
             pass
     except KeyboardInterrupt:
         pass
-    finally:
-        server.stop()
-        console.print("Local Entra ID stopped.")
 
 
 def _print_banner(server: EntraEmulator, seed: Path | None) -> None:
