@@ -195,7 +195,6 @@ class SignInFlow:
         try:
             user = self.id_tokens.validate(result.get("id_token"), nonce=nonce)
         except InvalidTokenError as exc:
-            self._forget(app, result)
             raise SignInError(
                 f"The ID token was refused: {exc.message}", remedy=exc.remedy, code=exc.reason
             ) from None
@@ -215,12 +214,6 @@ class SignInFlow:
             except (ValueError, KeyError, TypeError):
                 pass
         return f"{user.oid}.{user.tid}"
-
-    @staticmethod
-    def _forget(app: msal.ConfidentialClientApplication, result: Mapping[str, Any]) -> None:
-        """Drop whatever MSAL cached from a sign-in that is refused."""
-        for account in app.get_accounts():
-            app.remove_account(account)
 
     # -- tokens ---------------------------------------------------------------------------------
     def acquire_token(

@@ -50,6 +50,19 @@ def token_post(
     )
 
 
+def password_grant(emulator: EntraEmulator, scope: str) -> requests.Response:
+    """Adele's password grant for the web app, with ``scope``."""
+    form = {
+        "grant_type": "password",
+        "client_id": WEB,
+        "client_secret": secret_of(emulator, WEB),
+        "username": ADELE,
+        "password": "demo",
+        "scope": scope,
+    }
+    return token_post(emulator, form)
+
+
 def authorize_url(emulator: EntraEmulator, tenant: str = CONTOSO, **params: str) -> str:
     base = {
         "client_id": WEB,
@@ -231,17 +244,7 @@ def test_501481_wrong_verifier(entra_emulator: EntraEmulator, web_app) -> None:
 
 
 def test_65001_consent_missing(entra_emulator: EntraEmulator) -> None:
-    response = token_post(
-        entra_emulator,
-        {
-            "grant_type": "password",
-            "client_id": WEB,
-            "client_secret": secret_of(entra_emulator, WEB),
-            "username": ADELE,
-            "password": "demo",
-            "scope": "User.Read",
-        },
-    )
+    response = password_grant(entra_emulator, "User.Read")
     assert_entra_error(response, 65001, "invalid_grant")
     assert response.json()["suberror"] == "consent_required"
 
@@ -266,17 +269,7 @@ def test_70011_and_1002012_and_500011_client_credentials(entra_emulator: EntraEm
         1002012
     ]
     assert daemon.acquire_token_for_client(["api://nothing/.default"])["error_codes"] == [500011]
-    response = token_post(
-        entra_emulator,
-        {
-            "grant_type": "password",
-            "client_id": WEB,
-            "client_secret": secret_of(entra_emulator, WEB),
-            "username": ADELE,
-            "password": "demo",
-            "scope": f"{API_URI}/nope",
-        },
-    )
+    response = password_grant(entra_emulator, f"{API_URI}/nope")
     assert_entra_error(response, 70011, "invalid_scope")
 
 
@@ -292,17 +285,7 @@ def test_90014_missing_parameters(entra_emulator: EntraEmulator) -> None:
 
 def test_28000_two_resources_in_one_token_request(entra_emulator: EntraEmulator) -> None:
     entra_emulator.grant_consent(ADELE, WEB, f"User.Read {API_URI}/access_as_user")
-    response = token_post(
-        entra_emulator,
-        {
-            "grant_type": "password",
-            "client_id": WEB,
-            "client_secret": secret_of(entra_emulator, WEB),
-            "username": ADELE,
-            "password": "demo",
-            "scope": f"User.Read {API_URI}/access_as_user",
-        },
-    )
+    response = password_grant(entra_emulator, f"User.Read {API_URI}/access_as_user")
     assert_entra_error(response, 28000, "invalid_scope")
 
 
