@@ -135,6 +135,229 @@ _CODES = (
         "Explain why the app needs the permissions and offer to try again.",
     ),
     AadstsCode(
+        50076,
+        "interaction_required",
+        "Due to a configuration change made by your administrator, or because you moved to a new "
+        "location, you must use multi-factor authentication to access '{resource}'.",
+        "Conditional Access requires multi-factor authentication for this sign-in.",
+        "Send the user through an interactive sign-in, passing the 'claims' challenge the error "
+        "carries; silent refresh cannot satisfy MFA.",
+    ),
+    AadstsCode(
+        50079,
+        "interaction_required",
+        "Due to a configuration change made by your administrator, or because you moved to a new "
+        "location, you must enroll in multi-factor authentication to access '{resource}'.",
+        "The user must register for multi-factor authentication first.",
+        "Send the user through an interactive sign-in; they will be asked to register MFA.",
+    ),
+    AadstsCode(
+        50074,
+        "interaction_required",
+        "Strong Authentication is required.",
+        "A second factor is required and was not presented.",
+        "Sign in interactively so the user can complete the second factor.",
+    ),
+    AadstsCode(
+        50158,
+        "interaction_required",
+        "External security challenge not satisfied. User will be redirected to another page or "
+        "authentication provider to satisfy additional authentication challenges.",
+        "A Conditional Access policy asked for more (a claims challenge).",
+        "Sign in interactively, passing the claims challenge from the error to MSAL.",
+    ),
+    AadstsCode(
+        53003,
+        "access_denied",
+        "Access has been blocked by Conditional Access policies. The access policy does not allow "
+        "token issuance.",
+        "A Conditional Access policy blocks this user, app, device or location.",
+        "Ask the tenant's administrator which policy applies (sign-in logs show it).",
+    ),
+    AadstsCode(
+        53000,
+        "interaction_required",
+        "Device is not in required device state: compliant. Conditional Access policy requires a "
+        "compliant device, and the device is not compliant.",
+        "Conditional Access requires a managed, compliant device.",
+        "Sign in from a compliant (Intune-managed) device, or ask the administrator.",
+    ),
+    AadstsCode(
+        50020,
+        "invalid_request",
+        "User account '{user}' from identity provider '{idp}' does not exist in tenant '{tenant}' "
+        "and cannot access the application '{client_id}' in that tenant.",
+        "The account belongs to another tenant and is not a guest in this one.",
+        "Invite the user as a guest, or make the app multi-tenant and use the /organizations "
+        "authority.",
+        ("a personal Microsoft account on a work-only app", "signing in to the wrong tenant"),
+    ),
+    AadstsCode(
+        50034,
+        "invalid_grant",
+        "The user account {user} does not exist in the {tenant} directory. To sign into this "
+        "application, the account must be added to the directory.",
+        "No such user in the directory.",
+        "Check the username, or add the user to the tenant.",
+    ),
+    AadstsCode(
+        50053,
+        "invalid_grant",
+        "Your account is locked because you've tried to sign in too many times with an incorrect "
+        "user ID or password.",
+        "The account is locked (too many failed attempts, or sign-in from a blocked address).",
+        "Wait and try again, or ask an administrator to unlock the account.",
+    ),
+    AadstsCode(
+        50055,
+        "invalid_grant",
+        "The password is expired.",
+        "The user's password has expired.",
+        "Sign in interactively to change the password.",
+    ),
+    AadstsCode(
+        50057,
+        "invalid_grant",
+        "The user account is disabled.",
+        "The user account is disabled in the directory.",
+        "Ask an administrator to enable the account.",
+    ),
+    AadstsCode(
+        50133,
+        "invalid_grant",
+        "Session is invalid due to expiration or recent password change.",
+        "The session ended: the password changed or the session expired.",
+        "Sign in again.",
+    ),
+    AadstsCode(
+        16000,
+        "interaction_required",
+        "User account '{user}' from identity provider '{idp}' does not exist in tenant '{tenant}' "
+        "and cannot access the application.",
+        "The selected account cannot be used here; the user must pick or sign in again.",
+        "Sign in interactively with prompt=select_account.",
+    ),
+    AadstsCode(
+        70001,
+        "unauthorized_client",
+        "The application named {app_name} was not found in the tenant named {tenant}.",
+        "The app is disabled or missing in this tenant.",
+        "Check that the app (its service principal) exists and is enabled in the tenant.",
+    ),
+    AadstsCode(
+        7000112,
+        "unauthorized_client",
+        "Application '{client_id}'({app_name}) is disabled.",
+        "The app's service principal is disabled.",
+        "Enable the app in Enterprise applications → Properties (Enabled for users to sign-in).",
+    ),
+    AadstsCode(
+        700054,
+        "unsupported_response_type",
+        "response_type 'id_token' is not enabled for the application.",
+        "The app asked for an ID token from the authorize endpoint (implicit flow) without it "
+        "being enabled.",
+        "Use the authorization code flow (MSAL does), or enable ID tokens under Authentication.",
+    ),
+    AadstsCode(
+        700024,
+        "invalid_client",
+        "Client assertion is not within its valid time range.",
+        "The certificate credential's signed assertion is expired or not yet valid.",
+        "Check the server's clock; assertions live minutes.",
+    ),
+    AadstsCode(
+        700027,
+        "invalid_client",
+        "Client assertion failed signature validation.",
+        "The certificate used to sign the client assertion is not registered for the app.",
+        "Upload the certificate's public key to the app registration, or use the right one.",
+    ),
+    AadstsCode(
+        700025,
+        "invalid_client",
+        "Client is public so neither 'client_assertion' nor 'client_secret' should be presented.",
+        "A secret was sent for an app registered as a public client.",
+        "Use a confidential (web) registration for a server app, or send no secret.",
+    ),
+    AadstsCode(
+        9002326,
+        "invalid_request",
+        "Cross-origin token redemption is permitted only for the 'Single-Page Application' "
+        "client-type.",
+        "A browser redeemed a code for a redirect URI registered as Web, not SPA.",
+        "Redeem codes server-side (a web app), or register the redirect URI as SPA.",
+    ),
+    AadstsCode(
+        900144,
+        "invalid_request",
+        "The request body must contain the following parameter: '{field}'.",
+        "A required body parameter is missing.",
+        "Send the parameter named in the message (MSAL does this for you).",
+    ),
+    AadstsCode(
+        50059,
+        "invalid_request",
+        "No tenant-identifying information found in either the request or implied by any "
+        "provided credentials.",
+        "The request reached /common without anything that names a tenant.",
+        "Use a tenant-specific authority (https://login.microsoftonline.com/<tenant id>).",
+    ),
+    AadstsCode(
+        50128,
+        "invalid_request",
+        "Invalid domain name - No tenant-identifying information found in either the request or "
+        "implied by any provided credentials.",
+        "The tenant name in the authority is not a known domain.",
+        "Use the tenant's GUID or a verified domain in ENTRA_AUTHORITY.",
+    ),
+    AadstsCode(
+        90009,
+        "invalid_request",
+        "Application '{client_id}'({app_name}) is requesting a token for itself. This scenario is "
+        "supported only if resource is specified using the GUID based App ID.",
+        "The app asked for a token for itself by App ID URI.",
+        "Use the API's client id (GUID) as the resource, or a different API registration.",
+    ),
+    AadstsCode(
+        50001,
+        "invalid_resource",
+        "The application named {resource} was not found in the tenant named {tenant}.",
+        "The resource (API) is disabled or does not exist in the tenant.",
+        "Check the API's App ID URI in the scope, and that its app is in this tenant.",
+    ),
+    AadstsCode(
+        50196,
+        "invalid_request",
+        "The server terminated an operation because it encountered a client request loop.",
+        "The client sent the same request many times in a short while.",
+        "Cache tokens (MSAL does) instead of requesting a new one per call; check for a "
+        "sign-in redirect loop.",
+    ),
+    AadstsCode(
+        700084,
+        "invalid_grant",
+        "The refresh token was issued to a single page app (SPA), and therefore has a fixed, "
+        "limited lifetime of 1.00:00:00, which cannot be extended.",
+        "A SPA's refresh token reached its 24-hour lifetime.",
+        "Sign in again (a server-side web app gets longer-lived refresh tokens).",
+    ),
+    AadstsCode(
+        50089,
+        "invalid_grant",
+        "Flow token expired - Authentication Failed.",
+        "The sign-in page was left open too long.",
+        "Start the sign-in again.",
+    ),
+    AadstsCode(
+        650052,
+        "invalid_client",
+        "The app needs access to a service ('{resource}') that your organization '{tenant}' has "
+        "not subscribed to or enabled.",
+        "The API's service principal is missing from this tenant.",
+        "Ask an administrator to add (consent to) the API in this tenant.",
+    ),
+    AadstsCode(
         90094,
         "access_denied",
         "Admin consent is required for the permissions requested by this application.",

@@ -55,8 +55,8 @@ class ProviderMetadata:
     issuer_base: str = ""  # ``scheme://host`` of the issuer: v2 issuers are {base}/{tid}/v2.0
 
 
-class _FetchError(Exception):
-    pass
+class FetchError(Exception):
+    """A discovery document or key set that could not be fetched or trusted (says why)."""
 
 
 class JwksCache:
@@ -175,9 +175,9 @@ class JwksCache:
     def _fetch_locked(self) -> None:
         self._last_attempt = self._clock()
         try:
-            metadata = self._metadata or self._read_metadata()
-            keys = self._read_keys(metadata.jwks_uri)
-        except _FetchError as exc:
+            metadata = self._metadata or self.read_metadata()
+            keys = self.read_keys(metadata.jwks_uri)
+        except FetchError as exc:
             self._failures += 1
             self._last_error = str(exc)
             log.warning("Signing keys not refreshed: %s", exc)
@@ -203,43 +203,43 @@ class JwksCache:
                 headers={"Accept": "application/json"},
             )
         except requests.RequestException as exc:
-            raise _FetchError(
+            raise FetchError(
                 f"{what} at {url} could not be fetched ({type(exc).__name__})."
             ) from None
         with response:
             if response.is_redirect or 300 <= response.status_code < 400:
-                raise _FetchError(f"{what} at {url} redirects; redirects are not followed.")
+                raise FetchError(f"{what} at {url} redirects; redirects are not followed.")
             if response.status_code != 200:
-                raise _FetchError(f"{what} at {url} answered HTTP {response.status_code}.")
+                raise FetchError(f"{what} at {url} answered HTTP {response.status_code}.")
             body = b""
             try:
                 for chunk in response.iter_content(64 * 1024):
                     body += chunk
                     if len(body) > MAX_BODY:
-                        raise _FetchError(f"{what} at {url} is larger than 1 MiB.")
+                        raise FetchError(f"{what} at {url} is larger than 1 MiB.")
             except requests.RequestException as exc:
-                raise _FetchError(f"{what} at {url} broke off ({type(exc).__name__}).") from None
+                raise FetchError(f"{what} at {url} broke off ({type(exc).__name__}).") from None
         try:
             return json.loads(body)
         except (ValueError, RecursionError):
-            raise _FetchError(f"{what} at {url} is not JSON.") from None
+            raise FetchError(f"{what} at {url} is not JSON.") from None
 
-    def _read_metadata(self) -> ProviderMetadata:
+    def read_metadata(self) -> ProviderMetadata:
         url = self.config.metadata_url
         doc = self._get_json(url, "The discovery document")
         if not isinstance(doc, dict):
-            raise _FetchError(f"The discovery document at {url} is not a JSON object.")
+            raise FetchError(f"The discovery document at {url} is not a JSON object.")
         issuer, jwks_uri = doc.get("issuer"), doc.get("jwks_uri")
         if not isinstance(issuer, str) or not isinstance(jwks_uri, str):
-            raise _FetchError(f"The discovery document at {url} lacks issuer or jwks_uri.")
+            raise FetchError(f"The discovery document at {url} lacks issuer or jwks_uri.")
         if not self._issuer_matches_authority(issuer):
-            raise _FetchError(
+            raise FetchError(
                 f"The discovery document's issuer {issuer!r} does not belong to the configured "
                 f"authority {self.config.authority}."
             )
         authority, target = urlsplit(str(self.config.authority)), urlsplit(jwks_uri)
         if target.scheme != "https" or target.netloc.lower() != authority.netloc.lower():
-            raise _FetchError(
+            raise FetchError(
                 f"The discovery document's jwks_uri {jwks_uri!r} is not https on "
                 f"{authority.netloc}."
             )
@@ -258,18 +258,18 @@ class JwksCache:
             return tenant == self.config.tenant_id
         return "/" not in tenant and tenant != "{tenantid}"  # authority by domain name
 
-    def _read_keys(self, url: str) -> dict[str, SigningKey]:
+    def read_keys(self, url: str) -> dict[str, SigningKey]:
         doc = self._get_json(url, "The key set")
         raw_keys = doc.get("keys") if isinstance(doc, dict) else None
         if not isinstance(raw_keys, list):
-            raise _FetchError(f"The key set at {url} has no 'keys' list.")
+            raise FetchError(f"The key set at {url} has no 'keys' list.")
         keys: dict[str, SigningKey] = {}
         for raw in raw_keys:
             key = _signing_key(raw)
             if key is not None:
                 keys[key.kid] = key
         if not keys:
-            raise _FetchError(f"The key set at {url} holds no usable RSA signing key.")
+            raise FetchError(f"The key set at {url} holds no usable RSA signing key.")
         return keys
 
     def _unavailable(self, stale: bool = False) -> KeySetUnavailableError:

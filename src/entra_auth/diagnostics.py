@@ -1,0 +1,453 @@
+"""Diagnostics that say the fix: ``doctor`` checks, token decoding and explained verification.
+
+Framework-free; ``entra-auth doctor|decode|explain`` render these. Nothing here prints a secret
+(a fingerprint at most) or a token's signature.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import email.utils
+import hashlib
+import json
+import secrets
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+from urllib.parse import parse_qs, urlencode, urlsplit
+
+import requests
+from cryptography import x509
+
+from . import aadsts
+from .config import EntraConfig, fingerprint
+from .errors import ConfigurationError, EntraAuthError, InsufficientScopeError, InvalidTokenError
+from .jwks import FetchError, JwksCache, ProviderMetadata
+from .tokens import AccessTokenValidator, IdTokenValidator, Principal
+
+CLOCK_SKEW_LIMIT = 300
+
+
+@dataclass
+class Check:
+    """One line of ``doctor``: what was checked, whether it passed, and the fix if not."""
+
+    name: str
+    ok: bool
+    detail: str
+    fix: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+# -- doctor ---------------------------------------------------------------------------------------
+def doctor(
+    load_config: Callable[[], EntraConfig],
+    *,
+    session: requests.Session | None = None,
+    timeout: float = 10.0,
+    clock: Callable[[], float] = time.time,
+) -> list[Check]:
+    """Every check that applies, in order; later checks are skipped when earlier ones fail."""
+    checks: list[Check] = []
+    try:
+        config = load_config()
+    except ConfigurationError as exc:
+        return [Check("configuration", False, exc.message, exc.remedy)]
+    secret = fingerprint(config.client_secret) if config.client_secret else "not set"
+    checks.append(
+        Check(
+            "configuration",
+            True,
+            f"authority {config.authority}, client id {config.client_id or 'not set'}, "
+            f"client secret {secret}",
+        )
+    )
+    http = session or requests.Session()
+    if config.ca_bundle:
+        http.trust_env = False
+    verify: str | bool = config.ca_bundle or True
+    checks.append(_check_ca_bundle(config))
+    if not checks[-1].ok:
+        return checks
+
+    reachable, date_header = _check_authority(config, http, verify, timeout)
+    checks.append(reachable)
+    if not reachable.ok:
+        return checks
+    if date_header is not None:
+        checks.append(_check_clock(date_header, clock()))
+
+    jwks = JwksCache(config, session=http, timeout=timeout)
+    try:
+        metadata = jwks.read_metadata()
+        checks.append(Check("discovery", True, f"issuer {metadata.issuer} matches the authority"))
+    except FetchError as exc:
+        checks.append(
+            Check(
+                "discovery",
+                False,
+                str(exc),
+                "Set ENTRA_AUTHORITY to the tenant's own authority "
+                "(https://login.microsoftonline.com/<tenant id>).",
+            )
+        )
+        return checks
+    try:
+        keys = jwks.read_keys(metadata.jwks_uri)
+        checks.append(
+            Check("signing keys", True, f"{len(keys)} RSA signing key(s) from {metadata.jwks_uri}")
+        )
+    except FetchError as exc:
+        checks.append(
+            Check(
+                "signing keys",
+                False,
+                str(exc),
+                "Tokens cannot be validated without the keys: check the network path to the "
+                "authority (proxy, firewall, ENTRA_CA_BUNDLE).",
+            )
+        )
+    checks.append(_check_client(config, metadata, http, verify, timeout))
+    checks.extend(_check_redirect_uri(config, metadata, http, verify, timeout))
+    return checks
+
+
+def _check_ca_bundle(config: EntraConfig) -> Check:
+    if not config.ca_bundle:
+        return Check("CA bundle", True, "the system's trusted CAs (ENTRA_CA_BUNDLE not set)")
+    try:
+        with open(config.ca_bundle, "rb") as handle:
+            certificates = x509.load_pem_x509_certificates(handle.read())
+    except (OSError, ValueError):
+        return Check(
+            "CA bundle",
+            False,
+            f"{config.ca_bundle} holds no PEM certificate.",
+            "Point ENTRA_CA_BUNDLE at a PEM file of CA certificates (the local Entra ID's ca.pem).",
+        )
+    names = ", ".join(c.subject.rfc4514_string() for c in certificates[:2])
+    return Check("CA bundle", True, f"{len(certificates)} certificate(s): {names}")
+
+
+def _check_authority(
+    config: EntraConfig, http: requests.Session, verify: str | bool, timeout: float
+) -> tuple[Check, str | None]:
+    url = config.metadata_url
+    try:
+        response = http.get(url, timeout=timeout, verify=verify, allow_redirects=False)
+    except requests.exceptions.SSLError:
+        return Check(
+            "authority",
+            False,
+            f"{url}: the TLS certificate is not trusted.",
+            "Set ENTRA_CA_BUNDLE to the CA that issued it (the local Entra ID prints its ca.pem).",
+        ), None
+    except requests.RequestException as exc:
+        return Check(
+            "authority",
+            False,
+            f"{url} could not be reached ({type(exc).__name__}).",
+            "Check ENTRA_AUTHORITY's host, and the network path (proxy, firewall, DNS).",
+        ), None
+    if response.status_code == 200:
+        return Check("authority", True, f"{url} answered"), response.headers.get("Date")
+    codes = aadsts.codes_in(response.text)
+    entry = aadsts.lookup(codes[0]) if codes else None
+    if entry is not None:
+        return Check("authority", False, f"{entry.name}: {entry.meaning}", entry.fix), None
+    return Check(
+        "authority",
+        False,
+        f"{url} answered HTTP {response.status_code}.",
+        "Check that ENTRA_AUTHORITY is https://<host>/<tenant id or domain>.",
+    ), None
+
+
+def _check_clock(date_header: str, now: float) -> Check:
+    try:
+        theirs = email.utils.parsedate_to_datetime(date_header).timestamp()
+    except (TypeError, ValueError):
+        return Check("clock", True, "the identity provider sent no usable Date header")
+    skew = now - theirs
+    if abs(skew) <= CLOCK_SKEW_LIMIT:
+        return Check("clock", True, f"within {abs(int(skew))} s of the identity provider's")
+    direction = "ahead of" if skew > 0 else "behind"
+    return Check(
+        "clock",
+        False,
+        f"this server's clock is {abs(int(skew))} s {direction} the identity provider's.",
+        "Synchronise the clock (NTP): tokens will look expired or not yet valid.",
+    )
+
+
+def _check_client(
+    config: EntraConfig,
+    metadata: ProviderMetadata,
+    http: requests.Session,
+    verify: str | bool,
+    timeout: float,
+) -> Check:
+    if not config.client_id or not config.client_secret:
+        missing = "ENTRA_CLIENT_ID" if not config.client_id else "ENTRA_CLIENT_SECRET"
+        return Check(
+            "client credentials",
+            False,
+            f"{missing} is not set.",
+            f"Set {missing} (the app registration's client id, and a client secret's value).",
+        )
+    token_endpoint = metadata.raw.get("token_endpoint")
+    if not isinstance(token_endpoint, str):
+        return Check(
+            "client credentials",
+            False,
+            "The discovery document has no token_endpoint.",
+            "Check ENTRA_AUTHORITY.",
+        )
+    try:
+        response = http.post(
+            token_endpoint,
+            data={
+                "grant_type": "client_credentials",
+                "client_id": config.client_id,
+                "client_secret": config.client_secret,
+                "scope": "https://graph.microsoft.com/.default",
+            },
+            timeout=timeout,
+            verify=verify,
+        )
+    except requests.RequestException as exc:
+        return Check(
+            "client credentials",
+            False,
+            f"The token endpoint could not be reached ({type(exc).__name__}).",
+            "Check the network path to the authority.",
+        )
+    if response.status_code == 200:
+        return Check("client credentials", True, "the client id and secret are accepted")
+    try:
+        body = response.json()
+    except ValueError:
+        body = {}
+    codes = body.get("error_codes") or aadsts.codes_in(str(body.get("error_description", "")))
+    entry = aadsts.lookup(int(codes[0])) if codes else None
+    if entry is not None:
+        return Check("client credentials", False, f"{entry.name}: {entry.meaning}", entry.fix)
+    return Check(
+        "client credentials",
+        False,
+        f"The token endpoint answered HTTP {response.status_code}.",
+        "Run with a valid client id and secret; `entra-auth explain` reads any AADSTS code.",
+    )
+
+
+def _check_redirect_uri(
+    config: EntraConfig,
+    metadata: ProviderMetadata,
+    http: requests.Session,
+    verify: str | bool,
+    timeout: float,
+) -> list[Check]:
+    uri = config.callback_url
+    parts = urlsplit(uri)
+    notes = []
+    if parts.hostname == "127.0.0.1":
+        notes.append("uses 127.0.0.1: register that exact form (localhost is another URI to Entra)")
+    if parts.path.endswith("/") and parts.path != "/":
+        notes.append("ends with '/': Entra compares it exactly, slash included")
+    if parts.path != config.redirect_path and config.redirect_uri is not None:
+        return [
+            Check(
+                "redirect URI",
+                False,
+                f"{uri}: its path {parts.path} is not the app's callback route "
+                f"{config.redirect_path}.",
+                "Make ENTRA_REDIRECT_URI end with ENTRA_REDIRECT_PATH (the route that handles the "
+                "callback), and register that URI.",
+            )
+        ]
+    static = Check(
+        "redirect URI", True, f"{uri} is well formed" + (f" ({'; '.join(notes)})" if notes else "")
+    )
+    endpoint = metadata.raw.get("authorization_endpoint")
+    if not isinstance(endpoint, str) or not config.client_id:
+        return [static]
+    # Ask the IdP itself, silently: prompt=none answers with a redirect to a registered URI
+    # (login_required or a code), and with its own error page for an unregistered one.
+    verifier = secrets.token_urlsafe(48)
+    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest())
+    challenge_text = challenge.rstrip(b"=").decode()
+    query = urlencode(
+        {
+            "client_id": config.client_id,
+            "response_type": "code",
+            "redirect_uri": uri,
+            "scope": "openid",
+            "prompt": "none",
+            "state": secrets.token_urlsafe(8),
+            "code_challenge": challenge_text,
+            "code_challenge_method": "S256",
+        }
+    )
+    try:
+        response = http.get(
+            f"{endpoint}?{query}", timeout=timeout, verify=verify, allow_redirects=False
+        )
+    except requests.RequestException as exc:
+        return [
+            static,
+            Check(
+                "redirect URI registered",
+                False,
+                f"The authorize endpoint could not be reached ({type(exc).__name__}).",
+                "Check the network path to the authority.",
+            ),
+        ]
+    location = response.headers.get("Location", "")
+    if response.is_redirect and location.startswith(uri):
+        error = parse_qs(urlsplit(location).query).get("error", [""])[0]
+        detail = f"the identity provider redirects to it ({error or 'code'})"
+        return [static, Check("redirect URI registered", True, detail)]
+    codes = aadsts.codes_in(response.text)
+    entry = aadsts.lookup(codes[0]) if codes else None
+    if entry is not None:
+        return [
+            static,
+            Check("redirect URI registered", False, f"{entry.name}: {entry.meaning}", entry.fix),
+        ]
+    return [
+        static,
+        Check(
+            "redirect URI registered",
+            True,
+            "the identity provider accepted the request (it shows a sign-in page)",
+        ),
+    ]
+
+
+# -- decode and verify -------------------------------------------------------------------------
+@dataclass
+class DecodedToken:
+    header: dict[str, Any]
+    claims: dict[str, Any]
+    signature_length: int
+    kind: str = field(default="")
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "header": self.header,
+            "claims": self.claims,
+            "kind": self.kind,
+            "signature": f"<{self.signature_length} characters, elided>",
+        }
+
+
+def _lenient_b64(segment: str) -> bytes:
+    return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+
+
+def decode_unverified(token: str) -> DecodedToken:
+    """Header and claims for reading; says nothing about whether they are true."""
+    parts = token.strip().split(".")
+    if len(parts) != 3:
+        raise InvalidTokenError(
+            f"This is not a signed JWT: it has {len(parts)} part(s), not 3.",
+            reason="malformed",
+            remedy="Paste the whole access or ID token (three base64url parts joined by dots).",
+        )
+    try:
+        header = json.loads(_lenient_b64(parts[0]))
+        claims = json.loads(_lenient_b64(parts[1]))
+    except (ValueError, binascii.Error, UnicodeDecodeError, RecursionError):
+        raise InvalidTokenError(
+            "The token's header or payload is not base64url JSON.",
+            reason="malformed",
+            remedy="Paste the token exactly as issued.",
+        ) from None
+    if not isinstance(header, dict) or not isinstance(claims, dict):
+        raise InvalidTokenError(
+            "The token's header or payload is not a JSON object.", reason="malformed"
+        )
+    return DecodedToken(header, claims, len(parts[2]), token_kind(claims))
+
+
+def token_kind(claims: dict[str, Any]) -> str:
+    aud = claims.get("aud")
+    if aud in ("00000003-0000-0000-c000-000000000000", "https://graph.microsoft.com"):
+        return "access token for Microsoft Graph"
+    if "scp" in claims or ("roles" in claims and "nonce" not in claims):
+        app_only = "scp" not in claims
+        version = claims.get("ver", "?")
+        return f"v{version} access token ({'app-only' if app_only else 'delegated'})"
+    if "nonce" in claims or claims.get("ver") == "2.0":
+        return "ID token"
+    return "token"
+
+
+def describe_time(value: object, now: float) -> str:
+    if type(value) is not int:
+        return repr(value)
+    moment = datetime.fromtimestamp(value, timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+    delta = int(value - now)
+    minutes = abs(delta) // 60
+    span = f"{minutes} min" if minutes < 120 else f"{minutes // 60} h"
+    if abs(delta) < 60:
+        span = f"{abs(delta)} s"
+    return f"{moment} ({'in ' + span if delta >= 0 else span + ' ago'})"
+
+
+@dataclass
+class Verification:
+    ok: bool
+    reason: str
+    message: str
+    remedy: str = ""
+    principal: Principal | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        data = {
+            "ok": self.ok,
+            "reason": self.reason,
+            "message": self.message,
+            "remedy": self.remedy,
+        }
+        if self.principal is not None:
+            data["principal"] = {
+                "oid": self.principal.oid,
+                "tid": self.principal.tid,
+                "scopes": sorted(self.principal.scopes),
+                "roles": sorted(self.principal.roles),
+            }
+        return data
+
+
+def verify(
+    token: str,
+    config: EntraConfig,
+    *,
+    id_token: bool = False,
+    scopes: Iterable[str] = (),
+    roles: Iterable[str] = (),
+    nonce: str | None = None,
+) -> Verification:
+    """Every check, stopping at the first that refuses; says which and what to do."""
+    try:
+        if id_token:
+            principal = IdTokenValidator(config).validate(token, nonce=nonce)
+        else:
+            validator = AccessTokenValidator(config, cache_size=0)
+            principal = validator.validate(token, scopes=scopes, roles=roles)
+    except InvalidTokenError as exc:
+        return Verification(False, exc.reason, exc.message, exc.remedy)
+    except InsufficientScopeError as exc:
+        return Verification(False, "missing_scope", exc.message, exc.remedy)
+    except EntraAuthError as exc:
+        return Verification(False, exc.code, exc.message, exc.remedy)
+    kind = "ID token" if id_token else "access token"
+    return Verification(
+        True, "valid", f"The {kind} is valid for this configuration.", principal=principal
+    )
