@@ -104,8 +104,14 @@ def challenge(error: EntraAuthError | None, *, realm: str = "api") -> Challenge:
         status, code = 401, "invalid_token"
         description = "The token could not be validated."
     params[1:1] = [f'error="{code}"', f'error_description="{_quoted(description)}"']
+    body = {"error": code, "error_description": description}
+    reason = getattr(error, "reason", None)
+    if reason:  # a stable code a client can act on (expired, graph_token, wrong_audience...)
+        body["reason"] = reason
+    if error.remedy:
+        body["remedy"] = error.remedy
     return Challenge(
         status,
         {"WWW-Authenticate": f"Bearer {', '.join(params)}", **no_store},
-        {"error": code, "error_description": description},
+        body,
     )

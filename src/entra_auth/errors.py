@@ -31,12 +31,17 @@ class ConfigurationError(EntraAuthError):
     """The configuration is missing a value or holds one of the wrong shape."""
 
     code = "configuration_error"
+    default_remedy = (
+        "Fix the named setting (environment, .env or app.config); `entra-auth doctor` checks "
+        "them all."
+    )
 
 
 class EmulatorError(EntraAuthError):
     """The local Entra ID could not start or was asked for something it does not have."""
 
     code = "emulator_error"
+    default_remedy = "See the message; `entra-auth emulator --help` lists the options."
 
 
 class InvalidTokenError(EntraAuthError):
@@ -46,6 +51,10 @@ class InvalidTokenError(EntraAuthError):
     """
 
     code = "invalid_token"
+    default_remedy = (
+        "Send an access token issued for this API by the configured tenant; `entra-auth decode "
+        "--verify` says why a token is refused."
+    )
 
     def __init__(self, message: str, *, reason: str, remedy: str | None = None):
         super().__init__(message, remedy=remedy)
@@ -56,6 +65,7 @@ class InsufficientScopeError(EntraAuthError):
     """A valid token lacks a scope or app role the endpoint requires (HTTP 403)."""
 
     code = "insufficient_scope"
+    default_remedy = "Request a token with the scopes (or app roles) the endpoint requires."
 
     def __init__(
         self,
@@ -74,12 +84,16 @@ class InvalidRequestError(EntraAuthError):
     """The request carried its credentials wrongly (two Authorization headers, a bad scheme…)."""
 
     code = "invalid_request"
+    default_remedy = "Send one header: Authorization: Bearer <access token>."
 
 
 class KeySetUnavailableError(EntraAuthError):
     """The identity provider's metadata or signing keys cannot be had: refuse, never accept."""
 
     code = "key_set_unavailable"
+    default_remedy = (
+        "Check that the authority is reachable from this server (network, proxy, ENTRA_CA_BUNDLE)."
+    )
 
 
 class SignInError(EntraAuthError):
@@ -89,6 +103,9 @@ class SignInError(EntraAuthError):
     """
 
     code = "sign_in_failed"
+    default_remedy = (
+        "Start the sign-in again from the app; `entra-auth explain` reads any AADSTS code."
+    )
 
     def __init__(
         self,
@@ -120,6 +137,9 @@ class GraphError(EntraAuthError):
     """Microsoft Graph answered with an error. ``status`` and Graph's ``graph_code``."""
 
     code = "graph_error"
+    default_remedy = (
+        "Read Graph's error code in the message; `entra-auth doctor` checks the configuration."
+    )
 
     def __init__(
         self, message: str, *, status: int, graph_code: str = "", remedy: str | None = None
@@ -132,9 +152,14 @@ class GraphAuthError(GraphError):
     """401 from Graph: the token is missing, expired or not for Graph."""
 
     code = "graph_unauthorized"
+    default_remedy = (
+        "Request a token for Microsoft Graph (scope User.Read or "
+        "https://graph.microsoft.com/.default)."
+    )
 
 
 class GraphForbiddenError(GraphError):
     """403 from Graph: the token lacks a permission (scope or app role)."""
 
     code = "graph_forbidden"
+    default_remedy = "Add the Graph permission to the app registration and consent to it."

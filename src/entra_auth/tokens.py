@@ -354,14 +354,14 @@ class AccessTokenValidator(_TokenValidator):
 
     def _validate_uncached(self, token: object, now: float) -> tuple[Principal, int]:
         _, claims = self._verified_claims(token)
-        # The audience first: "a Graph token" or "another app's token" is the diagnosis that
-        # helps, whatever else is also wrong with it.
+        # What the token is, then whom it is for: "an ID token", "a Graph token", "another app's
+        # token" are the diagnoses that help, whatever else is also wrong with it.
+        scopes, roles = self._check_access_token_kind(claims)
         self._check_audience(claims)
         version = self._check_version(claims)
         tid = self._check_tenant(claims)
         self._check_issuer(claims, tid, version)
         exp = self._check_times(claims, now)
-        scopes, roles = self._check_access_token_kind(claims)
         oid = _str_claim(claims, "oid")
         sub = _str_claim(claims, "sub")
         assert oid is not None
