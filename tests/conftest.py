@@ -11,3 +11,19 @@ from .helpers import WEB, confidential_client
 def web_app(entra_emulator: EntraEmulator):  # type: ignore[no-untyped-def]
     """The demo web app as an unpatched MSAL confidential client."""
     return confidential_client(entra_emulator, WEB)
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """One real Redis for the session; each test that uses it starts from an empty database."""
+    from .redis_support import RedisServer
+
+    server = RedisServer(tmp_path_factory.mktemp("redis")).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def redis_url(redis_server):  # type: ignore[no-untyped-def]
+    redis_server.client().flushall()
+    return redis_server.url

@@ -73,6 +73,7 @@ class EntraConfig:
     post_logout_redirect_uri: str | None = None
     graph_url: str | None = None
     scopes: tuple[str, ...] = ("User.Read",)
+    token_cache_keys: tuple[str, ...] = field(default=(), repr=False)
 
     def __post_init__(self) -> None:
         if self.authority is None:
@@ -205,7 +206,9 @@ class EntraConfig:
     def __repr__(self) -> str:
         secret = fingerprint(self.client_secret) if self.client_secret else None
         shown = ", ".join(
-            f"{f.name}={getattr(self, f.name)!r}" for f in fields(self) if f.name != "client_secret"
+            f"{f.name}={getattr(self, f.name)!r}"
+            for f in fields(self)
+            if f.name not in ("client_secret", "token_cache_keys")
         )
         return f"EntraConfig({shown}, client_secret={secret!r})"
 
@@ -239,6 +242,7 @@ class EntraConfig:
             if (value := text(name)) is not None:
                 values[key] = value
         for key, name in (
+            ("token_cache_keys", "ENTRA_TOKEN_CACHE_KEY"),
             ("api_audiences", "ENTRA_API_AUDIENCE"),
             ("allowed_tenants", "ENTRA_ALLOWED_TENANTS"),
             ("scopes", "ENTRA_SCOPES"),

@@ -163,3 +163,13 @@ class GraphForbiddenError(GraphError):
 
     code = "graph_forbidden"
     default_remedy = "Add the Graph permission to the app registration and consent to it."
+
+
+class SessionStoreUnavailable(EntraAuthError):
+    """The shared session/token store (Redis) is down, slow or refused a write (HTTP 503)."""
+
+    code = "session_store_unavailable"
+    default_remedy = (
+        "Check that Redis (REDIS_URL) is reachable from every instance; the app recovers by "
+        "itself as soon as it is back."
+    )

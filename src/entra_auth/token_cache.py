@@ -1,17 +1,30 @@
 """Per-user MSAL token caches, persisted server-side.
 
 MSAL's ``SerializableTokenCache`` is the unit: loaded from a store at the start of a request,
-written back only when MSAL changed it (``has_state_changed``). The store is any mutable mapping
-entry (the server-side session) or, with Redis, a store of its own.
+written back only when MSAL changed it (``has_state_changed``). The store is a mapping entry
+(the server-side session), or with Redis an entry of its own that is:
+- encrypted at rest with ``cryptography``'s Fernet (AES-CBC + HMAC-SHA256, authenticated);
+  ``MultiFernet`` rotates keys: new writes use the first key, entries under older keys still
+  read. A value that does not authenticate is refused (and removed), never used;
+- locked (a short Redis lock) from load to save, so two requests of one user refreshing at once
+  cannot lose the newer refresh token (MSAL rotates them; the last writer would otherwise win);
+- bounded in size, and expiring with a sliding TTL.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, MutableMapping
-from contextlib import contextmanager
+import logging
+from collections.abc import Iterator, MutableMapping, Sequence
+from contextlib import AbstractContextManager, contextmanager, nullcontext, suppress
 from typing import Any, Protocol
 
 import msal
+import redis
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+
+from .errors import ConfigurationError, SessionStoreUnavailable
+
+log = logging.getLogger("entra_auth.token_cache")
 
 
 class TokenCacheStore(Protocol):
@@ -41,13 +54,120 @@ class MappingTokenCacheStore:
         self.mapping.pop(self.key, None)
 
 
+class TokenCacheCipher:
+    """Authenticated encryption of token caches, with key rotation (``ENTRA_TOKEN_CACHE_KEY``)."""
+
+    def __init__(self, keys: Sequence[str]):
+        if not keys:
+            raise ConfigurationError(
+                "ENTRA_TOKEN_CACHE_KEY is not set, and tokens are never stored unencrypted.",
+                remedy="Set ENTRA_TOKEN_CACHE_KEY to a Fernet key (python -c 'from cryptography."
+                "fernet import Fernet; print(Fernet.generate_key().decode())'), the same on every "
+                "instance; to rotate, put the new key first: NEW,OLD.",
+            )
+        try:
+            self._fernet = MultiFernet([Fernet(k.encode()) for k in keys])
+        except (ValueError, TypeError):
+            raise ConfigurationError(
+                "ENTRA_TOKEN_CACHE_KEY holds a value that is not a Fernet key.",
+                remedy="Use keys made by Fernet.generate_key() (32 url-safe base64 bytes), "
+                "comma-separated, the newest first.",
+            ) from None
+
+    def encrypt(self, data: str) -> bytes:
+        return self._fernet.encrypt(data.encode("utf-8"))
+
+    def decrypt(self, blob: bytes) -> str | None:
+        """The plaintext, or None when the value does not authenticate under any key."""
+        try:
+            return self._fernet.decrypt(blob).decode("utf-8")
+        except (InvalidToken, UnicodeDecodeError):
+            return None
+
+
+class RedisTokenCacheStore:
+    """One session's token cache in Redis: encrypted, locked while in use, bounded, expiring."""
+
+    def __init__(
+        self,
+        client: redis.Redis,
+        key: str,
+        cipher: TokenCacheCipher,
+        *,
+        ttl: int,
+        max_bytes: int = 256 * 1024,
+        lock_timeout: float = 10.0,
+    ):
+        self.client, self.key, self.cipher = client, key, cipher
+        self.ttl, self.max_bytes, self.lock_timeout = ttl, max_bytes, lock_timeout
+
+    def load(self) -> str | None:
+        try:
+            blob = self.client.get(self.key)
+            if blob is None:
+                return None
+            self.client.expire(self.key, self.ttl)  # slides with use, like the session
+        except redis.RedisError as exc:
+            raise _unavailable(exc) from None
+        data = self.cipher.decrypt(bytes(blob))  # type: ignore[arg-type]
+        if data is None:
+            log.warning("A stored token cache failed authentication; it was discarded.")
+            self.clear()
+        return data
+
+    def save(self, data: str) -> None:
+        blob = self.cipher.encrypt(data)
+        if len(blob) > self.max_bytes:
+            raise SessionStoreUnavailable(
+                f"The user's token cache grew past {self.max_bytes} bytes and was not saved.",
+                remedy="Ask for fewer resources per user, or raise the bound.",
+            )
+        try:
+            self.client.set(self.key, blob, ex=self.ttl)
+        except redis.RedisError as exc:
+            raise _unavailable(exc) from None
+
+    def clear(self) -> None:
+        try:
+            self.client.delete(self.key)
+        except redis.RedisError as exc:
+            raise _unavailable(exc) from None
+
+    @contextmanager
+    def locked(self) -> Iterator[None]:
+        lock = self.client.lock(
+            f"{self.key}:lock", timeout=self.lock_timeout, blocking_timeout=self.lock_timeout
+        )
+        try:
+            acquired = lock.acquire()
+        except redis.RedisError as exc:
+            raise _unavailable(exc) from None
+        if not acquired:
+            raise SessionStoreUnavailable("The user's token cache stayed locked too long.")
+        try:
+            yield
+        finally:
+            with suppress(redis.RedisError):  # expired meanwhile: nothing held it any more
+                lock.release()
+
+
+def _unavailable(exc: Exception) -> SessionStoreUnavailable:
+    return SessionStoreUnavailable(f"The token store is unavailable ({type(exc).__name__}).")
+
+
 @contextmanager
 def user_token_cache(store: TokenCacheStore) -> Iterator[msal.SerializableTokenCache]:
-    """The user's cache for the duration of a block; saved back only if MSAL changed it."""
-    cache = msal.SerializableTokenCache()
-    data = store.load()
-    if data:
-        cache.deserialize(data)
-    yield cache
-    if cache.has_state_changed:
-        store.save(cache.serialize())
+    """The user's cache for the duration of a block; saved back only if MSAL changed it.
+
+    Stores that can lock (Redis) hold the lock from load to save.
+    """
+    locked = getattr(store, "locked", None)
+    guard: AbstractContextManager[Any] = locked() if callable(locked) else nullcontext()
+    with guard:
+        cache = msal.SerializableTokenCache()
+        data = store.load()
+        if data:
+            cache.deserialize(data)
+        yield cache
+        if cache.has_state_changed:
+            store.save(cache.serialize())

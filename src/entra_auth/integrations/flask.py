@@ -19,12 +19,14 @@ import functools
 import logging
 import os
 import re
+import secrets
 import time
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar, cast
 from urllib.parse import urlsplit
 
 import msal
+import redis
 from flask import (
     Blueprint,
     Flask,
@@ -38,6 +40,7 @@ from flask import (
     session,
     url_for,
 )
+from werkzeug.exceptions import InternalServerError
 from werkzeug.local import LocalProxy
 from werkzeug.wrappers import Response as WerkzeugResponse
 
@@ -49,12 +52,19 @@ from ..errors import (
     InsufficientScopeError,
     InteractionRequired,
     KeySetUnavailableError,
+    SessionStoreUnavailable,
     SignInError,
 )
 from ..graph import GraphClient
 from ..jwks import JwksCache
 from ..signin import SignedIn, SignInFlow, safe_return_path
-from ..token_cache import MappingTokenCacheStore, user_token_cache
+from ..token_cache import (
+    MappingTokenCacheStore,
+    RedisTokenCacheStore,
+    TokenCacheCipher,
+    TokenCacheStore,
+    user_token_cache,
+)
 from ..tokens import AccessTokenValidator, Principal
 from .flask_sessions import configure_sessions
 
@@ -170,6 +180,7 @@ def _answer(error: EntraAuthError | None, realm: str) -> Response:
 # -- web sign-in --------------------------------------------------------------------------------
 _USER, _ACCOUNT, _FLOWS, _USED = "entra_user", "entra_account", "entra_flows", "entra_used_states"
 _PENDING, _FRESH = "entra_pending", "entra_fresh_sign_in"
+_CACHE_ID = "entra_cache_id"
 _MAX_FLOWS = 5
 _SIGNED_IN_KEEP = (
     "oid",
@@ -304,7 +315,11 @@ class EntraAuth:
         self.config = config
         self.sign_in = SignInFlow(config)
         callback = urlsplit(config.callback_url)
-        configure_sessions(app, secure=callback.scheme == "https")
+        self._redis = configure_sessions(app, secure=callback.scheme == "https")
+        # With Redis, each session's token cache is an encrypted entry of its own: fail at start
+        # without a key rather than ever store tokens in the clear.
+        self._cipher = TokenCacheCipher(config.token_cache_keys) if self._redis else None
+        self._cache_ttl = int(min(app.permanent_session_lifetime.total_seconds(), 90 * 86400))
         bp = Blueprint("entra_auth", __name__)
         bp.add_url_rule(self.login_path, "login", self._login)
         bp.add_url_rule(callback.path or "/", "callback", self._callback)
@@ -312,6 +327,8 @@ class EntraAuth:
         bp.after_request(_auth_headers)
         app.register_blueprint(bp)
         app.register_error_handler(InteractionRequired, self._interaction_required)
+        app.register_error_handler(SessionStoreUnavailable, _store_unavailable)
+        app.register_error_handler(InternalServerError, _store_unavailable_or_500)
         app.extensions["entra_auth"] = self
         app.context_processor(lambda: {"current_user": _session_user()})
         app.after_request(_private_when_signed_in)
@@ -336,7 +353,7 @@ class EntraAuth:
         account = session.get(_ACCOUNT)
         if user is None or not isinstance(account, str):
             raise InteractionRequired("Nobody is signed in.", scopes=wanted)
-        store = MappingTokenCacheStore(session)
+        store = self._token_store()
         try:
             with user_token_cache(store) as cache:
                 return self.sign_in.acquire_token(cache, account, wanted, user=user.principal())
@@ -344,6 +361,17 @@ class EntraAuth:
             log.warning("Session ended: %s", exc.code)
             self._end_session()
             raise InteractionRequired(exc.message, scopes=wanted) from None
+
+    def _token_store(self) -> TokenCacheStore:
+        """This session's token cache: its own encrypted Redis entry, or inside the session."""
+        if self._redis is None or self._cipher is None:
+            return MappingTokenCacheStore(session)
+        cache_id = session.get(_CACHE_ID)
+        if not isinstance(cache_id, str):
+            cache_id = session[_CACHE_ID] = secrets.token_urlsafe(24)
+        return RedisTokenCacheStore(
+            self._redis, f"entra:tokens:{cache_id}", self._cipher, ttl=self._cache_ttl
+        )
 
     def graph(self) -> GraphClient:
         """Microsoft Graph as the signed-in user (``User.Read``)."""
@@ -440,12 +468,12 @@ class EntraAuth:
         claims = dict(signed_in.user.claims)
         session[_USER] = {k: claims[k] for k in _SIGNED_IN_KEEP if k in claims}
         session[_ACCOUNT] = signed_in.account_id
-        MappingTokenCacheStore(session).save(cache.serialize())
+        self._token_store().save(cache.serialize())
         if after_interaction:  # remembered to stop a loop if the same need comes straight back
             session[_FRESH] = {"scopes": list(scopes), "at": time.time()}
 
     def _end_session(self) -> None:
-        MappingTokenCacheStore(session).clear()
+        self._token_store().clear()
         session.clear()
 
     def _logout(self) -> WerkzeugResponse | tuple[str, int]:
@@ -495,6 +523,29 @@ class EntraAuth:
             home=safe_return_path("/"),
         )
         return html, status
+
+
+_STORE_DOWN = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Temporarily unavailable</title></head>
+<body style="font-family:system-ui,sans-serif;max-width:40rem;margin:4rem auto">
+<h1>Temporarily unavailable</h1><p id="message">The session store is unavailable, so this
+page cannot be shown right now. Nothing was lost: try again in a moment.</p></body></html>"""
+
+
+def _store_unavailable(error: Exception) -> WerkzeugResponse:
+    # A plain page: the session itself may be what failed, so nothing here touches it.
+    log.error("Session store unavailable: %s", getattr(error, "message", type(error).__name__))
+    response = WerkzeugResponse(_STORE_DOWN, 503, mimetype="text/html")
+    response.headers["Retry-After"] = "5"
+    return _auth_headers(response)
+
+
+def _store_unavailable_or_500(error: InternalServerError) -> WerkzeugResponse | InternalServerError:
+    """Flask-Session fails outside any view (opening or saving the session): same 503."""
+    original = error.original_exception
+    if isinstance(original, (redis.RedisError, SessionStoreUnavailable)):
+        return _store_unavailable(original)
+    return error
 
 
 def _private_when_signed_in(response: WerkzeugResponse) -> WerkzeugResponse:

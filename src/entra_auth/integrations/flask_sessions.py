@@ -16,10 +16,13 @@ import warnings
 from typing import IO, Any
 
 import msgspec
+import redis
 from cachelib.file import FileSystemCache
 from flask import Flask
 from flask_session import Session
 from flask_session.base import Serializer, ServerSideSession
+from redis.backoff import ExponentialBackoff
+from redis.retry import Retry
 
 from ..errors import ConfigurationError
 
@@ -67,8 +70,22 @@ class JsonFileSystemCache(FileSystemCache):
     serializer = JsonFileSerializer()  # type: ignore[assignment]
 
 
-def configure_sessions(app: Flask, *, secure: bool) -> None:
-    """Server-side sessions: Redis when ``REDIS_URL`` is set, else files; hardened cookies."""
+def redis_client(url: str) -> redis.Redis:
+    """A client with bounded waits: a down or slow Redis costs a request about a second, and
+    redis-py reconnects by itself when it is back."""
+    return redis.Redis.from_url(
+        url,
+        socket_timeout=1.0,
+        socket_connect_timeout=1.0,
+        retry=Retry(ExponentialBackoff(cap=0.2, base=0.05), 2),
+        health_check_interval=15,
+    )
+
+
+def configure_sessions(app: Flask, *, secure: bool) -> redis.Redis | None:
+    """Server-side sessions: Redis when ``REDIS_URL`` is set, else files; hardened cookies.
+
+    Returns the Redis client when sessions live in Redis (the token caches use it too)."""
     if not app.secret_key:
         raise ConfigurationError(
             "The Flask app has no SECRET_KEY.",
@@ -79,11 +96,7 @@ def configure_sessions(app: Flask, *, secure: bool) -> None:
     config = app.config
     config.setdefault("SESSION_TYPE", "redis" if redis_url else "cachelib")
     if config["SESSION_TYPE"] == "redis" and config.get("SESSION_REDIS") is None:
-        import redis
-
-        config["SESSION_REDIS"] = redis.Redis.from_url(
-            str(redis_url), socket_timeout=2.0, socket_connect_timeout=2.0
-        )
+        config["SESSION_REDIS"] = redis_client(str(redis_url))
     if config["SESSION_TYPE"] == "cachelib" and config.get("SESSION_CACHELIB") is None:
         directory = config.get("ENTRA_SESSION_DIR") or os.path.join(os.getcwd(), ".flask_session")
         config["SESSION_CACHELIB"] = JsonFileSystemCache(
@@ -108,3 +121,5 @@ def configure_sessions(app: Flask, *, secure: bool) -> None:
         warnings.simplefilter("ignore", DeprecationWarning)
         Session(app)
     app.session_interface.serializer = StrictSessionSerializer()  # type: ignore[attr-defined]
+    client = config.get("SESSION_REDIS") if config["SESSION_TYPE"] == "redis" else None
+    return client if isinstance(client, redis.Redis) else None

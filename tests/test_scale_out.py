@@ -1,0 +1,199 @@
+"""Several instances behave as one with Redis: shared sessions and token caches, Redis faults.
+
+The demo runs as two separate processes on two ports sharing one real Redis, driven over real
+HTTP; the IdP is the test's local Entra ID, its pages walked by BrowserlessUser.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import redis
+import requests
+from cryptography.fernet import Fernet
+from examples.demo.app import create_app
+
+from entra_auth.emulator import EntraEmulator
+from entra_auth.emulator.driver import BrowserlessUser
+
+from .helpers import MEGAN, WEB, demo_config, secret_of
+from .redis_support import RedisServer, free_port
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@dataclass
+class Instance:
+    url: str
+    process: subprocess.Popen[str]
+
+
+def start_instance(port: int, env: dict[str, str]) -> Instance:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "examples.demo.run"],
+        env={**env, "DEMO_PORT": str(port), "PYTHONPATH": str(ROOT)},
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    assert process.stdout is not None
+    deadline, banner = time.monotonic() + 30, ""
+    while "Ctrl-C" not in banner and time.monotonic() < deadline:
+        banner += process.stdout.readline()
+    assert f"localhost:{port}" in banner, banner
+    return Instance(f"http://localhost:{port}", process)
+
+
+@pytest.fixture
+def two_instances(
+    entra_emulator: EntraEmulator, redis_url: str, tmp_path: Path
+) -> Iterator[tuple[Instance, Instance]]:
+    port_a, port_b = free_port(), free_port()
+    public = f"http://localhost:{port_a}"  # as behind one load balancer: one registered URI
+    entra_emulator.add_redirect_uri(WEB, f"{public}/get_token")
+    entra_emulator.add_redirect_uri(WEB, f"{public}/")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ENTRA_", "REDIS_"))}
+    env.update(
+        {
+            "ENTRA_AUTHORITY": entra_emulator.authority,
+            "ENTRA_CLIENT_ID": WEB,
+            "ENTRA_CLIENT_SECRET": secret_of(entra_emulator, WEB),
+            "ENTRA_CA_BUNDLE": str(entra_emulator.ca_path),
+            "ENTRA_REDIRECT_URI": f"{public}/get_token",
+            "ENTRA_API_AUDIENCE": "a1c3e5f7-2b4d-4e6f-8a0c-1d3e5f7a9b2c",
+            "REDIS_URL": redis_url,
+            "ENTRA_TOKEN_CACHE_KEY": Fernet.generate_key().decode(),
+            "FLASK_SECRET_KEY": "shared-by-every-instance-" + "k" * 32,
+        }
+    )
+    a, b = start_instance(port_a, env), start_instance(port_b, env)
+    yield a, b
+    for instance in (a, b):
+        instance.process.send_signal(signal.SIGTERM)
+        output, _ = instance.process.communicate(timeout=20)
+        assert "Traceback" not in output, output
+
+
+def browser() -> requests.Session:
+    session = requests.Session()
+    session.trust_env = False
+    return session
+
+
+def signed_in_name(response: requests.Response) -> str | None:
+    found = re.search(r'id="display-name">([^<]+)<', response.text)
+    return found.group(1) if found else None
+
+
+def test_two_instances_behave_as_one(
+    two_instances: tuple[Instance, Instance], entra_emulator: EntraEmulator, redis_url: str
+) -> None:
+    a, b = two_instances
+    entra_emulator.settings.access_token_lifetime = (90, 90)  # every use refreshes
+    entra_emulator.settings.refresh_token_rotation = "strict"  # a lost newer RT would show
+    user = browser()
+
+    # Sign-in starts on A, the callback lands on B.
+    login = user.get(f"{a.url}/login", allow_redirects=False)
+    answer = BrowserlessUser().authorize(login.headers["Location"], user=MEGAN)
+    callback = user.get(f"{b.url}/get_token", params=answer, allow_redirects=False)
+    assert callback.status_code == 302, callback.text
+
+    # A refreshes the token; B uses what A stored (strict rotation: B's would be refused).
+    before = entra_emulator.request_counts()["token"]
+    assert signed_in_name(user.get(f"{a.url}/profile")) == "Megan Bowen"
+    assert signed_in_name(user.get(f"{b.url}/profile")) == "Megan Bowen"
+    assert entra_emulator.request_counts()["token"] >= before + 2
+
+    # Concurrent refreshes on both instances lose no refresh token.
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        urls = [f"{(a, b)[i % 2].url}/profile" for i in range(12)]
+        names = list(pool.map(lambda url: signed_in_name(user.get(url)), urls))
+    assert names == ["Megan Bowen"] * 12
+    assert signed_in_name(user.get(f"{a.url}/profile")) == "Megan Bowen"
+
+    # What Redis holds: no plaintext token, no refresh token handle.
+    client = redis.Redis.from_url(redis_url)
+    handles = list(entra_emulator.state.refresh_grants)
+    values = [client.get(k) or b"" for k in client.keys("*") if client.type(k) == b"string"]
+    assert values
+    for value in values:
+        assert b"eyJ" not in value  # no JWT (access or ID token)
+        assert not any(h.encode() in value for h in handles)
+
+    # Sign-out on B ends the session on A.
+    assert user.post(f"{b.url}/logout", allow_redirects=False).status_code == 302
+    gone = user.get(f"{a.url}/profile", allow_redirects=False)
+    assert gone.status_code == 302
+    assert gone.headers["Location"].endswith("/login")
+    assert client.keys("entra:tokens:*") == []
+
+
+def test_a_tampered_token_cache_is_refused(
+    two_instances: tuple[Instance, Instance], redis_url: str
+) -> None:
+    a, _ = two_instances
+    user = browser()
+    login = user.get(f"{a.url}/login", allow_redirects=False)
+    answer = BrowserlessUser().authorize(login.headers["Location"], user=MEGAN)
+    assert user.get(f"{a.url}/get_token", params=answer, allow_redirects=False).status_code == 302
+    client = redis.Redis.from_url(redis_url)
+    (key,) = client.keys("entra:tokens:*")
+    blob = bytearray(client.get(key) or b"")
+    blob[50] ^= 0x01
+    client.set(key, bytes(blob))
+    response = user.get(f"{a.url}/profile", allow_redirects=False)
+    assert response.status_code == 302  # refused: signed in again, never used, never a 500
+    assert response.headers["Location"].endswith("/login")
+
+
+def test_redis_killed_mid_session_then_back(entra_emulator: EntraEmulator, tmp_path: Path) -> None:
+    server = RedisServer(tmp_path).start()
+    app = create_app(
+        demo_config(
+            entra_emulator,
+            REDIS_URL=server.url,
+            ENTRA_TOKEN_CACHE_KEY=Fernet.generate_key().decode(),
+        )
+    )
+    client = app.test_client()
+    auth_uri = client.get("/login").headers["Location"]
+    answer = BrowserlessUser().authorize(auth_uri, user=MEGAN)
+    assert client.get("/get_token", query_string=answer).status_code == 302
+    assert client.get("/profile").status_code == 200
+    try:
+        server.stop()
+        for path in ("/profile", "/", "/login"):
+            started = time.monotonic()
+            down = client.get(path)
+            assert down.status_code == 503, (path, down.status_code)
+            assert time.monotonic() - started < 5  # bounded timeouts
+            text = down.get_data(as_text=True)
+            assert "session store is unavailable" in text
+            assert "Traceback" not in text and "Redis" not in text
+            assert down.headers["Retry-After"]
+        server.start()
+        back = client.get("/")
+        assert back.status_code == 200  # recovered without a restart
+    finally:
+        server.stop()
+
+
+def test_redis_without_an_encryption_key_fails_at_start(
+    entra_emulator: EntraEmulator, redis_url: str
+) -> None:
+    from entra_auth.errors import ConfigurationError
+
+    with pytest.raises(ConfigurationError, match="ENTRA_TOKEN_CACHE_KEY"):
+        create_app(demo_config(entra_emulator, REDIS_URL=redis_url))
