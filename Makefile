@@ -31,8 +31,9 @@ demo: $(STAMP)
 	$(BIN)/python -m examples.demo.run
 
 # Benchmarks print ratios against peers measured in the same run; not part of `make test`.
-bench: $(STAMP)
+bench: $(STAMP) system-packages
 	$(BIN)/python bench/bench_validation.py
+	$(BIN)/python bench/bench_sessions.py
 
 clean:
 	rm -rf $(VENV) .entra-emulator .pytest_cache .mypy_cache .ruff_cache

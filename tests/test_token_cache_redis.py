@@ -29,7 +29,8 @@ def test_values_are_encrypted_and_keys_rotate(redis_url: str) -> None:
     old = store(redis_url, [OLD])
     old.save('{"RefreshToken": {"x": {"secret": "rt-plaintext-value"}}}')
     raw = redis.Redis.from_url(redis_url).get("entra:tokens:t1")
-    assert raw is not None and b"rt-plaintext-value" not in raw
+    assert raw is not None
+    assert b"rt-plaintext-value" not in raw
     rotated = store(redis_url, [NEW, OLD])
     assert "rt-plaintext-value" in (rotated.load() or "")  # old entries still read
     rotated.save('{"v": 2}')
