@@ -198,3 +198,31 @@ def test_redis_without_an_encryption_key_fails_at_start(
 
     with pytest.raises(ConfigurationError, match="ENTRA_TOKEN_CACHE_KEY"):
         create_app(demo_config(entra_emulator, REDIS_URL=redis_url))
+
+
+def test_entries_slide_and_go_with_the_session(
+    entra_emulator: EntraEmulator, redis_url: str
+) -> None:
+    app = create_app(
+        demo_config(
+            entra_emulator,
+            REDIS_URL=redis_url,
+            ENTRA_TOKEN_CACHE_KEY=Fernet.generate_key().decode(),
+        )
+    )
+    lifetime = int(app.permanent_session_lifetime.total_seconds())
+    client = app.test_client()
+    answer = BrowserlessUser().authorize(client.get("/login").headers["Location"], user=MEGAN)
+    client.get("/get_token", query_string=answer)
+    store = redis.Redis.from_url(redis_url)
+    (session_key,) = store.keys("session:*")
+    (cache_key,) = store.keys("entra:tokens:*")
+    assert 0 < store.ttl(cache_key) <= lifetime
+    store.expire(session_key, 10)
+    store.expire(cache_key, 10)
+    assert client.get("/profile").status_code == 200
+    assert store.ttl(session_key) > lifetime - 60  # slid back on use
+    assert store.ttl(cache_key) > lifetime - 60
+    client.post("/logout")
+    assert store.keys("entra:tokens:*") == []
+    assert store.keys("session:*") == []
