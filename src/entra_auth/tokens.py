@@ -184,6 +184,8 @@ class _TokenValidator:
             raise _refuse("No token was given.", "malformed")
         if len(token) > MAX_TOKEN_LENGTH:
             raise _refuse("The token is longer than any Entra token.", "malformed")
+        if not token.isascii():  # a compact JWS is base64url and dots: ASCII only
+            raise _refuse("The token holds characters that no JWT can hold.", "malformed")
         parts = token.split(".")
         if len(parts) != 3:
             kind = "an encrypted token (JWE)" if len(parts) == 5 else f"{len(parts)} parts"
