@@ -10,7 +10,7 @@ import pytest
 from entra_auth.emulator import EntraEmulator, Fault
 from entra_auth.errors import GraphAuthError, GraphError, GraphForbiddenError
 from entra_auth.graph import GraphClient
-from entra_auth.integrations.flask import _RedactQuery
+from entra_auth.logs import RedactSecrets
 from entra_auth.token_cache import MappingTokenCacheStore, user_token_cache
 
 from .helpers import ADELE, API_URI, CONTOSO, DAEMON, WEB
@@ -122,7 +122,7 @@ def test_request_logs_are_redacted() -> None:
         ("127.0.0.1", "GET /get_token?code=0.AbC-xyz&state=s3cr3t&session_state=q HTTP/1.1", "302"),
         None,
     )
-    assert _RedactQuery().filter(record)
+    assert RedactSecrets().filter(record)
     line = record.getMessage()
     assert "0.AbC-xyz" not in line
     assert "s3cr3t" not in line

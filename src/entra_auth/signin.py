@@ -34,6 +34,7 @@ from . import aadsts
 from .config import EntraConfig
 from .errors import InteractionRequired, InvalidTokenError, SignInError
 from .jwks import JwksCache
+from .logs import redact_logger
 from .tokens import IdTokenValidator, Principal
 
 # MSAL recommends form_post on every query-mode request; the module docstring says why not here.
@@ -111,6 +112,8 @@ class SignInFlow:
         session: requests.Session | None = None,
     ):
         config.require("client_id", "client_secret")
+        for name in ("msal.token_cache", "msal.application", "msal.oauth2cli.oauth2"):
+            redact_logger(name)  # MSAL's DEBUG events carry the code and the PKCE verifier
         self.config = config
         self.jwks = jwks or JwksCache(config)
         self.id_tokens = IdTokenValidator(config, self.jwks)
@@ -183,9 +186,10 @@ class SignInFlow:
                 remedy="Start the sign-in again from this app.",
                 code="state_mismatch",
             ) from None
-        except RuntimeError as exc:  # MSAL's own iss/aud/nonce checks (it skips the signature)
+        except RuntimeError:  # MSAL's own iss/aud/nonce checks (it skips the signature)
+            # MSAL's text quotes the nonce: never shown or logged, only what was refused.
             raise SignInError(
-                f"The ID token was refused: {str(exc).splitlines()[0][:120]}",
+                "The ID token was refused: its issuer, audience or nonce is not this sign-in's.",
                 remedy="Start the sign-in again from this app.",
                 code="id_token_refused",
             ) from None

@@ -8,12 +8,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from examples.demo.app import create_app
 from flask.testing import FlaskClient
 
 from entra_auth.emulator import EntraEmulator
 from entra_auth.errors import InvalidTokenError
 from entra_auth.integrations.flask import ApiProtector
-from examples.demo.app import create_app
 
 from ..helpers import demo_config
 from .minting import Mint, b64

@@ -18,7 +18,6 @@ from __future__ import annotations
 import functools
 import logging
 import os
-import re
 import secrets
 import time
 from collections.abc import Callable, Iterable
@@ -57,6 +56,7 @@ from ..errors import (
 )
 from ..graph import GraphClient
 from ..jwks import JwksCache
+from ..logs import redact_logger
 from ..signin import SignedIn, SignInFlow, safe_return_path
 from ..token_cache import (
     MappingTokenCacheStore,
@@ -247,31 +247,6 @@ def _session_user() -> SignedInUser | None:
 current_user: SignedInUser | None = cast("SignedInUser | None", LocalProxy(_session_user))
 
 
-class _RedactQuery(logging.Filter):
-    """Keeps codes, states and tokens out of request logs (werkzeug logs the query string)."""
-
-    _SECRET = re.compile(
-        r"((?:code|state|session_state|id_token|access_token|refresh_token|client_secret|"
-        r"code_verifier|client_info)=)[^&\s\"]*"
-    )
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if isinstance(record.args, tuple):
-            record.args = tuple(
-                self._SECRET.sub(r"\1[redacted]", a) if isinstance(a, str) else a
-                for a in record.args
-            )
-        if isinstance(record.msg, str):
-            record.msg = self._SECRET.sub(r"\1[redacted]", record.msg)
-        return True
-
-
-def _redact_request_logs() -> None:
-    logger = logging.getLogger("werkzeug")
-    if not any(isinstance(f, _RedactQuery) for f in logger.filters):
-        logger.addFilter(_RedactQuery())
-
-
 def _auth_headers(response: WerkzeugResponse) -> WerkzeugResponse:
     response.headers["Cache-Control"] = "no-store"
     response.headers["Referrer-Policy"] = "no-referrer"
@@ -332,7 +307,7 @@ class EntraAuth:
         app.extensions["entra_auth"] = self
         app.context_processor(lambda: {"current_user": _session_user()})
         app.after_request(_private_when_signed_in)
-        _redact_request_logs()
+        redact_logger("werkzeug")  # request lines carry ?code=…&state=…
 
     # -- for views ------------------------------------------------------------------------------
     def login_required(self, view: F) -> F:
