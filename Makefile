@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 # Re-install when the project's metadata changes.
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck system-packages bench clean
+.PHONY: demo test lint typecheck system-packages bench fuzz clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,11 @@ demo: $(STAMP)
 bench: $(STAMP) system-packages
 	$(BIN)/python bench/bench_validation.py
 	$(BIN)/python bench/bench_sessions.py
+
+# Over 100,000 fuzzed inputs (hypothesis) against the validator, the decorator, the callback and
+# the session cookie; prints how many were tried. Not part of `make test` (which runs a few).
+fuzz: $(STAMP)
+	ENTRA_FUZZ=1 $(BIN)/python -m pytest tests/security/test_fuzz.py -q -p no:cacheprovider
 
 clean:
 	rm -rf $(VENV) .entra-emulator .pytest_cache .mypy_cache .ruff_cache

@@ -58,3 +58,34 @@ def api(entra_emulator: EntraEmulator) -> FlaskClient:
 @pytest.fixture
 def api_factory(entra_emulator: EntraEmulator) -> ApiFactory:
     return lambda **config: make_api(entra_emulator, **config)
+
+
+# -- fuzzing budgets: `make test` runs a bounded number; `make fuzz` runs over 100,000 ----------
+import os  # noqa: E402
+
+from hypothesis import HealthCheck, settings  # noqa: E402
+
+FUZZING = os.environ.get("ENTRA_FUZZ") == "1"
+FUZZ_COUNTER = {"tried": 0}
+
+
+def budget(ci: int, fuzz: int) -> settings:
+    return settings(
+        max_examples=fuzz if FUZZING else ci,
+        deadline=None,
+        database=None,
+        suppress_health_check=[
+            HealthCheck.function_scoped_fixture,
+            HealthCheck.too_slow,
+            HealthCheck.data_too_large,
+            HealthCheck.filter_too_much,
+        ],
+    )
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if FUZZ_COUNTER["tried"]:
+        failed = len(terminalreporter.stats.get("failed", []))
+        terminalreporter.write_line(
+            f"fuzz examples tried: {FUZZ_COUNTER['tried']:,} · failing tests: {failed}"
+        )
