@@ -38,7 +38,7 @@ bench: $(STAMP) system-packages
 # Over 100,000 fuzzed inputs (hypothesis) against the validator, the decorator, the callback and
 # the session cookie; prints how many were tried. Not part of `make test` (which runs a few).
 fuzz: $(STAMP)
-	ENTRA_FUZZ=1 $(BIN)/python -m pytest tests/security/test_fuzz.py -q -p no:cacheprovider
+	ENTRA_FUZZ=1 $(BIN)/python -m pytest tests/security/test_fuzz.py -q -p no:cacheprovider --timeout=0
 
 clean:
 	rm -rf $(VENV) .entra-emulator .pytest_cache .mypy_cache .ruff_cache

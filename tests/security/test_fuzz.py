@@ -142,7 +142,7 @@ def test_fuzz_validator_structured_signed_tokens(
         )
     )
     claims = data.draw(_claims(now, base))
-    signed = data.draw(st.booleans()) or data.draw(st.booleans())
+    signed = data.draw(st.sampled_from([True, True, True, False]))
     head = b64(json.dumps(header).encode())
     body = b64(json.dumps(claims).encode())
     if signed:
