@@ -32,8 +32,9 @@ demo: $(STAMP)
 
 # Benchmarks print ratios against peers measured in the same run; not part of `make test`.
 bench: $(STAMP) system-packages
-	$(BIN)/python bench/bench_validation.py
-	$(BIN)/python bench/bench_sessions.py
+	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
+	@command -v wrk >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get install -y -q wrk >/dev/null; } || echo "wrk missing: apt-get install wrk"
+	$(BIN)/python bench/run_all.py
 
 # Over 100,000 fuzzed inputs (hypothesis) against the validator, the decorator, the callback and
 # the session cookie; prints how many were tried. Not part of `make test` (which runs a few).

@@ -48,6 +48,45 @@ def rate(fn: Callable[[], object]) -> float:
     return best
 
 
+def peer_rates(token: str, public_key: object, issuer: str) -> dict[str, float]:
+    """joserfc and Authlib with the same rules (RS256, iss, aud, exp), when installed."""
+    found: dict[str, float] = {}
+    try:
+        from joserfc import jwt as joserfc_jwt
+        from joserfc.jwk import RSAKey
+
+        key = RSAKey.import_key(public_key)  # type: ignore[arg-type]
+        registry = joserfc_jwt.JWTClaimsRegistry(
+            iss={"essential": True, "value": issuer},
+            aud={"essential": True, "value": API},
+            exp={"essential": True},
+        )
+
+        def joserfc_validate(t: str = token) -> None:
+            registry.validate(joserfc_jwt.decode(t, key, algorithms=["RS256"]).claims)
+
+        found["joserfc, preloaded key"] = rate(joserfc_validate)
+    except ImportError:
+        pass
+    try:
+        from authlib.jose import JsonWebToken
+
+        authlib_jwt = JsonWebToken(["RS256"])
+        options = {
+            "iss": {"essential": True, "value": issuer},
+            "aud": {"essential": True, "value": API},
+            "exp": {"essential": True},
+        }
+
+        def authlib_validate(t: str = token) -> None:
+            authlib_jwt.decode(t, public_key, claims_options=options).validate()
+
+        found["Authlib, preloaded key"] = rate(authlib_validate)
+    except ImportError:
+        pass
+    return found
+
+
 def tokens(emulator: EntraEmulator) -> dict[str, str]:
     key = emulator.signing_key
     now = int(time.time())
@@ -122,6 +161,7 @@ def main() -> None:
                 "entra-auth warm (validated-token cache)": rate(lambda t=token: warm.validate(t)),
                 "PyJWT, preloaded key": rate(pyjwt_preloaded),
                 "PyJWT + PyJWKClient": rate(pyjwt_jwks_client),
+                **peer_rates(token, public_key, issuer),
             }
             base = results["RSA-2048 verify floor (cryptography)"]
             peers = {k: v for k, v in results.items() if not k.startswith(("RSA", "entra"))}
