@@ -16,14 +16,12 @@ import tempfile
 import time
 from pathlib import Path
 
-import jwt
 import requests
 
+from bench.common import API, access_token
 from entra_auth.emulator import EntraEmulator
 
 ROOT = Path(__file__).resolve().parents[1]
-API = "a1c3e5f7-2b4d-4e6f-8a0c-1d3e5f7a9b2c"
-WEB = "4b7d2f1c-3a5e-4c8b-9d61-2e0f7a9b3c15"
 SECONDS = 4
 
 
@@ -31,26 +29,6 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
-
-
-def token_for(emulator: EntraEmulator) -> str:
-    now = int(time.time())
-    claims = {
-        "aud": API,
-        "iss": emulator.issuer(),
-        "iat": now,
-        "nbf": now,
-        "exp": now + 3600,
-        "tid": emulator.tenant_id,
-        "oid": "0a9c7b3e-4d2f-4e8a-b1c6-5f3d2e1a0b9c",
-        "sub": "s" * 43,
-        "scp": "access_as_user",
-        "ver": "2.0",
-        "azp": WEB,
-        "name": "Adele Vance",
-    }
-    key = emulator.signing_key
-    return jwt.encode(claims, key.private_key, algorithm="RS256", headers={"kid": key.kid})
 
 
 def wrk(url: str, token: str) -> float:
@@ -76,7 +54,7 @@ def main() -> None:
         tempfile.TemporaryDirectory() as tmp,
         EntraEmulator(state_dir=Path(tmp), port=0, browser_port=0) as emulator,
     ):
-        token = token_for(emulator)
+        token = access_token(emulator)
         env = {
             **os.environ,
             "PYTHONPATH": str(ROOT),

@@ -11,35 +11,16 @@ import threading
 import time
 from pathlib import Path
 
-import jwt
-
+from bench.common import API, access_token
 from entra_auth.config import EntraConfig
 from entra_auth.emulator import EntraEmulator, Fault
 from entra_auth.errors import EntraAuthError
 from entra_auth.jwks import JwksCache
 from entra_auth.tokens import AccessTokenValidator
 
-API = "a1c3e5f7-2b4d-4e6f-8a0c-1d3e5f7a9b2c"
-
 
 def mint(emulator: EntraEmulator, *, kid: str | None = None, key: object = None, i: int = 0) -> str:
-    now = int(time.time())
-    claims = {
-        "aud": API,
-        "iss": emulator.issuer(),
-        "iat": now,
-        "nbf": now,
-        "exp": now + 3600,
-        "tid": emulator.tenant_id,
-        "oid": f"00000000-0000-0000-0000-{i:012d}",
-        "sub": "s",
-        "scp": "access_as_user",
-        "ver": "2.0",
-    }
-    signing = emulator.signing_key
-    return jwt.encode(
-        claims, key or signing.private_key, algorithm="RS256", headers={"kid": kid or signing.kid}
-    )
+    return access_token(emulator, kid=kid, key=key, oid=f"00000000-0000-0000-0000-{i:012d}")
 
 
 def validator(emulator: EntraEmulator, **jwks: float) -> AccessTokenValidator:

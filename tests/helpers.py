@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import socket
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import msal
+from flask import Flask
+from werkzeug.serving import make_server
 
 from entra_auth.config import EntraConfig
 from entra_auth.emulator import EntraEmulator
@@ -87,3 +94,31 @@ def demo_config(emulator: EntraEmulator, **extra: Any) -> dict[str, Any]:
     }
     config.update(extra)
     return config
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@contextmanager
+def serve_demo(emulator: EntraEmulator, session_dir: Path) -> Iterator[tuple[str, Flask]]:
+    """The demo app served by werkzeug on a free port, registered with the emulator."""
+    port = free_port()
+    base = f"http://localhost:{port}"
+    emulator.add_redirect_uri(WEB, f"{base}/get_token")
+    emulator.add_redirect_uri(WEB, f"{base}/")
+    from examples.demo.app import create_app
+
+    app = create_app(
+        demo_config(
+            emulator, ENTRA_REDIRECT_URI=f"{base}/get_token", ENTRA_SESSION_DIR=str(session_dir)
+        )
+    )
+    server = make_server("127.0.0.1", port, app, threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield base, app
+    finally:
+        server.shutdown()

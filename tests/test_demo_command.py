@@ -14,7 +14,7 @@ import requests
 
 from entra_auth.emulator.driver import BrowserlessUser
 
-from .e2e.conftest import free_port
+from .helpers import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -26,8 +26,8 @@ from examples.demo.app import create_app
 from entra_auth.emulator import EntraEmulator
 from entra_auth.emulator.driver import BrowserlessUser
 
-from .helpers import MEGAN, WEB, demo_config, secret_of
-from .redis_support import RedisServer, free_port
+from .helpers import MEGAN, WEB, demo_config, free_port, secret_of
+from .redis_support import RedisServer
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -88,7 +88,7 @@ def test_the_lock_serialises_load_to_save(redis_url: str) -> None:
 
 
 def test_redis_down_is_a_visible_error(tmp_path: object) -> None:
-    from .redis_support import free_port
+    from .helpers import free_port
 
     target = store(f"redis://127.0.0.1:{free_port()}/0", [NEW])
     started = time.monotonic()

@@ -3,21 +3,17 @@
 from __future__ import annotations
 
 import shutil
-import socket
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-from examples.demo.app import create_app
 from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
-from werkzeug.serving import make_server
 
 from entra_auth.emulator import EntraEmulator
 
-from ..helpers import WEB, demo_config
+from ..helpers import serve_demo
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "e2e"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -78,27 +74,7 @@ def page(context: BrowserContext, request: pytest.FixtureRequest) -> Iterator[Pa
         page.screenshot(path=str(ARTIFACTS / f"{request.node.name}-failure.png"), full_page=True)
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @pytest.fixture
 def demo(entra_emulator: EntraEmulator, tmp_path: Path) -> Iterator[Demo]:
-    port = free_port()
-    base = f"http://localhost:{port}"
-    entra_emulator.add_redirect_uri(WEB, f"{base}/get_token")
-    entra_emulator.add_redirect_uri(WEB, f"{base}/")
-    app = create_app(
-        demo_config(
-            entra_emulator,
-            ENTRA_REDIRECT_URI=f"{base}/get_token",
-            ENTRA_SESSION_DIR=str(tmp_path / "sessions"),
-        )
-    )
-    server = make_server("127.0.0.1", port, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield Demo(base, app)
-    server.shutdown()
+    with serve_demo(entra_emulator, tmp_path / "sessions") as (base, app):
+        yield Demo(base, app)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -12,7 +11,6 @@ import pytest
 import requests
 from click.testing import CliRunner
 from examples.demo.app import create_app
-from werkzeug.serving import make_server
 
 from entra_auth import signin
 from entra_auth.cli import main
@@ -21,8 +19,7 @@ from entra_auth.emulator import EntraEmulator
 from entra_auth.emulator.driver import BrowserlessUser
 from entra_auth.emulator.minting import TokenMinter
 
-from ..helpers import ADELE, API, WEB, demo_config, secret_of
-from ..redis_support import free_port
+from ..helpers import ADELE, API, WEB, demo_config, secret_of, serve_demo
 from .minting import Mint
 
 LOGGERS = ("", "entra_auth", "msal", "urllib3", "requests", "werkzeug", "flask_session")
@@ -77,19 +74,8 @@ def recorder(monkeypatch: pytest.MonkeyPatch) -> Recorder:
 
 @pytest.fixture
 def served_demo(entra_emulator: EntraEmulator, tmp_path: Path) -> Iterator[str]:
-    port = free_port()
-    base = f"http://localhost:{port}"
-    entra_emulator.add_redirect_uri(WEB, f"{base}/get_token")
-    entra_emulator.add_redirect_uri(WEB, f"{base}/")
-    app = create_app(
-        demo_config(
-            entra_emulator, ENTRA_REDIRECT_URI=f"{base}/get_token", ENTRA_SESSION_DIR=str(tmp_path)
-        )
-    )
-    server = make_server("127.0.0.1", port, app, threaded=True)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield base
-    server.shutdown()
+    with serve_demo(entra_emulator, tmp_path) as (base, _):
+        yield base
 
 
 def leaking_records(caplog: pytest.LogCaptureFixture, recorder: Recorder) -> list[str]:
