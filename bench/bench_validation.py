@@ -15,6 +15,7 @@ import sys
 import tempfile
 import time
 import uuid
+import warnings
 from collections.abc import Callable
 
 import jwt
@@ -47,9 +48,13 @@ def rate(fn: Callable[[], object]) -> float:
     return best
 
 
-def peer_rates(token: str, public_key: object, issuer: str) -> dict[str, float]:
-    """joserfc and Authlib with the same rules (RS256, iss, aud, exp), when installed."""
+def peer_rates(
+    token: str, public_key: object, issuer: str, emulator: EntraEmulator | None = None
+) -> dict[str, float]:
+    """joserfc, Authlib and fastapi-azure-auth with the same rules, when installed."""
     found: dict[str, float] = {}
+    if emulator is not None:
+        found.update(fastapi_azure_auth_rate(token, emulator))
     try:
         from joserfc import jwt as joserfc_jwt
         from joserfc.jwk import RSAKey
@@ -68,7 +73,9 @@ def peer_rates(token: str, public_key: object, issuer: str) -> dict[str, float]:
     except ImportError:
         pass
     try:
-        from authlib.jose import JsonWebToken
+        with warnings.catch_warnings():  # Authlib points to joserfc, measured above
+            warnings.simplefilter("ignore")
+            from authlib.jose import JsonWebToken
 
         authlib_jwt = JsonWebToken(["RS256"])
         options = {
@@ -84,6 +91,51 @@ def peer_rates(token: str, public_key: object, issuer: str) -> dict[str, float]:
     except ImportError:
         pass
     return found
+
+
+def fastapi_azure_auth_rate(token: str, emulator: EntraEmulator) -> dict[str, float]:
+    """Its real path: ``__call__`` on a Starlette request (one event-loop turn per call), its
+    OpenID configuration read from the local Entra ID with the emulator's CA."""
+    try:
+        import asyncio
+
+        from fastapi.security import SecurityScopes
+        from fastapi_azure_auth.auth import AzureAuthorizationCodeBearerBase
+        from starlette.requests import Request
+    except ImportError:
+        return {}
+    auth = AzureAuthorizationCodeBearerBase(
+        app_client_id=API,
+        tenant_id=emulator.tenant_id,
+        openid_config_url=f"{emulator.authority}/v2.0/.well-known/openid-configuration",
+        openapi_authorization_url=f"{emulator.authority}/oauth2/v2.0/authorize",
+        openapi_token_url=f"{emulator.authority}/oauth2/v2.0/token",
+    )
+    auth.openid_config.http_client_config = {
+        "verify": ssl.create_default_context(cafile=str(emulator.ca_path))
+    }
+    loop = asyncio.new_event_loop()
+    scope = {
+        "type": "http",
+        "method": "GET",
+        "path": "/",
+        "query_string": b"",
+        "headers": [(b"authorization", f"Bearer {token}".encode())],
+    }
+    needs = SecurityScopes(scopes=["access_as_user"])
+
+    def validate() -> None:
+        loop.run_until_complete(auth(Request(scope), needs))
+
+    try:
+        validate()
+    except Exception as exc:
+        print(f"(fastapi-azure-auth could not validate here: {type(exc).__name__})")
+        return {}
+    try:
+        return {"fastapi-azure-auth (__call__)": rate(validate)}
+    finally:
+        loop.close()
 
 
 def tokens(emulator: EntraEmulator) -> dict[str, str]:
@@ -144,7 +196,7 @@ def main() -> None:
                 "entra-auth warm (validated-token cache)": rate(lambda t=token: warm.validate(t)),
                 "PyJWT, preloaded key": rate(pyjwt_preloaded),
                 "PyJWT + PyJWKClient": rate(pyjwt_jwks_client),
-                **peer_rates(token, public_key, issuer),
+                **peer_rates(token, public_key, issuer, emulator),
             }
             base = results["RSA-2048 verify floor (cryptography)"]
             peers = {k: v for k, v in results.items() if not k.startswith(("RSA", "entra"))}
