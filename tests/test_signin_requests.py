@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from entra_auth.emulator import EntraEmulator
 from examples.demo.app import create_app
+
+from entra_auth.emulator import EntraEmulator
 
 from .helpers import demo_config
 from .security.web import Web
