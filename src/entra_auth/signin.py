@@ -16,9 +16,7 @@
 
 from __future__ import annotations
 
-import base64
 import hashlib
-import json
 import threading
 import warnings
 from collections.abc import Mapping, Sequence
@@ -202,22 +200,23 @@ class SignInFlow:
             raise SignInError(
                 f"The ID token was refused: {exc.message}", remedy=exc.remedy, code=exc.reason
             ) from None
-        account_id = self._account_id(result, user)
+        account_id = self._account_id(app, user)
         return SignedIn(user=user, account_id=account_id)
 
     def _expected_issuer(self) -> str:
         return self.jwks.metadata.issuer
 
     @staticmethod
-    def _account_id(result: Mapping[str, Any], user: Principal) -> str:
-        info = result.get("client_info")
-        if isinstance(info, str):
-            try:
-                decoded = json.loads(base64.urlsafe_b64decode(info + "=" * (-len(info) % 4)))
-                return f"{decoded['uid']}.{decoded['utid']}"
-            except (ValueError, KeyError, TypeError):
-                pass
-        return f"{user.oid}.{user.tid}"
+    def _account_id(app: msal.ConfidentialClientApplication, user: Principal) -> str:
+        """MSAL's ``home_account_id`` for the user just signed in (the cache is this sign-in's
+        alone), after checking it speaks for the verified user."""
+        accounts = app.get_accounts()
+        if len(accounts) != 1 or accounts[0].get("local_account_id") != user.oid:
+            raise SignInError(
+                "The tokens MSAL stored do not belong to the verified user.",
+                code="account_mismatch",
+            )
+        return str(accounts[0]["home_account_id"])
 
     # -- tokens ---------------------------------------------------------------------------------
     def acquire_token(

@@ -402,3 +402,10 @@ def test_FL17_revoked_refresh_token_one_sign_in_no_loop(web: Web) -> None:
     loop = web.client.get("/profile")
     assert loop.status_code == 403
     assert "could not get a token" in loop.get_data(as_text=True)
+
+
+def test_guest_signs_in_under_msal_home_account(web: Web) -> None:
+    assert web.sign_in(user="bob@fabrikam.example").status_code == 302
+    assert web.who() == "Bob Kelly (Fabrikam)"
+    assert web.session()["entra_account"].endswith(f".{FABRIKAM}")  # the guest's home tenant
+    assert web.client.get("/profile").status_code == 200
