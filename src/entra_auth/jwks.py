@@ -87,6 +87,7 @@ class JwksCache:
         self._last_attempt: float | None = None
         self._last_kid_fetch: float | None = None
         self._failures = 0
+        self._last_error = "no fetch has succeeded yet"
         self._version = 0
         self._fetch_lock = threading.Lock()
 
@@ -273,7 +274,7 @@ class JwksCache:
         return keys
 
     def _unavailable(self, stale: bool = False) -> KeySetUnavailableError:
-        detail = getattr(self, "_last_error", "no fetch has succeeded")
+        detail = self._last_error
         return KeySetUnavailableError(
             (
                 "The signing keys are too old to trust and cannot be refreshed: "
