@@ -8,6 +8,18 @@ from .helpers import WEB, confidential_client
 
 
 @pytest.fixture
+def web(entra_emulator: EntraEmulator, tmp_path):  # type: ignore[no-untyped-def]
+    """The demo app in Flask's test client; the IdP's pages walked by BrowserlessUser."""
+    from examples.demo.app import create_app
+
+    from .helpers import demo_config
+    from .security.web import Web
+
+    app = create_app(demo_config(entra_emulator, ENTRA_SESSION_DIR=str(tmp_path / "sessions")))
+    return Web(entra_emulator, app)
+
+
+@pytest.fixture
 def web_app(entra_emulator: EntraEmulator):  # type: ignore[no-untyped-def]
     """The demo web app as an unpatched MSAL confidential client."""
     return confidential_client(entra_emulator, WEB)

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import jwt
 import pytest
-from examples.demo.app import create_app
 from flask.testing import FlaskClient
 
 from entra_auth.emulator import EntraEmulator
@@ -21,15 +19,14 @@ from .helpers import (
     MEGAN,
     WEB,
     confidential_client,
-    demo_config,
     sign_in,
 )
+from .security.web import Web
 
 
 @pytest.fixture
-def demo(entra_emulator: EntraEmulator, tmp_path: Path) -> FlaskClient:
-    app = create_app(demo_config(entra_emulator, ENTRA_SESSION_DIR=str(tmp_path)))
-    return app.test_client()
+def demo(web: Web) -> FlaskClient:
+    return web.client
 
 
 def bearer(demo: FlaskClient, token: str):  # type: ignore[no-untyped-def]

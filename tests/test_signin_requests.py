@@ -3,20 +3,12 @@ discovery per process (shared http_cache), and a token request only when a refre
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from examples.demo.app import create_app
-
 from entra_auth.emulator import EntraEmulator
 
-from .helpers import demo_config
 from .security.web import Web
 
 
-def test_pages_make_no_metadata_requests(entra_emulator: EntraEmulator, tmp_path: Path) -> None:
-    web = Web(
-        entra_emulator, create_app(demo_config(entra_emulator, ENTRA_SESSION_DIR=str(tmp_path)))
-    )
+def test_pages_make_no_metadata_requests(entra_emulator: EntraEmulator, web: Web) -> None:
     web.sign_in()
     entra_emulator.reset_counts()
     for _ in range(5):
@@ -28,13 +20,8 @@ def test_pages_make_no_metadata_requests(entra_emulator: EntraEmulator, tmp_path
     assert counts["graph"] == 5
 
 
-def test_a_due_refresh_costs_one_token_request(
-    entra_emulator: EntraEmulator, tmp_path: Path
-) -> None:
+def test_a_due_refresh_costs_one_token_request(entra_emulator: EntraEmulator, web: Web) -> None:
     entra_emulator.settings.access_token_lifetime = (90, 90)  # under MSAL's 5-minute window
-    web = Web(
-        entra_emulator, create_app(demo_config(entra_emulator, ENTRA_SESSION_DIR=str(tmp_path)))
-    )
     web.sign_in()
     entra_emulator.reset_counts()
     for _ in range(3):

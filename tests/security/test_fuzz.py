@@ -9,13 +9,11 @@ from __future__ import annotations
 import base64
 import json
 import time
-from pathlib import Path
 from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding
-from examples.demo.app import create_app
 from flask.testing import FlaskClient
 from hypothesis import given
 from hypothesis import strategies as st
@@ -24,9 +22,10 @@ from entra_auth.emulator import EntraEmulator
 from entra_auth.errors import InsufficientScopeError, InvalidTokenError
 from entra_auth.integrations.flask import ApiProtector
 
-from ..helpers import API, CONTOSO, FABRIKAM, WEB, demo_config
+from ..helpers import API, CONTOSO, FABRIKAM, WEB
 from .conftest import FUZZ_COUNTER, budget
 from .minting import Mint
+from .web import Web
 
 TOKEN_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.=+/ \t\x00é"
 json_values = st.recursive(
@@ -171,11 +170,9 @@ def test_fuzz_decorator_authorization_header(api: FlaskClient, _: int, value: st
 
 
 @pytest.fixture
-def web_client(entra_emulator: EntraEmulator, tmp_path: Path) -> FlaskClient:
-    app = create_app(demo_config(entra_emulator, ENTRA_SESSION_DIR=str(tmp_path)))
-    client = app.test_client()
-    client.get("/login")  # a sign-in under way: the callback has flows to compare with
-    return client
+def web_client(web: Web) -> FlaskClient:
+    web.begin()  # a sign-in under way: the callback has flows to compare with
+    return web.client
 
 
 @pytest.mark.parametrize("_", [0])

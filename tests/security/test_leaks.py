@@ -10,7 +10,6 @@ from typing import Any
 import pytest
 import requests
 from click.testing import CliRunner
-from examples.demo.app import create_app
 
 from entra_auth import signin
 from entra_auth.cli import main
@@ -19,8 +18,9 @@ from entra_auth.emulator import EntraEmulator
 from entra_auth.emulator.driver import BrowserlessUser
 from entra_auth.emulator.minting import TokenMinter
 
-from ..helpers import ADELE, API, WEB, demo_config, secret_of, serve_demo
+from ..helpers import ADELE, API, WEB, secret_of, serve_demo
 from .minting import Mint
+from .web import Web
 
 LOGGERS = ("", "entra_auth", "msal", "urllib3", "requests", "werkzeug", "flask_session")
 
@@ -161,13 +161,8 @@ def test_LG01_full_flows_at_debug_leak_nothing(
 
 
 def test_LG02_error_pages_and_refusals_say_nothing_secret(
-    entra_emulator: EntraEmulator, tmp_path: Path, recorder: Recorder
+    entra_emulator: EntraEmulator, web: Web, recorder: Recorder
 ) -> None:
-    from .web import Web
-
-    web = Web(
-        entra_emulator, create_app(demo_config(entra_emulator, ENTRA_SESSION_DIR=str(tmp_path)))
-    )
     mint = Mint(entra_emulator)
     pages: list[str] = []
     entra_emulator.rewrite_id_tokens(lambda claims: mint.token({**claims, "nonce": "wrong"}))

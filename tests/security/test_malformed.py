@@ -4,18 +4,14 @@ from __future__ import annotations
 
 import json
 import time
-from pathlib import Path
 from typing import Any
 
 import pytest
-from examples.demo.app import create_app
 from flask.testing import FlaskClient
 
-from entra_auth.emulator import EntraEmulator
 from entra_auth.errors import InvalidTokenError
 from entra_auth.integrations.flask import ApiProtector
 
-from ..helpers import demo_config
 from .minting import Mint, b64
 from .web import Web
 
@@ -135,14 +131,7 @@ def test_MF10_duplicate_json_members(api: FlaskClient, mint: Mint, member: str) 
     refused(api, mint.raw(b64(header.encode()), mint.claims()))
 
 
-@pytest.fixture
-def web_app(entra_emulator: EntraEmulator, tmp_path: Path) -> Web:
-    return Web(
-        entra_emulator, create_app(demo_config(entra_emulator, ENTRA_SESSION_DIR=str(tmp_path)))
-    )
-
-
-def test_MF11_huge_junk_and_many_cookies(web_app: Web) -> None:
+def test_MF11_huge_junk_and_many_cookies(web: Web) -> None:
     cases = [
         {"entra_session": "x" * 4000},
         {"entra_session": "\u00e9\u00e9.\x01\x02"},
@@ -150,15 +139,15 @@ def test_MF11_huge_junk_and_many_cookies(web_app: Web) -> None:
         {f"junk{i}": "y" * 3000 for i in range(60)},
     ]
     for cookies in cases:
-        client = web_app.app.test_client()
+        client = web.app.test_client()
         for name, value in cookies.items():
             client.set_cookie(name, value)
         for path in ("/", "/profile", "/login", "/claims"):
             assert client.get(path).status_code < 500, (path, list(cookies)[:1])
 
 
-def test_MF12_malformed_callbacks(web_app: Web) -> None:
-    web_app.begin()  # a sign-in is under way in this browser
+def test_MF12_malformed_callbacks(web: Web) -> None:
+    web.begin()  # a sign-in is under way in this browser
     for query in (
         {"code": "c" * 100_000, "state": "s"},
         {"code": "c", "state": "ünïcødé-\u202e-state"},
@@ -166,6 +155,6 @@ def test_MF12_malformed_callbacks(web_app: Web) -> None:
         "state=a&state=b&code=c",
         {"code": "", "state": ""},
     ):
-        response = web_app.callback(query)
+        response = web.callback(query)
         assert response.status_code == 400, (str(query)[:40], response.status_code)
         assert "Traceback" not in response.get_data(as_text=True)

@@ -24,12 +24,6 @@ from .minting import REMOVE, Mint, b64
 from .web import Web, query_of
 
 
-@pytest.fixture
-def web(entra_emulator: EntraEmulator, tmp_path: Path) -> Web:
-    app = create_app(demo_config(entra_emulator, ENTRA_SESSION_DIR=str(tmp_path / "sessions")))
-    return Web(entra_emulator, app)
-
-
 def assert_refused_page(response: Any, web: Web, status: int = 400) -> str:
     assert response.status_code == status, response.get_data(as_text=True)[:500]
     text = response.get_data(as_text=True)
