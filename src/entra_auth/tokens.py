@@ -142,7 +142,12 @@ def _json_object(data: bytes, what: str) -> dict[str, Any]:
     return value
 
 
-def _int_claim(claims: Mapping[str, Any], name: str, *, required: bool) -> int | None:
+# NumericDate bounds (RFC 7519 §2): 1970 up to the last second of year 9999. A date outside
+# them is no date any issuer writes; accepting 10**300 as `exp` would make a never-expiring token.
+MAX_NUMERIC_DATE = 253_402_300_799
+
+
+def _date_claim(claims: Mapping[str, Any], name: str, *, required: bool) -> int | None:
     value = claims.get(name)
     if value is None:
         if required:
@@ -150,6 +155,8 @@ def _int_claim(claims: Mapping[str, Any], name: str, *, required: bool) -> int |
         return None
     if type(value) is not int:  # bool is an int subclass; floats and strings are refused
         raise _refuse(f"The token's '{name}' claim is not a whole number.", "malformed")
+    if not 0 <= value <= MAX_NUMERIC_DATE:
+        raise _refuse(f"The token's '{name}' claim is not a valid date.", "malformed")
     return value
 
 
@@ -268,7 +275,7 @@ class _TokenValidator:
 
     def _check_times(self, claims: Mapping[str, Any], now: float) -> int:
         leeway = self.config.leeway
-        exp = _int_claim(claims, "exp", required=True)
+        exp = _date_claim(claims, "exp", required=True)
         assert exp is not None
         if now > exp + leeway:
             minutes = int((now - exp) // 60)
@@ -277,14 +284,14 @@ class _TokenValidator:
                 "expired",
                 remedy="Get a new token (MSAL's acquire_token_silent refreshes it).",
             )
-        nbf = _int_claim(claims, "nbf", required=False)
+        nbf = _date_claim(claims, "nbf", required=False)
         if nbf is not None and nbf > now + leeway:
             raise _refuse(
                 "The token is not valid yet (nbf is in the future).",
                 "not_yet_valid",
                 remedy="Check this server's clock.",
             )
-        iat = _int_claim(claims, "iat", required=False)
+        iat = _date_claim(claims, "iat", required=False)
         if iat is not None and iat > now + leeway:
             raise _refuse(
                 "The token claims to be issued in the future.",
@@ -358,7 +365,7 @@ class AccessTokenValidator(_TokenValidator):
         _, claims = self._verified_claims(token)
         # What the token is, then whom it is for: "an ID token", "a Graph token", "another app's
         # token" are the diagnoses that help, whatever else is also wrong with it.
-        scopes, roles = self._check_access_token_kind(claims)
+        scopes, roles, client_id = self._check_access_token_kind(claims)
         self._check_audience(claims)
         version = self._check_version(claims)
         tid = self._check_tenant(claims)
@@ -368,7 +375,6 @@ class AccessTokenValidator(_TokenValidator):
         sub = _str_claim(claims, "sub")
         assert oid is not None
         assert sub is not None
-        client = claims.get("azp") if version == "2.0" else claims.get("appid")
         name = claims.get("name")
         return (
             Principal(
@@ -378,8 +384,8 @@ class AccessTokenValidator(_TokenValidator):
                 scopes=scopes,
                 roles=roles,
                 name=name if isinstance(name, str) else None,
-                client_id=client if isinstance(client, str) else None,
-                app_only=not scopes,
+                client_id=client_id,
+                app_only=self._is_app_only(claims, scopes, oid, sub),
                 claims=MappingProxyType(claims),
             ),
             exp,
@@ -426,22 +432,59 @@ class AccessTokenValidator(_TokenValidator):
 
     def _check_access_token_kind(
         self, claims: Mapping[str, Any]
-    ) -> tuple[frozenset[str], frozenset[str]]:
+    ) -> tuple[frozenset[str], frozenset[str], str]:
+        """Scopes, roles and the calling app's id, or a refusal when this is no access token.
+
+        What tells the kinds apart is what only an access token carries: the calling app
+        (``azp`` in v2, ``appid`` in v1) and ``scp`` or ``roles``. An ID token has neither
+        client claim and may carry a sign-in ``nonce``; it can carry ``roles`` (the user's
+        assigned app roles) and, when one registration signs users in and exposes an API, this
+        API's audience, so audience and roles alone prove nothing (HX01).
+        """
         scp, roles = claims.get("scp"), claims.get("roles")
-        if scp is None and roles is None:
+        client_claim = "appid" if claims.get("ver") == "1.0" else "azp"
+        client = claims.get(client_claim)
+        if (scp is None and roles is None) or client is None or "nonce" in claims:
             raise _refuse(
-                "The token has neither 'scp' nor 'roles': it is not an access token (an ID "
-                "token sent as a bearer token?).",
+                "The token is not an access token: it has "
+                + (
+                    "neither 'scp' nor 'roles'"
+                    if scp is None and roles is None
+                    else f"no '{client_claim}' (the calling app)"
+                    if client is None
+                    else "a sign-in 'nonce'"
+                )
+                + ", as an ID token does (an ID token sent as a bearer token?).",
                 "not_an_access_token",
                 remedy="Send an access token for this API, not the ID token.",
             )
+        if not isinstance(client, str) or not client:
+            raise _refuse(f"The token's '{client_claim}' claim is not a string.", "malformed")
         if scp is not None and not isinstance(scp, str):
             raise _refuse("The token's 'scp' claim is not a string.", "malformed")
         if roles is not None and (
             not isinstance(roles, list) or not all(isinstance(r, str) for r in roles)
         ):
             raise _refuse("The token's 'roles' claim is not a list of strings.", "malformed")
-        return frozenset(scp.split() if scp else ()), frozenset(roles or ())
+        return frozenset(scp.split() if scp else ()), frozenset(roles or ()), client
+
+    @staticmethod
+    def _is_app_only(claims: Mapping[str, Any], scopes: frozenset[str], oid: str, sub: str) -> bool:
+        """Entra's rule (access-token claims reference): ``idtyp`` when the app registration
+        asks for it, which is the exact answer; without it, an app-only token has no ``scp`` and
+        its ``sub`` is its ``oid`` (the service principal). A user's token carrying only
+        ``roles`` (assigned app roles, no scope) is still a user's (HX02)."""
+        idtyp = claims.get("idtyp")
+        if idtyp is None:
+            return not scopes and sub == oid
+        if idtyp not in ("app", "user"):
+            raise _refuse("The token's 'idtyp' claim is neither 'app' nor 'user'.", "malformed")
+        if idtyp == "app" and scopes:
+            raise _refuse(
+                "The token says it is app-only ('idtyp') but carries delegated scopes.",
+                "malformed",
+            )
+        return idtyp == "app"
 
     @staticmethod
     def authorize(

@@ -73,6 +73,14 @@ def build_corpus(emulator: EntraEmulator) -> list[Case]:
         "nbf=within-leeway": {"nbf": now + 30},
         "iat=future": {"iat": now + 600},
         "kind=id-token": {"scp": REMOVE, "azp": REMOVE, "nonce": "n"},
+        "kind=id-token-with-roles": {"scp": REMOVE, "azp": REMOVE, "roles": ["Data.Read.All"]},
+        "azp=missing": {"azp": REMOVE},
+        "nonce=present": {"nonce": "n"},
+        "exp=300-digits": {"exp": 10**300},
+        "nbf=negative": {"nbf": -1},
+        "idtyp=user": {"idtyp": "user"},
+        "roles=with-scope": {"roles": ["Data.Read.All"]},
+        "idtyp=app-with-scp": {"idtyp": "app"},
         "scp=list": {"scp": ["access_as_user"]},
         "roles=string": {"scp": REMOVE, "roles": "Data.Read.All"},
         "roles=app-only": {"scp": REMOVE, "roles": ["Data.Read.All"]},
@@ -160,6 +168,8 @@ def pyjwt_accepts(token: str, keys: dict[str, Any], base: str) -> bool:
     scp, roles = claims.get("scp"), claims.get("roles")
     if scp is None and roles is None:
         return False  # an ID token is not an access token
+    if not isinstance(claims.get("azp"), str) or not claims["azp"] or "nonce" in claims:
+        return False  # nor is any token without the calling app, or with a sign-in nonce
     if scp is not None and not isinstance(scp, str):
         return False
     if roles is not None and not (
@@ -179,6 +189,9 @@ EXPLAINED: dict[str, str] = {
     "refused (PyJWT decodes leniently)",
     "encoding=duplicate-aud": "duplicate JSON members are refused (PyJWT keeps the last)",
     "header=crit": "unknown critical extensions are refused (RFC 7515 §4.1.11)",
+    "exp=300-digits": "a NumericDate past year 9999 is no date (HX03); PyJWT takes any integer",
+    "nbf=negative": "a NumericDate before 1970 is no date (HX03); PyJWT takes any integer",
+    "idtyp=app-with-scp": "a token that says it is app-only cannot carry delegated scopes (HX02)",
 }
 
 

@@ -69,13 +69,16 @@ def _claims(now: int, issuer_base: str) -> st.SearchStrategy[dict[str, Any]]:
             ),
             "tid": pick(CONTOSO, FABRIKAM),
             "ver": pick("2.0", "1.0", 2),
-            "exp": pick(now + 3600, now - 3600, str(now + 3600), float(now + 3600)),
-            "nbf": pick(now, now + 3600),
-            "iat": pick(now, now + 86400),
+            "exp": pick(now + 3600, now - 3600, str(now + 3600), float(now + 3600), 10**300, -1),
+            "nbf": pick(now, now + 3600, -5, 253_402_300_800),
+            "iat": pick(now, now + 86400, 10**40),
             "oid": pick("0a9c7b3e-4d2f-4e8a-b1c6-5f3d2e1a0b9c", ""),
             "sub": pick("sub", ""),
             "scp": pick("access_as_user", ["access_as_user"], ""),
             "roles": pick(["Data.Read.All"], "Data.Read.All"),
+            "azp": pick(WEB, "", 7),
+            "nonce": pick("n"),
+            "idtyp": pick("app", "user", "device"),
         },
     )
 
@@ -96,6 +99,12 @@ def oracle_accepts(
     aud, scp, roles = claims.get("aud"), claims.get("scp"), claims.get("roles")
     if scp is None and roles is None:
         return False
+    # An access token names its calling app and carries no sign-in nonce (HX01).
+    if not isinstance(claims.get("azp"), str) or not claims["azp"] or "nonce" in claims:
+        return False
+    idtyp = claims.get("idtyp")
+    if idtyp is not None and (idtyp not in ("app", "user") or (idtyp == "app" and scp)):
+        return False
     if scp is not None and not isinstance(scp, str):
         return False
     if roles is not None and not (
@@ -107,10 +116,14 @@ def oracle_accepts(
     if claims.get("tid") != CONTOSO or claims.get("iss") != f"{issuer_base}/{CONTOSO}/v2.0":
         return False
     exp, nbf, iat = claims.get("exp"), claims.get("nbf"), claims.get("iat")
-    if type(exp) is not int or now > exp + 60:
+
+    def date(value: Any) -> bool:  # RFC 7519 NumericDate, 1970 to the end of year 9999
+        return type(value) is int and 0 <= value <= 253_402_300_799
+
+    if not date(exp) or now > exp + 60:
         return False
     for moment in (nbf, iat):
-        if moment is not None and (type(moment) is not int or moment > now + 60):
+        if moment is not None and (not date(moment) or moment > now + 60):
             return False
     return all(isinstance(claims.get(k), str) and claims.get(k) for k in ("oid", "sub"))
 

@@ -148,7 +148,8 @@ class TokenMinter:
                 "aud": resource.identifier if v1 else resource.app_id,
                 "iss": self.v1_issuer(tenant_id) if v1 else self.urls.v2_issuer(tenant_id),
                 "oid": subject_oid,
-                "sub": self.pairwise_sub(subject_oid, resource.app_id),
+                # Entra: a user's `sub` is pairwise per app; an app-only token's is its `oid`.
+                "sub": self.pairwise_sub(subject_oid, resource.app_id) if user else subject_oid,
                 "ver": "1.0" if v1 else "2.0",
             }
         )
