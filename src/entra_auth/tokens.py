@@ -484,7 +484,7 @@ class AccessTokenValidator(_TokenValidator):
                 "The token says it is app-only ('idtyp') but carries delegated scopes.",
                 "malformed",
             )
-        return idtyp == "app"
+        return bool(idtyp == "app")
 
     @staticmethod
     def authorize(
