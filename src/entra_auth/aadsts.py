@@ -502,7 +502,8 @@ _CODES = (
 
 CATALOGUE: dict[int, AadstsCode] = {entry.code: entry for entry in _CODES}
 
-_CODE_IN_TEXT = re.compile(r"AADSTS(\d{4,8})", re.IGNORECASE)
+_CODE_IN_TEXT = re.compile(r"AADSTS([0-9]{4,8})", re.IGNORECASE)
+_DIGITS = re.compile(r"[0-9]{1,8}")
 
 
 def lookup(code: int | str) -> AadstsCode | None:
@@ -510,7 +511,7 @@ def lookup(code: int | str) -> AadstsCode | None:
     if isinstance(code, str):
         match = _CODE_IN_TEXT.search(code)
         text = match.group(1) if match else code.strip()
-        if not text.isdigit():
+        if not _DIGITS.fullmatch(text):  # ASCII digits only: "²".isdigit() is true
             return None
         code = int(text)
     return CATALOGUE.get(code)
@@ -524,3 +525,18 @@ def codes_in(text: str) -> list[int]:
         if number not in seen:
             seen.append(number)
     return seen
+
+
+def first_code(error_codes: object, description: object = "") -> int | None:
+    """The first AADSTS code of an error answer: from ``error_codes`` (Entra sends a JSON list
+    of numbers; a redirect carries text) or else from the description. Whatever the values
+    hold, this returns a number of at most 8 digits or None, never raises."""
+    for item in error_codes if isinstance(error_codes, list) else [error_codes]:
+        if type(item) is int and 0 < item < 10**8:
+            return item
+        if isinstance(item, str):
+            found = re.search(r"[0-9]{1,8}", item[:64])
+            if found:
+                return int(found.group())
+    codes = codes_in(description[:4096]) if isinstance(description, str) else []
+    return codes[0] if codes else None

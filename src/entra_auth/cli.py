@@ -20,6 +20,7 @@ from dotenv import dotenv_values
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from . import __version__, aadsts, diagnostics
 from .config import EntraConfig
@@ -29,6 +30,32 @@ from .emulator.seed import default_seed_path
 from .errors import EntraAuthError
 
 console = Console(soft_wrap=True)  # URLs must stay copyable, never wrapped
+
+# Characters a terminal acts on rather than shows: C0 (ESC, CR, LF, TAB, BEL ...), DEL, C1 (CSI,
+# OSC ...), bidi marks, embeddings, overrides and isolates, line and paragraph separators, and
+# lone surrogates (which would make writing the output fail).
+_UNPRINTABLE = re.compile(
+    r"[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff]"
+)
+_NAMED_ESCAPES = {"\t": "\\t", "\n": "\\n", "\r": "\\r"}
+
+
+def _visible_escape(match: re.Match[str]) -> str:
+    char = match.group()
+    code = ord(char)
+    return _NAMED_ESCAPES.get(char) or (f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
+
+
+def inert(value: object, style: str = "") -> Text:
+    """Untrusted text (from a token, a discovery document, a pasted error, an argument) as text
+    that prints as itself and nothing more.
+
+    A ``Text`` is never read as rich markup or emoji codes, so ``[green]VERIFIED[/]`` stays those
+    characters; control characters are replaced by their Python escapes (ESC shows as the four
+    characters ``\\x1b``, a CR as ``\\r``, U+202E as ``\\u202e``), so that no token can style,
+    erase, overwrite, reorder or hyperlink its way past the verdict.
+    """
+    return Text(_UNPRINTABLE.sub(_visible_escape, str(value)), style=style)
 
 
 @click.group()
@@ -207,9 +234,12 @@ def doctor(env_file: Path | None, as_json: bool, **flags: str | None) -> None:
     else:
         for check in checks:
             mark = "✅" if check.ok else "❌"
-            console.print(f"{mark} [bold]{check.name}[/]: {escape(check.detail)}", highlight=False)
+            # Details quote the discovery document and the configuration: inert.
+            console.print(
+                Text.assemble(f"{mark} ", (check.name, "bold"), ": ", inert(check.detail))
+            )
             if not check.ok and check.fix:
-                console.print(f"   [yellow]fix:[/] {escape(check.fix)}", highlight=False)
+                console.print(Text.assemble("   ", ("fix:", "yellow"), " ", inert(check.fix)))
         verdict = "[red]Problems found.[/]" if failed else "[green]All checks passed.[/]"
         console.print(verdict)
     if failed:
@@ -222,7 +252,9 @@ def doctor(env_file: Path | None, as_json: bool, **flags: str | None) -> None:
 def explain(text: tuple[str, ...], as_json: bool) -> None:
     """What an AADSTS code (or a pasted error_description) means, and the fix."""
     joined = " ".join(text)
-    numbers = aadsts.codes_in(joined) or ([int(joined)] if joined.strip().isdigit() else [])
+    # A bare code: ASCII digits only, and few (str.isdigit() also accepts "²", which int() refuses).
+    bare = re.fullmatch(r"[0-9]{1,8}", joined.strip())
+    numbers = aadsts.codes_in(joined) or ([int(bare.group())] if bare else [])
     entries = [e for e in (aadsts.lookup(n) for n in numbers) if e is not None]
     unknown = [n for n in numbers if aadsts.lookup(n) is None]
     if as_json:
@@ -291,13 +323,13 @@ def decode(
     try:
         decoded = diagnostics.decode_unverified(raw)
     except EntraAuthError as exc:
-        raise click.ClickException(str(exc)) from None
+        raise click.ClickException(inert(exc).plain) from None
     result: diagnostics.Verification | None = None
     if do_verify:
         try:
             config = _config_loader(env_file, **flags)()
-        except EntraAuthError as exc:
-            raise click.ClickException(str(exc)) from None
+        except EntraAuthError as exc:  # quotes the configuration's values
+            raise click.ClickException(inert(exc).plain) from None
         result = diagnostics.verify(raw, config, id_token=id_token, scopes=scopes, roles=roles)
     if as_json:
         _emit(
@@ -328,8 +360,10 @@ def _print_decoded(
             "[bold white on green] VERIFIED [/] signature and claims checked against "
             "the configuration."
         )
-    console.print(f"[bold]{decoded.kind}[/]")
-    console.print("header: " + escape(json.dumps(decoded.header)))
+    # Everything below but our own words comes from the token (and a refusal may quote a claim
+    # or an argument): printed inert.
+    console.print(inert(decoded.kind, "bold"))
+    console.print(Text.assemble("header: ", inert(json.dumps(decoded.header))))
     now = time.time()
     table = Table("claim", "value", show_header=False)
     for name, value in decoded.claims.items():
@@ -338,13 +372,22 @@ def _print_decoded(
             if name in ("exp", "nbf", "iat", "auth_time")
             else value
         )
-        table.add_row(name, escape(str(shown)))
+        table.add_row(inert(name), inert(shown))
     console.print(table)
     console.print(f"signature: <{decoded.signature_length} characters, elided>")
-    if result is not None:
-        if result.ok:
-            console.print(f"[green]✅ {escape(result.message)}[/]")
-        else:
-            console.print(f"[red]❌ {escape(result.message)}[/] ({result.reason})")
-            if result.remedy:
-                console.print(f"   [yellow]fix:[/] {escape(result.remedy)}")
+    if result is None:
+        # Again at the end, where a long token cannot push it off the screen.
+        console.print(
+            "[bold white on red] NOT VERIFIED [/] run with --verify to check it against the "
+            "configuration."
+        )
+    elif result.ok:
+        console.print(Text.assemble(("✅ ", "green"), inert(result.message, "green")))
+    else:
+        console.print(
+            Text.assemble(
+                ("❌ ", "red"), inert(result.message, "red"), " (", inert(result.reason), ")"
+            )
+        )
+        if result.remedy:
+            console.print(Text.assemble("   ", ("fix:", "yellow"), " ", inert(result.remedy)))

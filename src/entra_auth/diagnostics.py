@@ -25,8 +25,8 @@ from cryptography import x509
 from . import aadsts
 from .config import EntraConfig, fingerprint
 from .errors import ConfigurationError, EntraAuthError, InsufficientScopeError, InvalidTokenError
-from .jwks import FetchError, JwksCache, ProviderMetadata
-from .tokens import AccessTokenValidator, IdTokenValidator, Principal
+from .jwks import FetchError, JwksCache, ProviderMetadata, on_authority_host
+from .tokens import MAX_NUMERIC_DATE, AccessTokenValidator, IdTokenValidator, Principal
 
 CLOCK_SKEW_LIMIT = 300
 
@@ -208,6 +208,18 @@ def _check_client(
             "The discovery document has no token_endpoint.",
             "Check ENTRA_AUTHORITY.",
         )
+    # The secret goes only where the keys come from: https on the authority's host and port.
+    if not on_authority_host(token_endpoint, str(config.authority)):
+        host = urlsplit(str(config.authority)).netloc
+        return Check(
+            "client credentials",
+            False,
+            f"The discovery document's token_endpoint {token_endpoint!r} is not https on the "
+            f"authority's host {host}, so the client secret was not sent.",
+            f"Check that {config.metadata_url} is the identity provider's own document, "
+            "unchanged by a proxy: its token_endpoint must start with "
+            f"https://{host}/.",
+        )
     try:
         response = http.post(
             token_endpoint,
@@ -219,6 +231,8 @@ def _check_client(
             },
             timeout=timeout,
             verify=verify,
+            # requests would resend the form, secret included, to wherever a 307/308 points.
+            allow_redirects=False,
         )
     except requests.RequestException as exc:
         return Check(
@@ -229,12 +243,24 @@ def _check_client(
         )
     if response.status_code == 200:
         return Check("client credentials", True, "the client id and secret are accepted")
+    if response.is_redirect:
+        return Check(
+            "client credentials",
+            False,
+            f"The token endpoint {token_endpoint} answered with a redirect (HTTP "
+            f"{response.status_code}); it was not followed, so the client secret went no "
+            "further.",
+            "A token endpoint never redirects: check for a proxy between this machine and the "
+            "authority.",
+        )
     try:
         body = response.json()
     except ValueError:
         body = {}
-    codes = body.get("error_codes") or aadsts.codes_in(str(body.get("error_description", "")))
-    entry = aadsts.lookup(int(codes[0])) if codes else None
+    if not isinstance(body, dict):
+        body = {}
+    code = aadsts.first_code(body.get("error_codes"), body.get("error_description"))
+    entry = aadsts.lookup(code) if code else None
     if entry is not None:
         return Check("client credentials", False, f"{entry.name}: {entry.meaning}", entry.fix)
     return Check(
@@ -381,7 +407,8 @@ def token_kind(claims: dict[str, Any]) -> str:
         return "access token for Microsoft Graph"
     if "scp" in claims or ("roles" in claims and "nonce" not in claims):
         app_only = "scp" not in claims
-        version = claims.get("ver", "?")
+        # Only the versions Entra issues: the kind line must never carry the token's own words.
+        version = claims.get("ver") if claims.get("ver") in ("1.0", "2.0") else "?"
         return f"v{version} access token ({'app-only' if app_only else 'delegated'})"
     if "nonce" in claims or claims.get("ver") == "2.0":
         return "ID token"
@@ -389,8 +416,14 @@ def token_kind(claims: dict[str, Any]) -> str:
 
 
 def describe_time(value: object, now: float) -> str:
-    if type(value) is not int:
-        return repr(value)
+    """A NumericDate as a UTC date and how far off it is; anything else says it is no date."""
+    if type(value) is not int or not 0 <= value <= MAX_NUMERIC_DATE:
+        # Floats (1e400 is inf), strings, bools and integers outside 1970..9999 would overflow
+        # datetime or mean nothing; the validator refuses them all the same.
+        shown = repr(value)
+        if len(shown) > 24:  # a 300-digit exp is not worth a screenful
+            shown = f"{shown[:20]}… ({len(shown)} characters)"
+        return f"not a valid date: {shown}"
     moment = datetime.fromtimestamp(value, timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
     delta = int(value - now)
     minutes = abs(delta) // 60

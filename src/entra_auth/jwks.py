@@ -2,8 +2,8 @@
 
 - Reads the OpenID discovery document of the configured authority and checks that its
   ``issuer`` belongs to that authority (OIDC Discovery §4.3) and that ``jwks_uri`` is https on
-  the authority's own host. Redirects are never followed; bodies are capped at 1 MiB; every
-  fetch has a timeout.
+  the authority's own host and port (``on_authority_host``). Redirects are never followed;
+  bodies are capped at 1 MiB; every fetch has a timeout.
 - Keys are parsed once per fetch (PyJWT's ``PyJWK``), never per request. RSA keys under 2048
   bits, ``use: enc`` keys, other key types and unparseable keys are skipped.
 - An unknown ``kid`` triggers at most one refetch per cooldown; concurrent callers share one
@@ -238,11 +238,10 @@ class JwksCache:
                 f"The discovery document's issuer {issuer!r} does not belong to the configured "
                 f"authority {self.config.authority}."
             )
-        authority, target = urlsplit(str(self.config.authority)), urlsplit(jwks_uri)
-        if target.scheme != "https" or target.netloc.lower() != authority.netloc.lower():
+        if not on_authority_host(jwks_uri, str(self.config.authority)):
             raise FetchError(
                 f"The discovery document's jwks_uri {jwks_uri!r} is not https on "
-                f"{authority.netloc}."
+                f"{urlsplit(str(self.config.authority)).netloc}."
             )
         parts = urlsplit(issuer)
         return ProviderMetadata(issuer, jwks_uri, doc, f"{parts.scheme}://{parts.netloc}")
@@ -285,6 +284,27 @@ class JwksCache:
             remedy=f"Check that {self.config.authority} is reachable from this server "
             "(network, proxy, ENTRA_CA_BUNDLE) and that ENTRA_AUTHORITY names the right tenant.",
         )
+
+
+def on_authority_host(url: str, authority: str) -> bool:
+    """Is ``url`` https on exactly the authority's host and port?
+
+    The one rule for every URL from a discovery document that is then called (``jwks_uri``, and
+    ``doctor``'s ``token_endpoint``): a document that is wrong or was rewritten on the way (an
+    intercepting proxy) must not send key fetches, or the client secret, to another host or
+    over plain http.
+    """
+    # Whitespace, control characters and backslashes are refused outright: urlsplit drops tabs
+    # and newlines, and HTTP clients read backslashes their own way, so the host we compare
+    # could differ from the host that is called.
+    if not url.isascii() or "\\" in url or any(c <= " " or c == "\x7f" for c in url):
+        return False
+    try:
+        target, base = urlsplit(url), urlsplit(authority)
+    except ValueError:  # e.g. an unclosed IPv6 bracket
+        return False
+    # netloc, not hostname: user info ("user@host") and the port must match too.
+    return target.scheme == "https" and target.netloc.lower() == base.netloc.lower()
 
 
 def _signing_key(raw: object) -> SigningKey | None:

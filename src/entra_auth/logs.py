@@ -6,6 +6,9 @@
 
 The filter rewrites those values to ``[redacted]`` in the record's message and arguments.
 Written here because no logging library knows which OAuth parameters are secret.
+
+``inert()`` makes untrusted text (a request path, an IdP's error code) safe to log: one record
+per event, whatever CR, LF or terminal escape the text holds.
 """
 
 from __future__ import annotations
@@ -56,3 +59,14 @@ def redact_logger(name: str) -> None:
     logger = logging.getLogger(name)
     if not any(isinstance(f, RedactSecrets) for f in logger.filters):
         logger.addFilter(RedactSecrets())
+
+
+def inert(text: object, limit: int = 200) -> str:
+    """Untrusted text for a log line: control and other non-printable characters as visible
+    escapes (``\\r``, ``\\x1b``, ``\\u202e``), cut to ``limit`` characters."""
+    value = str(text)
+    cut = len(value) > limit
+    value = value[:limit]
+    if not value.isprintable():
+        value = "".join(c if c.isprintable() else repr(c)[1:-1] for c in value)
+    return value + ("…" if cut else "")

@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import threading
 import warnings
 from collections.abc import Mapping, Sequence
@@ -84,18 +85,27 @@ def safe_return_path(value: str | None) -> str:
     return value
 
 
+_OAUTH_ERROR = re.compile(r"[a-z_]{1,64}")
+
+
 def _error_from(result: Mapping[str, Any], fallback: str) -> SignInError:
-    codes = result.get("error_codes") or aadsts.codes_in(str(result.get("error_description", "")))
-    code = int(codes[0]) if codes else None
+    """An IdP's error answer (a redirect's query or a token response) as a ``SignInError``.
+
+    Every value is untrusted: ``error`` is kept only when it has the shape of an OAuth error
+    code (RFC 6749 §4.1.2.1), the AADSTS code is read without raising, and the description and
+    ``error_uri`` are never shown or logged (HX06)."""
+    raw_error = result.get("error")
+    error = (
+        raw_error
+        if isinstance(raw_error, str) and _OAUTH_ERROR.fullmatch(raw_error)
+        else "sign_in_failed"
+    )
+    code = aadsts.first_code(result.get("error_codes"), result.get("error_description"))
     entry = aadsts.lookup(code) if code else None
     if entry is not None:
         return SignInError(
-            f"{entry.name}: {entry.meaning}",
-            remedy=entry.fix,
-            aadsts=code,
-            code=str(result.get("error") or "sign_in_failed"),
+            f"{entry.name}: {entry.meaning}", remedy=entry.fix, aadsts=code, code=error
         )
-    error = str(result.get("error") or "sign_in_failed")
     return SignInError(fallback, remedy="Try signing in again.", code=error)
 
 

@@ -13,6 +13,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 import msal
+import msgspec
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 from examples.demo.app import create_app
@@ -185,10 +186,12 @@ def test_FL04_pkce_always_and_verifier_enforced(web: Web) -> None:
     assert query_of(auth_uri)["code_challenge_method"] == "S256"
     assert len(query_of(auth_uri)["code_challenge"]) == 43
     params = web.authorize(auth_uri)
-    with web.client.session_transaction() as session:
-        flows = session["entra_flows"]
-        flows[params["state"]]["flow"]["code_verifier"] = "B" * 43
-        session["entra_flows"] = flows
+    pending = web.pending()
+    kept = pending.flows[params["state"]]
+    pending.flows[params["state"]] = msgspec.structs.replace(
+        kept, flow={**kept.flow, "code_verifier": "B" * 43}
+    )
+    web.write_pending(pending)
     text = assert_refused_page(web.callback(params), web)
     assert "AADSTS501481" in text
 
@@ -236,8 +239,9 @@ def test_FL06_return_target_same_origin_relative_only(web: Web, target: str) -> 
 
 
 def test_FL06_relative_return_target_is_kept(web: Web) -> None:
-    assert web.client.get("/claims").status_code == 302  # login_required remembers /claims
-    auth_uri = web.client.get("/login").headers["Location"]
+    to_login = web.client.get("/claims")  # login_required sends /claims along
+    assert to_login.status_code == 302
+    auth_uri = web.client.get(to_login.headers["Location"]).headers["Location"]
     response = web.callback(web.authorize(auth_uri))
     assert response.headers["Location"] == "/claims"
 
@@ -251,10 +255,11 @@ def test_FL07_host_and_forwarded_host_poisoning(web: Web) -> None:
 
 
 def test_FL08_session_id_rotated_at_sign_in(web: Web) -> None:
-    web.begin()
+    web.sign_in(user=MEGAN)
     before = web.cookie()
     assert before
-    web.callback(web.authorize(web.client.get("/login").headers["Location"]))
+    web.callback(web.authorize(web.client.get("/login?prompt=login").headers["Location"]))
+    assert web.who() == "Adele Vance"
     after = web.cookie()
     assert after
     assert after != before
@@ -265,11 +270,14 @@ def test_FL08_session_id_rotated_at_sign_in(web: Web) -> None:
 
 
 def test_FL09_cookie_flags(web: Web, entra_emulator: EntraEmulator, tmp_path: Path) -> None:
-    response = web.client.get("/login")
-    cookie = response.headers["Set-Cookie"]
-    assert "HttpOnly" in cookie
-    assert "SameSite=Lax" in cookie
-    assert "Secure" not in cookie  # http://localhost: a Secure cookie would never come back
+    pending = web.client.get("/login").headers["Set-Cookie"]
+    signed_in = web.sign_in().headers.getlist("Set-Cookie")
+    (session_cookie,) = [c for c in signed_in if c.startswith("entra_session=")]
+    for cookie in (pending, session_cookie):
+        assert "HttpOnly" in cookie
+        assert "SameSite=Lax" in cookie
+        assert "Secure" not in cookie  # http://localhost: a Secure cookie would never come back
+    entra_emulator.add_redirect_uri(WEB, "https://app.example/get_token")
     https_app = create_app(
         demo_config(
             entra_emulator,
@@ -277,15 +285,23 @@ def test_FL09_cookie_flags(web: Web, entra_emulator: EntraEmulator, tmp_path: Pa
             ENTRA_SESSION_DIR=str(tmp_path / "s2"),
         )
     )
-    secure = (
-        https_app.test_client().get("/login", base_url="https://app.example").headers["Set-Cookie"]
-    )
-    assert secure.startswith("__Host-session=")
-    assert "Secure" in secure
-    assert "HttpOnly" in secure
-    assert "SameSite=Lax" in secure
-    assert "Path=/" in secure
-    assert "Domain" not in secure
+    browser = https_app.test_client()
+    start = browser.get("/login", base_url="https://app.example")
+    params = web.authorize(start.headers["Location"])
+    back = browser.get(f"/get_token?{urlencode(params)}", base_url="https://app.example")
+    assert back.status_code == 302
+    secure = [start.headers["Set-Cookie"], *back.headers.getlist("Set-Cookie")]
+    assert sorted(c.split("=", 1)[0] for c in secure) == [
+        "__Host-entra_signin",  # at /login
+        "__Host-entra_signin",  # at the callback (the flow taken out)
+        "__Host-session",
+    ]
+    for cookie in secure:
+        assert "Secure" in cookie
+        assert "HttpOnly" in cookie
+        assert "SameSite=Lax" in cookie
+        assert "Path=/" in cookie
+        assert "Domain" not in cookie
 
 
 def test_FL10_sign_out(web: Web) -> None:
@@ -349,7 +365,7 @@ def test_FL13_two_tabs_sign_in_at_once(web: Web) -> None:
 
 def test_FL14_callback_after_the_session_expired(web: Web) -> None:
     params = web.authorize(web.begin())
-    web.client.delete_cookie("entra_session")
+    web.client.delete_cookie("entra_signin")  # the pending sign-in's cookie expired
     response = web.callback(params)
     assert response.status_code == 302
     assert response.headers["Location"].endswith("/login")
@@ -379,10 +395,9 @@ def test_FL17_revoked_refresh_token_one_sign_in_no_loop(web: Web) -> None:
     web.emulator.revoke_refresh_tokens(ADELE)
     first = web.client.get("/profile")
     assert first.status_code == 302
-    assert first.headers["Location"].endswith("/login")
+    assert "/oauth2/v2.0/authorize?" in first.headers["Location"]  # straight to the IdP
     # The user signs in once; the same page then works.
-    auth_uri = web.client.get("/login").headers["Location"]
-    back = web.callback(web.authorize(auth_uri))
+    back = web.callback(web.authorize(first.headers["Location"]))
     assert back.headers["Location"] == "/profile"
     assert web.client.get("/profile").status_code == 200
     # And if the IdP keeps refusing right after that sign-in, a page says so instead of looping.

@@ -11,6 +11,7 @@ from werkzeug.test import TestResponse
 
 from entra_auth.emulator import EntraEmulator
 from entra_auth.emulator.driver import BrowserlessUser
+from entra_auth.pending import PendingSignInCookie, PendingSignIns
 
 from ..helpers import ADELE
 
@@ -47,6 +48,18 @@ class Web:
     def cookie(self) -> str | None:
         cookie = self.client.get_cookie("entra_session")
         return cookie.value if cookie is not None else None
+
+    def pending(self) -> PendingSignIns:
+        """The sign-ins under way, from this browser's pending-sign-in cookie."""
+        cookie = self.client.get_cookie("entra_signin")
+        return self._sealer().open(cookie.value if cookie is not None else None)
+
+    def write_pending(self, pending: PendingSignIns) -> None:
+        """Reseal the cookie as the app would (tests that alter what the app keeps)."""
+        self.client.set_cookie("entra_signin", self._sealer().seal(pending))
+
+    def _sealer(self) -> PendingSignInCookie:
+        return PendingSignInCookie(str(self.app.secret_key))
 
 
 def query_of(location: str) -> dict[str, str]:

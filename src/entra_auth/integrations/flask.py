@@ -56,7 +56,8 @@ from ..errors import (
 )
 from ..graph import GraphClient
 from ..jwks import JwksCache
-from ..logs import redact_logger
+from ..logs import inert, redact_logger
+from ..pending import PendingSignInCookie, PendingSignIns
 from ..signin import SignedIn, SignInFlow, safe_return_path
 from ..token_cache import (
     MappingTokenCacheStore,
@@ -70,7 +71,7 @@ from .flask_sessions import configure_sessions
 
 log = logging.getLogger("entra_auth.flask")
 F = TypeVar("F", bound=Callable[..., Any])
-_EXTENSION = "entra_auth.api"
+_EXTENSION = "entra_auth.api"  # app.extensions[_EXTENSION]: {ApiProtector: its validator}
 
 current_principal: Principal | None = cast(
     "Principal | None", LocalProxy(lambda: g.get("principal"))
@@ -84,7 +85,12 @@ def config_from_app(app: Flask, **overrides: Any) -> EntraConfig:
 
 
 class ApiProtector:
-    """Validates bearer tokens for a Flask app's API endpoints."""
+    """Validates bearer tokens for a Flask app's API endpoints.
+
+    Each protector keeps its own validator per app in ``app.extensions``: two protectors on one
+    app (two APIs, two audiences) never share configuration, and one protector can serve
+    several apps.
+    """
 
     def __init__(
         self,
@@ -105,22 +111,27 @@ class ApiProtector:
         if validator is None:
             config = self._config or config_from_app(app)
             validator = AccessTokenValidator(config, JwksCache(config))
-        app.extensions[_EXTENSION] = validator
+        app.extensions.setdefault(_EXTENSION, {})[self] = validator
+
+    def validator_for(self, app: Flask | None = None) -> AccessTokenValidator:
+        """This protector's validator on ``app`` (the current app by default)."""
+        protectors = _protectors(app)
+        if self not in protectors:
+            raise RuntimeError(
+                "This ApiProtector is not set up on this app: call ApiProtector(app) or "
+                "init_app(app)."
+            )
+        return protectors[self]
 
     @staticmethod
     def validator(app: Flask | None = None) -> AccessTokenValidator:
-        target = app or current_app
-        try:
-            return cast(AccessTokenValidator, target.extensions[_EXTENSION])
-        except KeyError:
-            raise RuntimeError(
-                "ApiProtector is not set up on this app: call ApiProtector(app) or init_app(app)."
-            ) from None
+        """The validator of the app's only ``ApiProtector``."""
+        return _only_protector(app)[1]
 
     def require_token(
         self, scopes: Iterable[str] = (), roles: Iterable[str] = ()
     ) -> Callable[[F], F]:
-        return require_token(scopes=scopes, roles=roles, realm=self.realm)
+        return _require(self, tuple(scopes), tuple(roles), self.realm)
 
     def protect_blueprint(
         self, blueprint: Blueprint, scopes: Iterable[str] = (), roles: Iterable[str] = ()
@@ -130,19 +141,44 @@ class ApiProtector:
 
         @blueprint.before_request
         def check() -> Response | None:
-            return _check(need_scopes, need_roles, self.realm)
+            return _check(self.validator_for(), need_scopes, need_roles, self.realm)
+
+
+def _protectors(app: Flask | None) -> dict[ApiProtector, AccessTokenValidator]:
+    target = app or current_app
+    return cast("dict[ApiProtector, AccessTokenValidator]", target.extensions.get(_EXTENSION, {}))
+
+
+def _only_protector(app: Flask | None) -> tuple[ApiProtector, AccessTokenValidator]:
+    protectors = _protectors(app)
+    if len(protectors) != 1:
+        raise RuntimeError(
+            "ApiProtector is not set up on this app: call ApiProtector(app) or init_app(app)."
+            if not protectors
+            else "Several ApiProtectors are set up on this app: use protector.require_token() "
+            "and protector.validator_for(app) of the one you mean."
+        )
+    return next(iter(protectors.items()))
 
 
 def require_token(
     scopes: Iterable[str] = (), roles: Iterable[str] = (), *, realm: str = "api"
 ) -> Callable[[F], F]:
-    """The view needs a valid bearer token with these scopes/roles; ``g.principal`` is set."""
-    need_scopes, need_roles = tuple(scopes), tuple(roles)
+    """The view needs a valid bearer token with these scopes/roles; ``g.principal`` is set.
+    Uses the app's only ``ApiProtector``; with several, use ``protector.require_token``."""
+    return _require(None, tuple(scopes), tuple(roles), realm)
 
+
+def _require(
+    protector: ApiProtector | None, scopes: tuple[str, ...], roles: tuple[str, ...], realm: str
+) -> Callable[[F], F]:
     def decorate(view: F) -> F:
         @functools.wraps(view)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            refused = _check(need_scopes, need_roles, realm)
+            validator = (
+                protector.validator_for() if protector is not None else _only_protector(None)[1]
+            )
+            refused = _check(validator, scopes, roles, realm)
             if refused is not None:
                 return refused
             return view(*args, **kwargs)
@@ -152,8 +188,9 @@ def require_token(
     return decorate
 
 
-def _check(scopes: tuple[str, ...], roles: tuple[str, ...], realm: str) -> Response | None:
-    validator = ApiProtector.validator()
+def _check(
+    validator: AccessTokenValidator, scopes: tuple[str, ...], roles: tuple[str, ...], realm: str
+) -> Response | None:
     try:
         token = bearer_token(request.headers.getlist("Authorization"))
         if token is None:
@@ -162,7 +199,13 @@ def _check(scopes: tuple[str, ...], roles: tuple[str, ...], realm: str) -> Respo
     except EntraAuthError as error:
         level = logging.WARNING if isinstance(error, KeySetUnavailableError) else logging.INFO
         reason = getattr(error, "reason", error.code)
-        log.log(level, "Bearer token refused on %s %s: %s", request.method, request.path, reason)
+        log.log(  # the path is the client's: logged inert, one record per refusal (HX07)
+            level,
+            "Bearer token refused on %s %s: %s",
+            inert(request.method, 16),
+            inert(request.path),
+            reason,
+        )
         if isinstance(error, InsufficientScopeError):
             g.principal = None
         return _answer(error, realm)
@@ -178,10 +221,10 @@ def _answer(error: EntraAuthError | None, realm: str) -> Response:
 
 
 # -- web sign-in --------------------------------------------------------------------------------
-_USER, _ACCOUNT, _FLOWS, _USED = "entra_user", "entra_account", "entra_flows", "entra_used_states"
-_PENDING, _FRESH = "entra_pending", "entra_fresh_sign_in"
+# The server-side session holds only a signed-in user; sign-ins under way live in the browser's
+# own short-lived cookie (``entra_auth.pending``), so anonymous requests store nothing (HX04).
+_USER, _ACCOUNT, _FRESH = "entra_user", "entra_account", "entra_fresh_sign_in"
 _CACHE_ID = "entra_cache_id"
-_MAX_FLOWS = 5
 _SIGNED_IN_KEEP = (
     "oid",
     "tid",
@@ -290,7 +333,15 @@ class EntraAuth:
         self.config = config
         self.sign_in = SignInFlow(config)
         callback = urlsplit(config.callback_url)
-        self._redis = configure_sessions(app, secure=callback.scheme == "https")
+        secure = callback.scheme == "https"
+        self._redis = configure_sessions(app, secure=secure)
+        # __Host-: over https no sibling domain or plain-http page can plant it (HX05).
+        self._pending_cookie = "__Host-entra_signin" if secure else "entra_signin"
+        self._secure = secure
+        self._pending = PendingSignInCookie(
+            cast("str | bytes", app.secret_key),
+            max_age=int(app.config.get("ENTRA_SIGN_IN_MAX_AGE", 600)),
+        )
         # With Redis, each session's token cache is an encrypted entry of its own: fail at start
         # without a key rather than ever store tokens in the clear.
         self._cipher = TokenCacheCipher(config.token_cache_keys) if self._redis else None
@@ -313,9 +364,8 @@ class EntraAuth:
     def login_required(self, view: F) -> F:
         @functools.wraps(view)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            if _session_user() is None:
-                session[_PENDING] = {"return_to": _here()}
-                return redirect(url_for("entra_auth.login"))
+            if _session_user() is None:  # nothing stored: the page to return to rides along
+                return redirect(url_for("entra_auth.login", next=_here()))
             return view(*args, **kwargs)
 
         return cast(F, wrapper)
@@ -367,64 +417,86 @@ class EntraAuth:
 
     # -- routes ---------------------------------------------------------------------------------
     def _login(self) -> WerkzeugResponse:
-        pending = session.pop(_PENDING, None) or {}
-        scopes = pending.get("scopes") or list(self.config.scopes)
-        return_to = safe_return_path(request.args.get("next") or pending.get("return_to"))
         prompt = request.args.get("prompt")
-        flow = self.sign_in.begin(
-            redirect_uri=self.config.callback_url,
-            scopes=scopes,
+        return self._send_to_sign_in(
+            list(self.config.scopes),
+            return_to=safe_return_path(request.args.get("next")),
+            interaction=False,
             prompt=prompt if prompt in ("login", "select_account", "consent") else None,
         )
-        flows = dict(session.get(_FLOWS) or {})
-        flows[flow["state"]] = {
-            "flow": flow,
-            "return_to": return_to,
-            "interaction": bool(pending.get("interaction")),
-        }
-        session[_FLOWS] = dict(list(flows.items())[-_MAX_FLOWS:])  # several tabs may sign in
-        return _no_referrer(redirect(flow["auth_uri"]))
 
-    def _callback(self) -> WerkzeugResponse | tuple[str, int]:
+    def _send_to_sign_in(
+        self,
+        scopes: list[str],
+        *,
+        return_to: str,
+        interaction: bool,
+        prompt: str | None = None,
+    ) -> WerkzeugResponse:
+        """To the identity provider, the flow kept in this browser's pending-sign-in cookie."""
+        flow = self.sign_in.begin(
+            redirect_uri=self.config.callback_url, scopes=scopes, prompt=prompt
+        )
+        pending = self._pending.open(request.cookies.get(self._pending_cookie))
+        pending.add(flow, return_to=return_to, interaction=interaction, now=time.time())
+        return self._with_pending(_no_referrer(redirect(flow["auth_uri"])), pending)
+
+    def _with_pending(
+        self, response: WerkzeugResponse, pending: PendingSignIns
+    ) -> WerkzeugResponse:
+        if not pending:
+            response.delete_cookie(
+                self._pending_cookie, path="/", secure=self._secure, httponly=True, samesite="Lax"
+            )
+            return response
+        response.set_cookie(
+            self._pending_cookie,
+            self._pending.seal(pending),
+            max_age=self._pending.max_age,
+            path="/",
+            secure=self._secure,
+            httponly=True,
+            samesite="Lax",  # sent on the IdP's top-level redirect back, not on cross-site POSTs
+        )
+        return response
+
+    def _callback(self) -> WerkzeugResponse:
         args = request.args
         if any(len(args.getlist(k)) > 1 for k in args) or len(request.query_string) > 16384:
             return self._page(
                 400, "The sign-in response is malformed.", "Start the sign-in again from this app."
             )
         state = args.get("state")
-        flows = dict(session.get(_FLOWS) or {})
-        if state and state in (session.get(_USED) or []):
+        pending = self._pending.open(request.cookies.get(self._pending_cookie))
+        if state and pending.was_used(state):
             entry = aadsts.lookup(54005)
             assert entry is not None
             return self._page(
                 400, "This sign-in response was already used.", entry.fix, code=entry.name
             )
-        pending = flows.pop(state, None) if state else None
-        if pending is None:
-            if not flows:  # the session (and its flow) expired: start again, no error page
+        flow = pending.take(state) if state else None
+        if flow is None:
+            if not pending.flows:  # the flow expired (or never was): start again, no error page
                 return _no_referrer(redirect(url_for("entra_auth.login")))
             return self._page(
                 400,
                 "This sign-in response does not belong to a sign-in this browser started.",
                 "Start the sign-in again from this app.",
             )
-        session[_FLOWS] = flows
-        session[_USED] = [*(session.get(_USED) or [])[-9:], state]
         cache = msal.SerializableTokenCache()
         try:
-            signed_in = self.sign_in.complete(pending["flow"], args.to_dict(), cache)
+            signed_in = self.sign_in.complete(flow.flow, args.to_dict(), cache)
         except SignInError as exc:
-            log.info("Sign-in refused: %s", exc.code)
+            log.info("Sign-in refused: %s", inert(exc.code, 64))
             code = f"AADSTS{exc.aadsts}" if exc.aadsts else None
             title = "Sign-in was cancelled." if exc.code == "access_denied" else "Sign-in failed."
-            return self._page(400, title, exc.remedy, code=code, message=exc.message)
+            page = self._page(400, title, exc.remedy, code=code, message=exc.message)
+            return self._with_pending(page, pending)
         self._start_session(
-            signed_in,
-            cache,
-            pending["flow"].get("scope", []),
-            after_interaction=bool(pending.get("interaction")),
+            signed_in, cache, flow.flow.get("scope", []), after_interaction=flow.interaction
         )
-        return _no_referrer(redirect(safe_return_path(pending.get("return_to"))))
+        done = _no_referrer(redirect(safe_return_path(flow.return_to)))
+        return self._with_pending(done, pending)
 
     def _start_session(
         self,
@@ -434,12 +506,10 @@ class EntraAuth:
         *,
         after_interaction: bool,
     ) -> None:
-        keep = {k: session[k] for k in (_FLOWS, _USED) if k in session}  # other tabs' sign-ins
         regenerate = getattr(current_app.session_interface, "regenerate", None)
         if regenerate is not None and session:  # a new id at sign-in: no session fixation
-            regenerate(session)
+            regenerate(session)  # (an id with nothing stored is replaced by Flask-Session)
         session.clear()
-        session.update(keep)
         claims = dict(signed_in.user.claims)
         session[_USER] = {k: claims[k] for k in _SIGNED_IN_KEEP if k in claims}
         session[_ACCOUNT] = signed_in.account_id
@@ -451,15 +521,13 @@ class EntraAuth:
         self._token_store().clear()
         session.clear()
 
-    def _logout(self) -> WerkzeugResponse | tuple[str, int]:
+    def _logout(self) -> WerkzeugResponse:
         if request.method != "POST":  # a GET (link, image) must not sign anyone out
             return self._page(200, "Sign out?", None, form=url_for("entra_auth.logout"))
         self._end_session()
         return _no_referrer(redirect(self.sign_in.sign_out_url(self.config.after_logout_url)))
 
-    def _interaction_required(
-        self, error: InteractionRequired
-    ) -> WerkzeugResponse | tuple[str, int]:
+    def _interaction_required(self, error: InteractionRequired) -> WerkzeugResponse:
         fresh = session.get(_FRESH) or {}
         just_signed_in = time.time() - float(fresh.get("at", 0)) < 60
         if just_signed_in and set(error.scopes) <= set(fresh.get("scopes", [])):
@@ -471,12 +539,9 @@ class EntraAuth:
                 error.remedy,
                 message=error.message,
             )
-        session[_PENDING] = {
-            "scopes": list(error.scopes),
-            "return_to": _here(),
-            "interaction": True,
-        }
-        return _no_referrer(redirect(url_for("entra_auth.login")))
+        return self._send_to_sign_in(
+            list(error.scopes) or list(self.config.scopes), return_to=_here(), interaction=True
+        )
 
     def _page(
         self,
@@ -487,7 +552,7 @@ class EntraAuth:
         code: str | None = None,
         message: str | None = None,
         form: str | None = None,
-    ) -> tuple[str, int]:
+    ) -> WerkzeugResponse:
         html = render_template_string(
             _PAGE,
             title=title,
@@ -497,7 +562,7 @@ class EntraAuth:
             form=form,
             home=safe_return_path("/"),
         )
-        return html, status
+        return _auth_headers(WerkzeugResponse(html, status, mimetype="text/html"))
 
 
 _STORE_DOWN = """<!doctype html>

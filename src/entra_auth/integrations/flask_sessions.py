@@ -99,8 +99,18 @@ def configure_sessions(app: Flask, *, secure: bool) -> redis.Redis | None:
         config["SESSION_REDIS"] = redis_client(str(redis_url))
     if config["SESSION_TYPE"] == "cachelib" and config.get("SESSION_CACHELIB") is None:
         directory = config.get("ENTRA_SESSION_DIR") or os.path.join(os.getcwd(), ".flask_session")
+        # The file store's bound: past it, cachelib evicts the sessions nearest expiry (signed-in
+        # users). Only signed-in users are stored, so it bounds users, not visits. Redis is the
+        # production store.
+        limit = int(config.get("ENTRA_SESSION_FILE_LIMIT") or 10_000)
+        if limit < 1:
+            raise ConfigurationError(
+                f"ENTRA_SESSION_FILE_LIMIT is {limit}.",
+                remedy="Set it to how many signed-in sessions the file store may hold (default "
+                "10000), or use Redis (REDIS_URL) in production.",
+            )
         config["SESSION_CACHELIB"] = JsonFileSystemCache(
-            str(directory), threshold=10_000, mode=0o600
+            str(directory), threshold=limit, mode=0o600
         )
     config["SESSION_USE_SIGNER"] = True
     config["SESSION_SERIALIZATION_FORMAT"] = "json"
