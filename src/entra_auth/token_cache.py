@@ -6,6 +6,9 @@ written back only when MSAL changed it (``has_state_changed``). The store is a m
 - encrypted at rest with ``cryptography``'s Fernet (AES-CBC + HMAC-SHA256, authenticated);
   ``MultiFernet`` rotates keys: new writes use the first key, entries under older keys still
   read. A value that does not authenticate is refused (and removed), never used;
+- bound to its Redis key: Fernet has no associated data, so the plaintext is an envelope
+  ``{"k": <redis key>, "v": <cache>}``. An entry copied under another session's key, or one
+  written before the binding, is discarded there (the user signs in again), never used;
 - locked (a short Redis lock) from load to save, so two requests of one user refreshing at once
   cannot lose the newer refresh token (MSAL rotates them; the last writer would otherwise win);
 - bounded in size, and expiring with a sliding TTL.
@@ -13,6 +16,7 @@ written back only when MSAL changed it (``has_state_changed``). The store is a m
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Iterator, MutableMapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext, suppress
@@ -109,14 +113,35 @@ class RedisTokenCacheStore:
             self.client.expire(self.key, self.ttl)  # slides with use, like the session
         except redis.RedisError as exc:
             raise _unavailable(exc) from None
-        data = self.cipher.decrypt(bytes(blob))  # type: ignore[arg-type]
-        if data is None:
-            log.warning("A stored token cache failed authentication; it was discarded.")
+        plaintext = self.cipher.decrypt(bytes(blob))  # type: ignore[arg-type]
+        data, reason = self._open(plaintext)
+        if reason is not None:
+            # A reason code only: the value and the keys involved never reach the log.
+            log.warning("A stored token cache was discarded (%s); the user signs in again.", reason)
             self.clear()
         return data
 
+    def _open(self, plaintext: str | None) -> tuple[str | None, str | None]:
+        """The cache in an envelope written for this key, or None and why it is refused."""
+        if plaintext is None:
+            return None, "not_authentic"
+        try:
+            envelope = json.loads(plaintext)
+        except ValueError:
+            envelope = None
+        if not (
+            isinstance(envelope, dict)
+            and envelope.keys() == {"k", "v"}
+            and isinstance(envelope["k"], str)
+            and isinstance(envelope["v"], str)
+        ):
+            return None, "unbound_old_format"
+        if envelope["k"] != self.key:
+            return None, "written_for_other_key"
+        return envelope["v"], None
+
     def save(self, data: str) -> None:
-        blob = self.cipher.encrypt(data)
+        blob = self.cipher.encrypt(json.dumps({"k": self.key, "v": data}))
         if len(blob) > self.max_bytes:
             raise SessionStoreUnavailable(
                 f"The user's token cache grew past {self.max_bytes} bytes and was not saved.",

@@ -73,17 +73,27 @@ def admin_blueprint(state: EmulatorState) -> Blueprint:
     @bp.post("/faults/<endpoint>")
     def fault(endpoint: str) -> Response:
         data = body()
+        # Faults model failures. A body of the caller's choosing at discovery or JWKS would let
+        # whoever holds the admin key publish their own signing keys to every client of the
+        # emulator, so "garbage" over HTTP is always the fixed page that is not JSON. In-process
+        # tests (EntraEmulator.inject_fault) already hold the keys and may still set a body.
+        if "body" in data:
+            abort(
+                400,
+                description="The control API takes no fault body: a garbage fault serves a fixed "
+                "page that is not JSON. Set a custom body from Python (EntraEmulator.inject_fault) "
+                "in the test's own process.",
+            )
         try:
             spec = Fault(
                 kind=data.get("kind", "status"),
                 status=int(data.get("status", 503)),
                 delay=float(data.get("delay", 0.0)),
                 retry_after=data.get("retry_after"),
-                body=data.get("body"),
                 times=data.get("times"),
             )
         except (TypeError, ValueError):
-            abort(400, description="A fault has kind, status, delay, retry_after, body, times.")
+            abort(400, description="A fault has kind, status, delay, retry_after, times.")
         if spec.kind not in ("status", "hang", "slow", "garbage"):
             abort(400, description="kind is one of status, hang, slow, garbage.")
         state.inject_fault(endpoint, spec)

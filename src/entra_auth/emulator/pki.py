@@ -2,7 +2,11 @@
 
 - A private CA and an HTTPS server certificate for localhost, made on first run and kept in the
   state dir, so that unpatched clients (MSAL refuses non-https authorities) can trust the
-  emulator with ``verify=<ca.pem>``.
+  emulator with ``verify=<ca.pem>``. The CA carries critical name constraints (localhost,
+  loopback addresses, and the configured public host): trusting ca.pem, or stealing its key,
+  cannot help anyone impersonate another site.
+- The state dir is its owner's alone (0700), its private keys and the admin key 0600: with the
+  signing key anyone could mint tokens, with the CA key serve TLS for the names above.
 - RSA-2048 token-signing keys, each with a self-signed certificate, published in the JWKS the
   way Entra does (``kid`` = ``x5t`` = base64url SHA-1 thumbprint, ``x5c``).
 
@@ -25,12 +29,23 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from ..errors import EmulatorError
+
 CA_FILE = "ca.pem"
+ADMIN_KEY_FILE = "admin-key"
 _CA_KEY_FILE = "ca-key.pem"
 _SERVER_FILE = "server.pem"
 _SERVER_KEY_FILE = "server-key.pem"
 _SIGNING_FILE = "signing-key.pem"
+_PRIVATE_FILES = (ADMIN_KEY_FILE, _SIGNING_FILE, _CA_KEY_FILE, _SERVER_KEY_FILE)
 _SERVER_NAMES = ("localhost", "127.0.0.1", "::1")
+# What the CA may vouch for whatever the configuration: localhost (and its subdomains, which
+# resolve to loopback per RFC 6761) and the loopback networks.
+_ALWAYS_PERMITTED: tuple[x509.GeneralName, ...] = (
+    x509.DNSName("localhost"),
+    x509.IPAddress(ipaddress.ip_network("127.0.0.0/8")),
+    x509.IPAddress(ipaddress.ip_network("::1/128")),
+)
 
 
 def b64url(data: bytes) -> str:
@@ -45,10 +60,60 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
 
 
-def _write_private(path: Path, data: bytes) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+def write_private(path: Path, data: bytes) -> None:
+    """Write a file only its owner can read, even over an older file left world-readable."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0)
+    fd = os.open(path, flags, 0o600)
     with os.fdopen(fd, "wb") as handle:
+        if hasattr(os, "fchmod"):  # the mode given to open() applies to new files only
+            os.fchmod(fd, 0o600)
         handle.write(data)
+
+
+def secure_state_dir(state_dir: Path) -> tuple[str, ...]:
+    """Create ``state_dir`` as 0700 and make the private files in it 0600.
+
+    Returns a note when it had to tighten what an older entra-auth left readable by others.
+    """
+    state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if os.name != "posix":  # Windows has no such mode bits; its ACLs are the user's business
+        return ()
+    present = [state_dir / n for n in _PRIVATE_FILES if os.path.lexists(state_dir / n)]
+    # A link planted here would make the emulator write a key through it, or read a key
+    # someone else controls; a directory or key of another user is theirs to read or replace.
+    odd = [p.name for p in present if p.is_symlink() or not p.is_file()]
+    if odd:
+        raise EmulatorError(
+            f"{', '.join(odd)} in the emulator's state directory {state_dir} is not a regular "
+            "file (a link?); the emulator keeps its keys only in files of its own.",
+            remedy="Remove it, or use another directory with --state-dir.",
+        )
+    if any(p.stat().st_uid != os.getuid() for p in (state_dir, *present)):
+        raise EmulatorError(
+            f"The emulator's state directory {state_dir} or a key file in it belongs to another "
+            "user, who could read or replace the keys.",
+            remedy="Use a directory of your own with --state-dir (or delete this one).",
+        )
+    loose_dir = _mode(state_dir) != 0o700
+    if loose_dir:
+        os.chmod(state_dir, 0o700)
+    loose_files = [p.name for p in present if _mode(p) != 0o600]
+    for name in loose_files:
+        os.chmod(state_dir / name, 0o600)
+    if not (loose_dir or loose_files):
+        return ()
+    done = (["the directory is now 0700"] if loose_dir else []) + (
+        [f"{', '.join(loose_files)} now 0600"] if loose_files else []
+    )
+    return (
+        f"Made the emulator's state directory {state_dir} private ({'; '.join(done)}): an "
+        "older entra-auth left it readable by other users. If others use this machine, "
+        "delete the directory once to get new keys.",
+    )
+
+
+def _mode(path: Path) -> int:
+    return path.stat().st_mode & 0o777
 
 
 def _pem_key(key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey) -> bytes:
@@ -122,6 +187,7 @@ class TlsMaterial:
     ca_path: Path
     cert_path: Path
     key_path: Path
+    notes: tuple[str, ...] = ()  # what was upgraded in the state dir, for the start output
 
     def server_context(self) -> ssl.SSLContext:
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -132,10 +198,14 @@ class TlsMaterial:
 
 def ensure_tls(state_dir: Path, extra_names: tuple[str, ...] = ()) -> TlsMaterial:
     """The CA and server certificate in ``state_dir``, made or renewed when needed."""
-    state_dir.mkdir(parents=True, exist_ok=True)
+    notes = secure_state_dir(state_dir)
     ca_path, ca_key_path = state_dir / CA_FILE, state_dir / _CA_KEY_FILE
     cert_path, key_path = state_dir / _SERVER_FILE, state_dir / _SERVER_KEY_FILE
-    names = tuple(dict.fromkeys(_SERVER_NAMES + extra_names))
+    # An unspecified address (a server bound to "::") names no host a client could ask for.
+    names = tuple(
+        dict.fromkeys(n.lower() for n in _SERVER_NAMES + extra_names if not _unspecified(n))
+    )
+    permitted = _permitted(names)
 
     ca_cert: x509.Certificate | None = None
     ca_key: Any = None
@@ -143,6 +213,14 @@ def ensure_tls(state_dir: Path, extra_names: tuple[str, ...] = ()) -> TlsMateria
         ca_cert = x509.load_pem_x509_certificate(ca_path.read_bytes())
         ca_key = serialization.load_pem_private_key(ca_key_path.read_bytes(), password=None)
         if ca_cert.not_valid_after_utc < _now() + dt.timedelta(days=30):
+            ca_cert = None
+        elif (why := _ca_constraints_differ(ca_cert, permitted)) is not None:
+            notes += (
+                f"Replaced the local CA {ca_path}: {why}. The new one vouches only for "
+                f"{_describe(permitted)}; the token-signing key is kept. Clients that read "
+                "ca.pem pick it up when they start; remove the old CA from any browser or "
+                "system trust store you added it to.",
+            )
             ca_cert = None
     if ca_cert is None:
         ca_key = ec.generate_private_key(ec.SECP256R1())
@@ -177,9 +255,14 @@ def ensure_tls(state_dir: Path, extra_names: tuple[str, ...] = ()) -> TlsMateria
                 critical=True,
             )
             .add_extension(ski, critical=False)
+            # Critical, so that a client that cannot enforce the limit refuses the CA instead.
+            .add_extension(
+                x509.NameConstraints(permitted_subtrees=permitted, excluded_subtrees=None),
+                critical=True,
+            )
             .sign(ca_key, hashes.SHA256())
         )
-        _write_private(ca_key_path, _pem_key(ca_key))
+        write_private(ca_key_path, _pem_key(ca_key))
         ca_path.write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
         cert_path.unlink(missing_ok=True)
 
@@ -211,9 +294,49 @@ def ensure_tls(state_dir: Path, extra_names: tuple[str, ...] = ()) -> TlsMateria
             )
             .sign(ca_key, hashes.SHA256())
         )
-        _write_private(key_path, _pem_key(server_key))
+        write_private(key_path, _pem_key(server_key))
         cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    return TlsMaterial(ca_path, cert_path, key_path)
+    return TlsMaterial(ca_path, cert_path, key_path, notes)
+
+
+def _permitted(names: tuple[str, ...]) -> list[x509.GeneralName]:
+    """The CA's permitted subtrees: localhost and loopback, plus each other name served."""
+    permitted = list(_ALWAYS_PERMITTED)
+    for name in names:
+        if _is_ip(name):
+            address = ipaddress.ip_address(name)
+            if not address.is_loopback:
+                permitted.append(x509.IPAddress(ipaddress.ip_network(address)))
+        elif name != "localhost" and not name.endswith(".localhost"):
+            permitted.append(x509.DNSName(name))
+    return list(dict.fromkeys(permitted))
+
+
+def _ca_constraints_differ(
+    ca_cert: x509.Certificate, permitted: list[x509.GeneralName]
+) -> str | None:
+    """Why a kept CA does not fit this run's names, or None when it does."""
+    try:
+        constraints = ca_cert.extensions.get_extension_for_class(x509.NameConstraints)
+    except x509.ExtensionNotFound:
+        return (
+            "it had no name constraints (made by an older entra-auth) and could vouch for any host"
+        )
+    if (
+        not constraints.critical
+        or constraints.value.excluded_subtrees
+        or set(constraints.value.permitted_subtrees or ()) != set(permitted)
+    ):
+        return f"it vouched for {_describe(list(constraints.value.permitted_subtrees or ()))}"
+    return None
+
+
+def _describe(names: list[x509.GeneralName]) -> str:
+    return ", ".join(str(n.value) for n in names)
+
+
+def _unspecified(name: str) -> bool:
+    return _is_ip(name) and ipaddress.ip_address(name).is_unspecified
 
 
 def _server_cert_fits(
@@ -247,5 +370,5 @@ def ensure_signing_key(state_dir: Path) -> SigningKey:
     if path.exists():
         return SigningKey.from_pem(path.read_bytes())
     key = SigningKey.generate()
-    _write_private(path, key.to_pem())
+    write_private(path, key.to_pem())
     return key

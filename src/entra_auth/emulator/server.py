@@ -17,9 +17,10 @@ import requests
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
 from ..errors import EmulatorError
+from ..logs import inert
 from .app import create_app
 from .minting import TokenMinter, Urls, client_info
-from .pki import SigningKey, ensure_signing_key, ensure_tls
+from .pki import ADMIN_KEY_FILE, SigningKey, ensure_signing_key, ensure_tls, write_private
 from .scopes import resolve_scopes
 from .seed import App, Seed, User, load_seed
 from .state import EmulatorSettings, EmulatorState, Fault
@@ -32,7 +33,7 @@ class _QuietHandler(WSGIRequestHandler):
 
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
         path = self.path.split("?", 1)[0]
-        log.debug("%s %s %s", self.command, path, code)
+        log.debug("%s %s %s", inert(self.command, 16), inert(path), code)  # the client's text
 
     def log_error(self, format: str, *args: Any) -> None:
         log.debug("request error: " + format, *args)
@@ -66,6 +67,7 @@ class EntraEmulator:
         self._threads: list[threading.Thread] = []
         self._state: EmulatorState | None = None
         self._urls: Urls | None = None
+        self.state_notes: tuple[str, ...] = ()  # what start() upgraded in the state dir
 
     # -- life cycle --------------------------------------------------------------------------------
     def start(self) -> EntraEmulator:
@@ -74,6 +76,9 @@ class EntraEmulator:
         extra = () if self.public_host in ("localhost", "127.0.0.1") else (self.public_host,)
         tls = ensure_tls(self.state_dir, extra + ((self.host,) if self.host != "0.0.0.0" else ()))  # noqa: S104
         self.ca_path = tls.ca_path
+        self.state_notes = tls.notes
+        for note in tls.notes:  # `entra-auth emulator` shows warnings in its start output
+            log.warning("%s", note)
         self._state = EmulatorState(self.seed, self._settings, [ensure_signing_key(self.state_dir)])
         try:
             self._servers.append(
@@ -117,7 +122,8 @@ class EntraEmulator:
             )
             thread.start()
             self._threads.append(thread)
-        (self.state_dir / "admin-key").write_text(self._state.admin_key)
+        # Whoever reads the admin key drives the control API: the owner alone (0600).
+        write_private(self.state_dir / ADMIN_KEY_FILE, self._state.admin_key.encode())
         return self
 
     def stop(self) -> None:

@@ -49,6 +49,8 @@ class Fault:
     ``garbage``: answer 200 with ``body`` (an HTML page when None).
     ``times``: how many requests it affects; None until cleared. ``headers`` are added to a
     ``status`` answer (a ``Location`` makes a redirect).
+    ``body`` and ``headers`` are for tests in the emulator's own process only: the HTTP control
+    API sets neither, so its admin key cannot publish a key set or redirect a client.
     """
 
     kind: FaultKind
