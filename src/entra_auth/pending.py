@@ -21,8 +21,8 @@ from typing import Any
 
 import msgspec
 from cryptography.fernet import Fernet, InvalidToken
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from .derive import derive_key
 
 # What acquire_token_by_auth_code_flow reads from MSAL's flow; auth_uri is not kept (it is
 # already used, and it is the longest member).
@@ -90,10 +90,7 @@ class PendingSignInCookie:
         max_flows: int = 3,
         clock: Callable[[], float] = time.time,
     ):
-        if not secret:
-            raise ValueError("PendingSignInCookie needs the app's secret key.")
-        raw = secret.encode() if isinstance(secret, str) else secret
-        key = HKDF(hashes.SHA256(), 32, salt=None, info=b"entra-auth pending sign-in").derive(raw)
+        key = derive_key(secret, "entra-auth pending sign-in")
         self._fernet = Fernet(base64.urlsafe_b64encode(key))
         self.max_age, self.max_flows, self._clock = max_age, max_flows, clock
         self._encoder = msgspec.json.Encoder()

@@ -373,3 +373,54 @@ def test_HX11_rotation_still_reads_entries_under_the_older_key(redis_url: str) -
     rotated.save('{"v": 2}')
     assert cache_store(redis_url, "entra:tokens:t1", [NEW]).load() == '{"v": 2}'
     assert cache_store(redis_url, "entra:tokens:t1", [OLD]).load() is None
+
+
+# -- HX11: a session record edited in Redis -------------------------------------------------------
+def _session_records(client: redis.Redis) -> dict[bytes, dict[str, object]]:
+    return {key: json.loads(client.get(key) or b"{}") for key in client.keys("session:*")}
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        ("entra_user", "entra_account", "entra_cache_id"),  # become the victim wholesale
+        ("entra_user",),  # claim the victim's identity, keep one's own tokens
+        ("entra_cache_id", "entra_account"),  # use the victim's tokens under one's own name
+    ],
+    ids=["everything", "user", "tokens"],
+)
+def test_HX11_a_session_record_edited_in_redis_speaks_for_no_one(
+    entra_emulator: EntraEmulator, redis_url: str, tmp_path: Path, edit: tuple[str, ...]
+) -> None:
+    from examples.demo.app import create_app
+
+    from ..helpers import MEGAN, demo_config
+    from .web import Web
+
+    app = create_app(
+        demo_config(
+            entra_emulator,
+            REDIS_URL=redis_url,
+            ENTRA_TOKEN_CACHE_KEY=Fernet.generate_key().decode(),
+        )
+    )
+    victim, attacker = Web(entra_emulator, app), Web(entra_emulator, app)
+    victim.sign_in()
+    attacker.sign_in(user=MEGAN)
+    assert attacker.who() == "Megan Bowen"
+    client = redis.Redis.from_url(redis_url)
+    records = _session_records(client)
+    (victims,) = [r for r in records.values() if r["entra_user"]["name"] == "Adele Vance"]  # type: ignore[index]
+    ((attackers_key, attackers),) = [
+        (k, r)
+        for k, r in records.items()
+        if r["entra_user"]["name"] == "Megan Bowen"  # type: ignore[index]
+    ]
+    # The attacker, who can write to Redis, rewrites its own session record.
+    client.set(attackers_key, json.dumps({**attackers, **{k: victims[k] for k in edit}}))
+    assert attacker.who() is None  # the seal no longer matches: nobody is signed in
+    profile = attacker.client.get("/profile")
+    assert profile.status_code == 302
+    assert profile.headers["Location"] == "/login?next=/profile"
+    assert victim.who() == "Adele Vance"  # the victim is untouched
+    assert victim.client.get("/profile").status_code == 200

@@ -16,6 +16,9 @@ Only translation lives here; validation is ``entra_auth.tokens`` and RFC 6750 is
 from __future__ import annotations
 
 import functools
+import hashlib
+import hmac
+import json
 import logging
 import os
 import secrets
@@ -46,6 +49,7 @@ from werkzeug.wrappers import Response as WerkzeugResponse
 from .. import aadsts
 from ..bearer import bearer_token, challenge
 from ..config import EntraConfig
+from ..derive import derive_key
 from ..errors import (
     EntraAuthError,
     InsufficientScopeError,
@@ -225,6 +229,9 @@ def _answer(error: EntraAuthError | None, realm: str) -> Response:
 # own short-lived cookie (``entra_auth.pending``), so anonymous requests store nothing (HX04).
 _USER, _ACCOUNT, _FRESH = "entra_user", "entra_account", "entra_fresh_sign_in"
 _CACHE_ID = "entra_cache_id"
+# Who the session is signed in as, sealed to the session id with a key Redis never holds: a
+# Redis (or session-file) writer can delete or roll back sessions, not change whom they speak for.
+_SEAL = "entra_seal"
 _SIGNED_IN_KEEP = (
     "oid",
     "tid",
@@ -280,6 +287,9 @@ class SignedInUser:
 def _session_user() -> SignedInUser | None:
     data = session.get(_USER)
     if not isinstance(data, dict):
+        return None
+    extension = current_app.extensions.get("entra_auth")
+    if not isinstance(extension, EntraAuth) or not extension._sealed():
         return None
     try:
         return SignedInUser(data)
@@ -338,6 +348,7 @@ class EntraAuth:
         # __Host-: over https no sibling domain or plain-http page can plant it (HX05).
         self._pending_cookie = "__Host-entra_signin" if secure else "entra_signin"
         self._secure = secure
+        self._seal_key = derive_key(cast("str | bytes", app.secret_key), "entra-auth session seal")
         self._pending = PendingSignInCookie(
             cast("str | bytes", app.secret_key),
             max_age=int(app.config.get("ENTRA_SIGN_IN_MAX_AGE", 600)),
@@ -394,6 +405,8 @@ class EntraAuth:
         cache_id = session.get(_CACHE_ID)
         if not isinstance(cache_id, str):
             cache_id = session[_CACHE_ID] = secrets.token_urlsafe(24)
+            if session.get(_USER) is not None:
+                session[_SEAL] = self._seal()
         return RedisTokenCacheStore(
             self._redis, f"entra:tokens:{cache_id}", self._cipher, ttl=self._cache_ttl
         )
@@ -514,8 +527,29 @@ class EntraAuth:
         session[_USER] = {k: claims[k] for k in _SIGNED_IN_KEEP if k in claims}
         session[_ACCOUNT] = signed_in.account_id
         self._token_store().save(cache.serialize())
+        session[_SEAL] = self._seal()
         if after_interaction:  # remembered to stop a loop if the same need comes straight back
             session[_FRESH] = {"scopes": list(scopes), "at": time.time()}
+
+    def _seal(self) -> str:
+        """HMAC of the session's id and identity (user, MSAL account, token-cache id)."""
+        identity = json.dumps(
+            [
+                str(getattr(session, "sid", "")),
+                session.get(_USER),
+                session.get(_ACCOUNT),
+                session.get(_CACHE_ID),
+            ],
+            sort_keys=True,
+            separators=(",", ":"),
+        )
+        return hmac.new(self._seal_key, identity.encode(), hashlib.sha256).hexdigest()
+
+    def _sealed(self) -> bool:
+        given = session.get(_SEAL)
+        if not isinstance(given, str) or not getattr(session, "sid", None):
+            return False
+        return hmac.compare_digest(given, self._seal())
 
     def _end_session(self) -> None:
         self._token_store().clear()
