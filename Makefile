@@ -2,15 +2,23 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-# Re-install when the project's metadata changes.
-STAMP  := $(VENV)/.installed
+# Re-install when the project's metadata changes. `make demo` needs every extra but the test
+# tools; `make test` adds them.
+DEMO_STAMP := $(VENV)/.installed-demo
+STAMP      := $(VENV)/.installed
 
 .PHONY: demo test lint typecheck system-packages bench fuzz clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet -e '.[all,test]'
+	@touch $@ $(DEMO_STAMP)
+
+$(DEMO_STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[all]'
 	@touch $@
 
 system-packages:
@@ -27,12 +35,12 @@ test: $(STAMP) system-packages lint typecheck
 	$(BIN)/python -m pytest
 
 # The local Entra ID and the demo app at http://localhost:5000 (a real tenant with ENTRA_AUTHORITY).
-demo: $(STAMP)
+demo: $(DEMO_STAMP)
 	$(BIN)/python -m examples.demo.run
 
 # Benchmarks print ratios against peers measured in the same run; not part of `make test`.
 bench: $(STAMP) system-packages
-	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
+	$(BIN)/python -m pip install --quiet -e '.[all,test,bench]'
 	@command -v wrk >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get install -y -q wrk >/dev/null; } || echo "wrk missing: apt-get install wrk"
 	$(BIN)/python bench/run_all.py
 

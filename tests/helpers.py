@@ -15,7 +15,7 @@ from werkzeug.serving import make_server
 
 from entra_auth.config import EntraConfig
 from entra_auth.emulator import EntraEmulator
-from entra_auth.emulator.driver import BrowserlessUser
+from entra_auth.testing.driver import BrowserlessUser
 
 WEB = "4b7d2f1c-3a5e-4c8b-9d61-2e0f7a9b3c15"
 API = "a1c3e5f7-2b4d-4e6f-8a0c-1d3e5f7a9b2c"

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import requests
 
-from entra_auth.emulator.driver import BrowserlessUser
+from entra_auth.testing.driver import BrowserlessUser
 
 from .helpers import free_port
 

@@ -7,11 +7,11 @@ import logging
 import msal
 import pytest
 
+from entra_auth.client.graph import GraphClient
+from entra_auth.client.token_cache import MappingTokenCacheStore, user_token_cache
 from entra_auth.emulator import EntraEmulator, Fault
 from entra_auth.errors import GraphAuthError, GraphError, GraphForbiddenError
-from entra_auth.graph import GraphClient
 from entra_auth.logs import RedactSecrets
-from entra_auth.token_cache import MappingTokenCacheStore, user_token_cache
 
 from .helpers import ADELE, API_URI, CONTOSO, DAEMON, WEB
 

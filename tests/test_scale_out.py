@@ -24,7 +24,7 @@ from cryptography.fernet import Fernet
 from examples.demo.app import create_app
 
 from entra_auth.emulator import EntraEmulator
-from entra_auth.emulator.driver import BrowserlessUser
+from entra_auth.testing.driver import BrowserlessUser
 
 from .helpers import MEGAN, WEB, demo_config, free_port, secret_of
 from .redis_support import RedisServer

@@ -9,8 +9,9 @@ import pytest
 import redis
 from cryptography.fernet import Fernet
 
+from entra_auth.client.redis_cache import RedisTokenCacheStore
+from entra_auth.client.token_cache import TokenCacheCipher, user_token_cache
 from entra_auth.errors import ConfigurationError, SessionStoreUnavailable
-from entra_auth.token_cache import RedisTokenCacheStore, TokenCacheCipher, user_token_cache
 
 OLD, NEW = Fernet.generate_key().decode(), Fernet.generate_key().decode()
 

@@ -9,7 +9,7 @@ import pytest
 import requests
 
 from entra_auth.emulator import EntraEmulator
-from entra_auth.emulator.driver import BrowserlessUser
+from entra_auth.testing.driver import BrowserlessUser
 
 from ..helpers import (
     ADELE,

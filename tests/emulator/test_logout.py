@@ -5,7 +5,7 @@ from __future__ import annotations
 from urllib.parse import urlencode
 
 from entra_auth.emulator import EntraEmulator
-from entra_auth.emulator.driver import BrowserlessUser
+from entra_auth.testing.driver import BrowserlessUser
 
 from ..helpers import CONTOSO, REDIRECT, WEB, sign_in
 

@@ -10,7 +10,7 @@ import msal
 import pytest
 
 from entra_auth.emulator import EntraEmulator
-from entra_auth.emulator.driver import BrowserlessUser, SignInRefused
+from entra_auth.testing.driver import BrowserlessUser, SignInRefused
 
 from ..helpers import (
     ADELE,

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from entra_auth.emulator import EntraEmulator
-from entra_auth.emulator.driver import BrowserlessUser
 from entra_auth.emulator.seed import load_seed, seed_from_dict
+from entra_auth.testing.driver import BrowserlessUser
 
 from ..helpers import FABRIKAM, REDIRECT, WEB, confidential_client
 

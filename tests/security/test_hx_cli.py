@@ -87,14 +87,14 @@ def assert_verdict(result: Result, verdict: str) -> None:
 @pytest.fixture
 def wide_console(monkeypatch: pytest.MonkeyPatch) -> None:
     """The CLI's console, wide enough that no claim wraps across table rows."""
-    monkeypatch.setattr(cli, "console", Console(soft_wrap=True, width=400))
+    monkeypatch.setattr(cli._console, "console", Console(soft_wrap=True, width=400))
 
 
 @pytest.fixture
 def colour_console(monkeypatch: pytest.MonkeyPatch) -> None:
     """The CLI's console as in a colour terminal: rich emits its own escape sequences."""
     console = Console(soft_wrap=True, width=400, force_terminal=True, color_system="standard")
-    monkeypatch.setattr(cli, "console", console)
+    monkeypatch.setattr(cli._console, "console", console)
 
 
 # -- HX08 ---------------------------------------------------------------------------------------

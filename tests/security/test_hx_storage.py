@@ -27,11 +27,12 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from cryptography.x509.verification import PolicyBuilder, Store, VerificationError
 
+from entra_auth.client.redis_cache import RedisTokenCacheStore
+from entra_auth.client.token_cache import TokenCacheCipher, user_token_cache
 from entra_auth.emulator import EntraEmulator
 from entra_auth.emulator.admin import ADMIN_HEADER
 from entra_auth.emulator.pki import SigningKey
 from entra_auth.errors import EmulatorError
-from entra_auth.token_cache import RedisTokenCacheStore, TokenCacheCipher, user_token_cache
 
 PRIVATE_FILES = ("admin-key", "signing-key.pem", "ca-key.pem", "server-key.pem")
 OLD, NEW = Fernet.generate_key().decode(), Fernet.generate_key().decode()
@@ -343,7 +344,7 @@ def test_HX11_an_entry_copied_under_another_key_does_not_decrypt_there(
     else:
         client.set("entra:tokens:attacker", client.get("entra:tokens:victim") or b"")
     attacker = cache_store(redis_url, "entra:tokens:attacker", [NEW])
-    with caplog.at_level(logging.INFO, logger="entra_auth.token_cache"):
+    with caplog.at_level(logging.INFO, logger="entra_auth.client.token_cache"):
         assert attacker.load() is None
         with user_token_cache(attacker) as cache:  # what a request gets: an empty cache
             assert list(cache.search(cache.CredentialType.REFRESH_TOKEN)) == []
@@ -359,7 +360,7 @@ def test_HX11_an_entry_in_the_old_unbound_format_is_discarded(
 ) -> None:
     client = redis.Redis.from_url(redis_url)
     client.set("entra:tokens:t1", Fernet(NEW.encode()).encrypt(CACHE.encode()))
-    with caplog.at_level(logging.INFO, logger="entra_auth.token_cache"):
+    with caplog.at_level(logging.INFO, logger="entra_auth.client.token_cache"):
         assert cache_store(redis_url, "entra:tokens:t1", [NEW]).load() is None
     assert client.get("entra:tokens:t1") is None
     assert "(unbound_old_format)" in caplog.text

@@ -11,9 +11,9 @@ from examples.demo.app import create_app
 from flask import Flask, g
 
 from entra_auth.aadsts import first_code
+from entra_auth.client.signin import _error_from
 from entra_auth.emulator import EntraEmulator
 from entra_auth.integrations.flask import ApiProtector, require_token
-from entra_auth.signin import _error_from
 
 from ..helpers import ADELE, API, LEGACY, LEGACY_URI, MEGAN, demo_config, emulator_config
 from .minting import Mint

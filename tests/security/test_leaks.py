@@ -11,12 +11,12 @@ import pytest
 import requests
 from click.testing import CliRunner
 
-from entra_auth import signin
 from entra_auth.cli import main
+from entra_auth.client import signin
 from entra_auth.config import EntraConfig, fingerprint
 from entra_auth.emulator import EntraEmulator
-from entra_auth.emulator.driver import BrowserlessUser
 from entra_auth.emulator.minting import TokenMinter
+from entra_auth.testing.driver import BrowserlessUser
 
 from ..helpers import ADELE, API, WEB, secret_of, serve_demo
 from .minting import Mint

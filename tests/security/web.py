@@ -10,8 +10,8 @@ from flask import Flask
 from werkzeug.test import TestResponse
 
 from entra_auth.emulator import EntraEmulator
-from entra_auth.emulator.driver import BrowserlessUser
 from entra_auth.pending import PendingSignInCookie, PendingSignIns
+from entra_auth.testing.driver import BrowserlessUser
 
 from ..helpers import ADELE
 

@@ -29,12 +29,12 @@ import msal
 import requests
 from msal.authority import WELL_KNOWN_AUTHORITY_HOSTS
 
-from . import aadsts
-from .config import EntraConfig
-from .errors import InteractionRequired, InvalidTokenError, SignInError
-from .jwks import JwksCache
-from .logs import redact_logger
-from .tokens import IdTokenValidator, Principal
+from .. import aadsts
+from ..config import EntraConfig
+from ..errors import InteractionRequired, InvalidTokenError, SignInError
+from ..jwks import JwksCache
+from ..logs import redact_logger
+from ..tokens import IdTokenValidator, Principal
 
 # MSAL recommends form_post on every query-mode request; the module docstring says why not here.
 warnings.filterwarnings("ignore", message="response_mode='form_post' is recommended")

@@ -13,18 +13,18 @@ from __future__ import annotations
 import logging
 import os
 import warnings
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import msgspec
-import redis
 from cachelib.file import FileSystemCache
 from flask import Flask
 from flask_session import Session
 from flask_session.base import Serializer, ServerSideSession
-from redis.backoff import ExponentialBackoff
-from redis.retry import Retry
 
-from ..errors import ConfigurationError
+from ...errors import ConfigurationError, SessionStoreUnavailable
+
+if TYPE_CHECKING:
+    import redis
 
 log = logging.getLogger("entra_auth.sessions")
 
@@ -70,9 +70,28 @@ class JsonFileSystemCache(FileSystemCache):
     serializer = JsonFileSerializer()  # type: ignore[assignment]
 
 
+def store_errors() -> tuple[type[Exception], ...]:
+    """What a failing session store raises: ours, and redis-py's when it is installed."""
+    try:
+        from redis import RedisError
+    except ImportError:
+        return (SessionStoreUnavailable,)
+    return (SessionStoreUnavailable, RedisError)
+
+
 def redis_client(url: str) -> redis.Redis:
     """A client with bounded waits: a down or slow Redis costs a request about a second, and
     redis-py reconnects by itself when it is back."""
+    try:
+        import redis
+        from redis.backoff import ExponentialBackoff
+        from redis.retry import Retry
+    except ImportError:
+        raise ConfigurationError(
+            "REDIS_URL is set, and the redis package is not installed.",
+            remedy="pip install 'entra-auth[flask,redis]', or unset REDIS_URL to keep sessions "
+            "in files.",
+        ) from None
     return redis.Redis.from_url(
         url,
         socket_timeout=1.0,
@@ -131,5 +150,9 @@ def configure_sessions(app: Flask, *, secure: bool) -> redis.Redis | None:
         warnings.simplefilter("ignore", DeprecationWarning)
         Session(app)
     app.session_interface.serializer = StrictSessionSerializer()  # type: ignore[attr-defined]
-    client = config.get("SESSION_REDIS") if config["SESSION_TYPE"] == "redis" else None
+    if config["SESSION_TYPE"] != "redis":
+        return None
+    import redis  # installed: Flask-Session's Redis backend needs it
+
+    client = config.get("SESSION_REDIS")
     return client if isinstance(client, redis.Redis) else None

@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 
 import requests
 
-from .errors import GraphAuthError, GraphError, GraphForbiddenError
+from ..errors import GraphAuthError, GraphError, GraphForbiddenError
 
 DEFAULT_GRAPH = "https://graph.microsoft.com"
 

@@ -10,15 +10,20 @@ Registered through the ``pytest11`` entry point, so installing entra-auth is eno
 ``entra_emulator`` is one emulator per test session, reset before each test (keys, clock,
 faults, counters, grants and consents back to the start). Set the ini option
 ``entra_emulator_seed`` to a seed file to model your own registrations.
+
+Every project that has entra-auth installed loads this module at pytest's start, so it imports
+nothing heavy: the emulator (Flask, the PKI) loads only when a test asks for the fixture.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import pytest
 
-from .emulator import EntraEmulator
+if TYPE_CHECKING:
+    from ..emulator import EntraEmulator
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -30,6 +35,8 @@ def entra_emulator_server(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[EntraEmulator]:
     """The session's running emulator, on free loopback ports."""
+    from ..emulator import EntraEmulator  # here, not at collection: see the module's docstring
+
     seed = request.config.getini("entra_emulator_seed") or None
     emulator = EntraEmulator(
         seed,

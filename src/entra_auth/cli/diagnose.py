@@ -1,181 +1,28 @@
-"""The ``entra-auth`` command."""
+"""``entra-auth doctor | explain | decode``: diagnostics that say the fix."""
 
 from __future__ import annotations
 
 import json
-import logging
 import os
 import re
-import signal
 import sys
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 import click
 from dotenv import dotenv_values
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from . import __version__, aadsts, diagnostics
-from .config import EntraConfig
-from .emulator import EmulatorSettings, EntraEmulator
-from .emulator.admin import ADMIN_HEADER
-from .emulator.seed import default_seed_path
-from .errors import EntraAuthError
-
-console = Console(soft_wrap=True)  # URLs must stay copyable, never wrapped
-
-# Characters a terminal acts on rather than shows: C0 (ESC, CR, LF, TAB, BEL ...), DEL, C1 (CSI,
-# OSC ...), bidi marks, embeddings, overrides and isolates, line and paragraph separators, and
-# lone surrogates (which would make writing the output fail).
-_UNPRINTABLE = re.compile(
-    r"[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff]"
-)
-_NAMED_ESCAPES = {"\t": "\\t", "\n": "\\n", "\r": "\\r"}
+from .. import aadsts, diagnostics
+from ..config import EntraConfig
+from ..errors import EntraAuthError
+from ._console import inert, say
 
 
-def _visible_escape(match: re.Match[str]) -> str:
-    char = match.group()
-    code = ord(char)
-    return _NAMED_ESCAPES.get(char) or (f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
-
-
-def inert(value: object, style: str = "") -> Text:
-    """Untrusted text (from a token, a discovery document, a pasted error, an argument) as text
-    that prints as itself and nothing more.
-
-    A ``Text`` is never read as rich markup or emoji codes, so ``[green]VERIFIED[/]`` stays those
-    characters; control characters are replaced by their Python escapes (ESC shows as the four
-    characters ``\\x1b``, a CR as ``\\r``, U+202E as ``\\u202e``), so that no token can style,
-    erase, overwrite, reorder or hyperlink its way past the verdict.
-    """
-    return Text(_UNPRINTABLE.sub(_visible_escape, str(value)), style=style)
-
-
-@click.group()
-@click.version_option(__version__, prog_name="entra-auth")
-def main() -> None:
-    """Microsoft Entra ID sign-in and API protection for Python apps."""
-
-
-@main.command()
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-@click.option("--port", default=8443, show_default=True, help="HTTPS port (back channel).")
-@click.option("--browser-port", default=8444, show_default=True, help="HTTP port (sign-in pages).")
-@click.option(
-    "--state-dir",
-    default=".entra-emulator",
-    show_default=True,
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Where the CA, certificates and signing key are kept.",
-)
-@click.option(
-    "--seed",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="Seed file (TOML or JSON) with tenants, apps and users.",
-)
-@click.option(
-    "--public-host",
-    default="localhost",
-    show_default=True,
-    help="Host name put in the URLs the emulator advertises.",
-)
-@click.option(
-    "--token-lifetime",
-    type=click.IntRange(30, 86400),
-    help="Access-token lifetime in seconds (default: Entra's random 60-90 minutes).",
-)
-@click.option("-v", "--verbose", is_flag=True, help="Log each request (method and path only).")
-def emulator(
-    host: str,
-    port: int,
-    browser_port: int,
-    state_dir: Path,
-    seed: Path | None,
-    public_host: str,
-    token_lifetime: int | None,
-    verbose: bool,
-) -> None:
-    """Run the local Entra ID until Ctrl-C."""
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING, format="%(message)s")
-    settings = EmulatorSettings()
-    if token_lifetime:
-        settings.access_token_lifetime = (token_lifetime, token_lifetime)
-    try:
-        server = EntraEmulator(
-            seed,
-            state_dir=state_dir,
-            host=host,
-            port=port,
-            browser_port=browser_port,
-            public_host=public_host,
-            settings=settings,
-        ).start()
-    except EntraAuthError as exc:
-        raise click.ClickException(str(exc)) from exc
-    _print_banner(server, seed)
-    try:
-        wait_for_stop()
-    finally:
-        server.stop()
-        console.print("Local Entra ID stopped.")
-
-
-def wait_for_stop() -> None:
-    """Block until Ctrl-C or SIGTERM (what `make demo` and the emulator run until)."""
-    stop = threading.Event()
-
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    try:
-        while not stop.wait(0.5):
-            pass
-    except KeyboardInterrupt:
-        pass
-
-
-def _print_banner(server: EntraEmulator, seed: Path | None) -> None:
-    console.print(f"[bold green]Local Entra ID[/] running · tenant {server.tenant_id}")
-    console.print(f"  Authority (ENTRA_AUTHORITY): [bold]{server.authority}[/]")
-    console.print(f"  CA certificate to trust (ENTRA_CA_BUNDLE): [bold]{server.ca_path}[/]")
-    console.print(
-        f"  Sign-in pages (plain http, no certificate warning): {server.urls.browser_base}"
-    )
-    console.print(f"  Microsoft Graph: {server.graph_base}/v1.0/me")
-    console.print(
-        f"  Control API: {server.urls.https_base}/_emulator/… with header {ADMIN_HEADER}: "
-        f"{server.admin_key}"
-    )
-    # Ids and URIs are copied from here: columns that hold them never truncate.
-    apps = Table(title="Apps", title_justify="left")
-    apps.add_column("app", overflow="fold")
-    apps.add_column("client id", no_wrap=True, min_width=36)
-    apps.add_column("redirect URIs", overflow="fold")
-    for app in server.seed.apps:
-        apps.add_row(app.display_name, app.client_id, ", ".join(app.redirect_uris))
-    console.print(apps)
-    users = Table("user", "signs in as", "tenant", title="Users", title_justify="left")
-    for user in server.seed.users:
-        tenant = server.seed.tenant(user.tenant_id)
-        users.add_row(user.name, user.sign_in_name, tenant.domain if tenant else user.tenant_id)
-    console.print(users)
-    console.print(
-        f"Passwords and client secrets are in the seed file: {seed or default_seed_path()}\n"
-        "Try: curl --cacert "
-        f"{server.ca_path} {server.authority}/v2.0/.well-known/openid-configuration\n"
-        "Press Ctrl-C to stop."
-    )
-
-
-# -- diagnostics -------------------------------------------------------------------------------
 def _config_options(command: Callable[..., Any]) -> Callable[..., Any]:
     """The configuration a command reads: flags, then the environment, then ``.env``."""
     options = [
@@ -223,7 +70,7 @@ def _emit(data: object) -> None:
     click.echo(json.dumps(data, indent=2, default=str))
 
 
-@main.command()
+@click.command()
 @_config_options
 def doctor(env_file: Path | None, as_json: bool, **flags: str | None) -> None:
     """Check the configuration against the identity provider, each line with its fix."""
@@ -235,18 +82,16 @@ def doctor(env_file: Path | None, as_json: bool, **flags: str | None) -> None:
         for check in checks:
             mark = "✅" if check.ok else "❌"
             # Details quote the discovery document and the configuration: inert.
-            console.print(
-                Text.assemble(f"{mark} ", (check.name, "bold"), ": ", inert(check.detail))
-            )
+            say(Text.assemble(f"{mark} ", (check.name, "bold"), ": ", inert(check.detail)))
             if not check.ok and check.fix:
-                console.print(Text.assemble("   ", ("fix:", "yellow"), " ", inert(check.fix)))
+                say(Text.assemble("   ", ("fix:", "yellow"), " ", inert(check.fix)))
         verdict = "[red]Problems found.[/]" if failed else "[green]All checks passed.[/]"
-        console.print(verdict)
+        say(verdict)
     if failed:
         raise SystemExit(1)
 
 
-@main.command()
+@click.command()
 @click.argument("text", nargs=-1, required=True)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def explain(text: tuple[str, ...], as_json: bool) -> None:
@@ -276,26 +121,26 @@ def explain(text: tuple[str, ...], as_json: bool) -> None:
         )
     else:
         for entry in entries:
-            console.print(f"[bold]{entry.name}[/] ({entry.error}): {escape(entry.meaning)}")
+            say(f"[bold]{entry.name}[/] ({entry.error}): {escape(entry.meaning)}")
             for cause in entry.causes:
-                console.print(f"  likely cause: {escape(cause)}")
-            console.print(f"  [yellow]fix:[/] {escape(entry.fix)}")
+                say(f"  likely cause: {escape(cause)}")
+            say(f"  [yellow]fix:[/] {escape(entry.fix)}")
             template = re.sub(r"\{(\w+)\}", r"<\1>", entry.message)
-            console.print(f"  Entra says: {escape(template)}", style="dim")
+            say(f"  Entra says: {escape(template)}", style="dim")
         for number in unknown:
-            console.print(
+            say(
                 f"AADSTS{number} is not in the catalogue; Microsoft's error-code "
                 "reference lists every code."
             )
         if not numbers:
-            console.print(
+            say(
                 "No AADSTS code found: paste the code (AADSTS50011) or the whole error_description."
             )
     if not entries:
         raise SystemExit(1)
 
 
-@main.command()
+@click.command()
 @click.argument("token")
 @_config_options
 @click.option(
@@ -349,21 +194,21 @@ def _print_decoded(
     decoded: diagnostics.DecodedToken, result: diagnostics.Verification | None
 ) -> None:
     if result is None or not result.ok:
-        console.print(
+        say(
             "[bold white on red] NOT VERIFIED [/] this shows what the token claims, "
             "not that it is true."
             if result is None
             else "[bold white on red] REFUSED [/]"
         )
     else:
-        console.print(
+        say(
             "[bold white on green] VERIFIED [/] signature and claims checked against "
             "the configuration."
         )
     # Everything below but our own words comes from the token (and a refusal may quote a claim
     # or an argument): printed inert.
-    console.print(inert(decoded.kind, "bold"))
-    console.print(Text.assemble("header: ", inert(json.dumps(decoded.header))))
+    say(inert(decoded.kind, "bold"))
+    say(Text.assemble("header: ", inert(json.dumps(decoded.header))))
     now = time.time()
     table = Table("claim", "value", show_header=False)
     for name, value in decoded.claims.items():
@@ -373,21 +218,21 @@ def _print_decoded(
             else value
         )
         table.add_row(inert(name), inert(shown))
-    console.print(table)
-    console.print(f"signature: <{decoded.signature_length} characters, elided>")
+    say(table)
+    say(f"signature: <{decoded.signature_length} characters, elided>")
     if result is None:
         # Again at the end, where a long token cannot push it off the screen.
-        console.print(
+        say(
             "[bold white on red] NOT VERIFIED [/] run with --verify to check it against the "
             "configuration."
         )
     elif result.ok:
-        console.print(Text.assemble(("✅ ", "green"), inert(result.message, "green")))
+        say(Text.assemble(("✅ ", "green"), inert(result.message, "green")))
     else:
-        console.print(
+        say(
             Text.assemble(
                 ("❌ ", "red"), inert(result.message, "red"), " (", inert(result.reason), ")"
             )
         )
         if result.remedy:
-            console.print(Text.assemble("   ", ("fix:", "yellow"), " ", inert(result.remedy)))
+            say(Text.assemble("   ", ("fix:", "yellow"), " ", inert(result.remedy)))

@@ -1,0 +1,4 @@
+"""Helpers for your own tests: the ``entra_emulator`` pytest fixture (``pytest_plugin``, loaded by
+the ``pytest11`` entry point) and ``BrowserlessUser`` (``driver``), which walks the local Entra
+ID's sign-in pages over HTTP. Importing this package loads neither the emulator nor Flask.
+"""
