@@ -96,3 +96,53 @@ def test_secret_is_shown_only_as_fingerprint() -> None:
     assert SECRET not in shown
     assert fingerprint(SECRET) in shown
     assert fingerprint(SECRET) != fingerprint(SECRET + "x")
+
+
+# -- native values (a framework's config) as well as the environment's strings -------------------
+def test_from_mapping_takes_native_values() -> None:
+    config = EntraConfig.from_mapping(
+        {
+            "ENTRA_TENANT_ID": "8c3dad1d-b6bc-4f8b-939b-8263372eced6",
+            "ENTRA_API_AUDIENCE": ["a1c3e5f7-2b4d-4e6f-8a0c-1d3e5f7a9b2c", "api://x"],
+            "ENTRA_ACCEPTED_TOKEN_VERSIONS": [1, 2],
+            "ENTRA_LEEWAY": 30,
+            "ENTRA_ALLOW_GUESTS": False,
+            "ENTRA_SCOPES": ("User.Read", "Mail.Read"),
+        }
+    )
+    assert config.api_audiences == ("a1c3e5f7-2b4d-4e6f-8a0c-1d3e5f7a9b2c", "api://x")
+    assert config.accepted_token_versions == ("1.0", "2.0")
+    assert config.leeway == 30
+    assert config.allow_guests is False
+    assert config.scopes == ("User.Read", "Mail.Read")
+    same = EntraConfig.from_env(
+        {
+            "ENTRA_TENANT_ID": "8c3dad1d-b6bc-4f8b-939b-8263372eced6",
+            "ENTRA_API_AUDIENCE": "a1c3e5f7-2b4d-4e6f-8a0c-1d3e5f7a9b2c,api://x",
+            "ENTRA_ACCEPTED_TOKEN_VERSIONS": "1,2",
+            "ENTRA_LEEWAY": "30",
+            "ENTRA_ALLOW_GUESTS": "false",
+            "ENTRA_SCOPES": "User.Read Mail.Read",
+        }
+    )
+    assert same == config
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("ENTRA_LEEWAY", 1.5),
+        ("ENTRA_LEEWAY", True),
+        ("ENTRA_LEEWAY", "soon"),
+        ("ENTRA_ALLOW_GUESTS", "maybe"),
+        ("ENTRA_ALLOW_GUESTS", 2),
+        ("ENTRA_API_AUDIENCE", 42),
+        ("ENTRA_CLIENT_ID", ["a", "b"]),
+    ],
+)
+def test_from_mapping_names_a_value_of_the_wrong_type(key: str, value: object) -> None:
+    settings = {"ENTRA_TENANT_ID": "8c3dad1d-b6bc-4f8b-939b-8263372eced6", key: value}
+    with pytest.raises(ConfigurationError) as caught:
+        EntraConfig.from_mapping(settings)
+    assert caught.value.message.startswith(f"{key} is ")
+    assert caught.value.remedy

@@ -1,10 +1,127 @@
-"""entra-auth: Microsoft Entra ID sign-in and API protection for Python apps.
+"""entra-auth: Microsoft Entra ID sign-in, API protection and token acquisition for Python apps.
 
-The public API lives here; modules behind it are private unless documented.
+The public API is what this module exports (``__all__``); every other module is private unless
+its own docstring says otherwise. The framework adapters are imported from
+``entra_auth.integrations.<framework>`` (each needs its extra), the local Entra ID from
+``entra_auth.emulator`` and the test helpers from ``entra_auth.testing``.
+
+Names load on first use (PEP 562): importing the package, as the pytest plugin does in every
+project that has entra-auth installed, costs next to nothing.
 """
 
-from .errors import ConfigurationError, EmulatorError, EntraAuthError
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .client.graph import GraphClient
+    from .client.signin import SignedIn, SignInFlow
+    from .client.token_cache import (
+        MappingTokenCacheStore,
+        TokenCacheCipher,
+        TokenCacheStore,
+        user_token_cache,
+    )
+    from .config import EntraConfig
+    from .discovery import Discovery, ProviderMetadata
+    from .errors import (
+        ConfigurationError,
+        EmulatorError,
+        EntraAuthError,
+        GraphAuthError,
+        GraphError,
+        GraphForbiddenError,
+        InsufficientScopeError,
+        InteractionRequired,
+        InvalidRequestError,
+        InvalidTokenError,
+        KeySetUnavailableError,
+        SessionStoreUnavailable,
+        SignInError,
+    )
+    from .keys import JwksCache, KeySource, SigningKey, StaticKeys
+    from .tokens import AccessTokenValidator, IdTokenValidator, Principal
 
 __version__ = "0.1.0"
 
-__all__ = ["ConfigurationError", "EmulatorError", "EntraAuthError", "__version__"]
+_WHERE = {
+    "AccessTokenValidator": ".tokens",
+    "ConfigurationError": ".errors",
+    "Discovery": ".discovery",
+    "EmulatorError": ".errors",
+    "EntraAuthError": ".errors",
+    "EntraConfig": ".config",
+    "GraphAuthError": ".errors",
+    "GraphClient": ".client.graph",
+    "GraphError": ".errors",
+    "GraphForbiddenError": ".errors",
+    "IdTokenValidator": ".tokens",
+    "InsufficientScopeError": ".errors",
+    "InteractionRequired": ".errors",
+    "InvalidRequestError": ".errors",
+    "InvalidTokenError": ".errors",
+    "JwksCache": ".keys",
+    "KeySetUnavailableError": ".errors",
+    "KeySource": ".keys",
+    "MappingTokenCacheStore": ".client.token_cache",
+    "Principal": ".tokens",
+    "ProviderMetadata": ".discovery",
+    "SessionStoreUnavailable": ".errors",
+    "SignInError": ".errors",
+    "SignInFlow": ".client.signin",
+    "SignedIn": ".client.signin",
+    "SigningKey": ".keys",
+    "StaticKeys": ".keys",
+    "TokenCacheCipher": ".client.token_cache",
+    "TokenCacheStore": ".client.token_cache",
+    "user_token_cache": ".client.token_cache",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'entra_auth' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value  # once loaded, a plain module attribute
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
+
+__all__ = [
+    "AccessTokenValidator",
+    "ConfigurationError",
+    "Discovery",
+    "EmulatorError",
+    "EntraAuthError",
+    "EntraConfig",
+    "GraphAuthError",
+    "GraphClient",
+    "GraphError",
+    "GraphForbiddenError",
+    "IdTokenValidator",
+    "InsufficientScopeError",
+    "InteractionRequired",
+    "InvalidRequestError",
+    "InvalidTokenError",
+    "JwksCache",
+    "KeySetUnavailableError",
+    "KeySource",
+    "MappingTokenCacheStore",
+    "Principal",
+    "ProviderMetadata",
+    "SessionStoreUnavailable",
+    "SignInError",
+    "SignInFlow",
+    "SignedIn",
+    "SigningKey",
+    "StaticKeys",
+    "TokenCacheCipher",
+    "TokenCacheStore",
+    "__version__",
+    "user_token_cache",
+]

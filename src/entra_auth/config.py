@@ -216,16 +216,40 @@ class EntraConfig:
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> EntraConfig:
         """Read ``ENTRA_*`` variables (default: ``os.environ``); ``overrides`` win over them."""
-        env = os.environ if environ is None else environ
+        return cls.from_mapping(os.environ if environ is None else environ, **overrides)
+
+    @classmethod
+    def from_mapping(cls, settings: Mapping[str, Any], **overrides: Any) -> EntraConfig:
+        """Read ``ENTRA_*`` keys from a mapping: the environment's strings
+        (``ENTRA_API_AUDIENCE="a,b"``, ``ENTRA_LEEWAY="30"``) or a framework's native values
+        (``["a", "b"]``, ``30``, ``False``); ``overrides`` (field names) win over them."""
         values: dict[str, Any] = {}
 
         def text(name: str) -> str | None:
-            raw = env.get(name)
-            return raw.strip() if raw is not None and raw.strip() else None
+            raw = settings.get(name)
+            if raw is None:
+                return None
+            if not isinstance(raw, str):
+                raise ConfigurationError(
+                    f"{name} is {raw!r}, not a string.", remedy=f"Set {name} to a string."
+                )
+            return raw.strip() or None
 
         def listing(name: str) -> tuple[str, ...] | None:
-            raw = text(name)
-            return tuple(p.strip() for p in re.split(r"[,\s]+", raw) if p.strip()) if raw else None
+            raw = settings.get(name)
+            if raw is None:
+                return None
+            if isinstance(raw, str):
+                items = [p.strip() for p in re.split(r"[,\s]+", raw)]
+            elif isinstance(raw, (list, tuple, set, frozenset)):
+                items = [str(p).strip() for p in raw]
+            else:
+                raise ConfigurationError(
+                    f"{name} is {raw!r}.",
+                    remedy=f"Set {name} to a list of strings, or one comma-separated string.",
+                )
+            found = tuple(p for p in items if p)
+            return found or None
 
         for key, name in (
             ("tenant_id", "ENTRA_TENANT_ID"),
@@ -251,19 +275,30 @@ class EntraConfig:
                 values[key] = items
         if (versions := listing("ENTRA_ACCEPTED_TOKEN_VERSIONS")) is not None:
             values["accepted_token_versions"] = tuple(v if "." in v else f"{v}.0" for v in versions)
-        if (leeway := text("ENTRA_LEEWAY")) is not None:
-            try:
-                values["leeway"] = int(leeway)
-            except ValueError:
-                raise ConfigurationError(
-                    f"ENTRA_LEEWAY is {leeway!r}, not a number of seconds.",
-                    remedy="Use a whole number from 0 to 300.",
-                ) from None
-        if (guests := text("ENTRA_ALLOW_GUESTS")) is not None:
-            if guests.lower() not in ("true", "false", "1", "0", "yes", "no"):
-                raise ConfigurationError(
-                    f"ENTRA_ALLOW_GUESTS is {guests!r}.", remedy="Use true or false."
-                )
-            values["allow_guests"] = guests.lower() in ("true", "1", "yes")
+        leeway = settings.get("ENTRA_LEEWAY")
+        if leeway is not None and leeway != "":
+            values["leeway"] = _whole_seconds("ENTRA_LEEWAY", leeway)
+        guests = settings.get("ENTRA_ALLOW_GUESTS")
+        if guests is not None and guests != "":
+            values["allow_guests"] = _flag("ENTRA_ALLOW_GUESTS", guests)
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
+
+
+def _whole_seconds(name: str, value: object) -> int:
+    if type(value) is int:
+        return value
+    if isinstance(value, str) and re.fullmatch(r"\s*-?[0-9]+\s*", value):
+        return int(value)
+    raise ConfigurationError(
+        f"{name} is {value!r}, not a whole number of seconds.",
+        remedy="Use a whole number from 0 to 300.",
+    )
+
+
+def _flag(name: str, value: object) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in ("true", "false", "1", "0", "yes", "no"):
+        return value.strip().lower() in ("true", "1", "yes")
+    raise ConfigurationError(f"{name} is {value!r}.", remedy="Use true or false.")

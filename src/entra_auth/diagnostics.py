@@ -23,9 +23,11 @@ import requests
 from cryptography import x509
 
 from . import aadsts
+from ._http import FetchError
 from .config import EntraConfig, fingerprint
+from .discovery import Discovery, ProviderMetadata, on_authority_host
 from .errors import ConfigurationError, EntraAuthError, InsufficientScopeError, InvalidTokenError
-from .jwks import FetchError, JwksCache, ProviderMetadata, on_authority_host
+from .keys import JwksCache
 from .tokens import MAX_NUMERIC_DATE, AccessTokenValidator, IdTokenValidator, Principal
 
 CLOCK_SKEW_LIMIT = 300
@@ -82,9 +84,10 @@ def doctor(
     if date_header is not None:
         checks.append(_check_clock(date_header, clock()))
 
-    jwks = JwksCache(config, session=http, timeout=timeout)
+    discovery = Discovery(config, session=http, timeout=timeout)
+    jwks = JwksCache(config, discovery=discovery, session=http, timeout=timeout)
     try:
-        metadata = jwks.read_metadata()
+        metadata = discovery.read()
         checks.append(Check("discovery", True, f"issuer {metadata.issuer} matches the authority"))
     except FetchError as exc:
         checks.append(
@@ -200,7 +203,7 @@ def _check_client(
             f"{missing} is not set.",
             f"Set {missing} (the app registration's client id, and a client secret's value).",
         )
-    token_endpoint = metadata.raw.get("token_endpoint")
+    token_endpoint = metadata.token_endpoint
     if not isinstance(token_endpoint, str):
         return Check(
             "client credentials",
@@ -299,7 +302,7 @@ def _check_redirect_uri(
     static = Check(
         "redirect URI", True, f"{uri} is well formed" + (f" ({'; '.join(notes)})" if notes else "")
     )
-    endpoint = metadata.raw.get("authorization_endpoint")
+    endpoint = metadata.authorization_endpoint
     if not isinstance(endpoint, str) or not config.client_id:
         return [static]
     # Ask the IdP itself, silently: prompt=none answers with a redirect to a registered URI

@@ -23,7 +23,7 @@ from rich.console import Console
 
 from entra_auth import cli
 from entra_auth.emulator import EntraEmulator, Fault
-from entra_auth.jwks import on_authority_host
+from entra_auth.discovery import on_authority_host
 
 from ..helpers import WEB, secret_of
 from ..test_diagnostics import env, lines, no_secrets

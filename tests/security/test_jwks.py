@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from entra_auth.emulator import EntraEmulator, Fault
 from entra_auth.errors import InvalidTokenError, KeySetUnavailableError
-from entra_auth.jwks import JwksCache
+from entra_auth.keys import JwksCache
 from entra_auth.tokens import AccessTokenValidator
 
 from ..helpers import CONTOSO, emulator_config
@@ -107,7 +107,7 @@ def test_JW03_bad_key_sets_keep_old_keys_and_warn(
     version = check.jwks.version
     entra_emulator.inject_fault("jwks", Fault("garbage", body=body))
     clock.now += 200
-    with caplog.at_level(logging.WARNING, logger="entra_auth.jwks"):
+    with caplog.at_level(logging.WARNING, logger="entra_auth.keys"):
         assert check.validate(mint.token())
     assert check.jwks.version == version
     assert any("not refreshed" in r.getMessage() for r in caplog.records)

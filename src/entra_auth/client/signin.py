@@ -31,8 +31,9 @@ from msal.authority import WELL_KNOWN_AUTHORITY_HOSTS
 
 from .. import aadsts
 from ..config import EntraConfig
+from ..discovery import Discovery
 from ..errors import InteractionRequired, InvalidTokenError, SignInError
-from ..jwks import JwksCache
+from ..keys import JwksCache
 from ..logs import redact_logger
 from ..tokens import IdTokenValidator, Principal
 
@@ -123,12 +124,13 @@ class SignInFlow:
         for name in ("msal.token_cache", "msal.application", "msal.oauth2cli.oauth2"):
             redact_logger(name)  # MSAL's DEBUG events carry the code and the PKCE verifier
         self.config = config
-        self.jwks = jwks or JwksCache(config)
-        self.id_tokens = IdTokenValidator(config, self.jwks)
         self._http = session or requests.Session()
         if config.ca_bundle:
             self._http.verify = config.ca_bundle
             self._http.trust_env = False  # REQUESTS_CA_BUNDLE must not override the bundle
+        self.jwks = jwks or JwksCache(config)
+        self.discovery: Discovery = self.jwks.discovery  # one metadata fetch serves both
+        self.id_tokens = IdTokenValidator(config, self.jwks)
         self._http_cache: dict[Any, Any] = {}
         self._lock = threading.Lock()
         host = urlsplit(str(config.authority)).hostname or ""
@@ -214,7 +216,7 @@ class SignInFlow:
         return SignedIn(user=user, account_id=account_id)
 
     def _expected_issuer(self) -> str:
-        return self.jwks.metadata.issuer
+        return self.discovery.metadata.issuer
 
     @staticmethod
     def _account_id(app: msal.ConfidentialClientApplication, user: Principal) -> str:
@@ -280,8 +282,8 @@ class SignInFlow:
     # -- sign-out -------------------------------------------------------------------------------
     def sign_out_url(self, post_logout_redirect_uri: str) -> str:
         """The identity provider's end-session URL, returning to ``post_logout_redirect_uri``."""
-        endpoint = self.jwks.metadata.raw.get("end_session_endpoint")
-        if not isinstance(endpoint, str) or not endpoint.startswith(("https://", "http://")):
+        endpoint = self.discovery.metadata.end_session_endpoint
+        if endpoint is None or not endpoint.startswith(("https://", "http://")):
             endpoint = f"{self.config.authority}/oauth2/v2.0/logout"
         query = urlencode(
             {

@@ -24,7 +24,7 @@ from werkzeug.local import LocalProxy
 from ...bearer import bearer_token, challenge
 from ...config import EntraConfig
 from ...errors import EntraAuthError, InsufficientScopeError, KeySetUnavailableError
-from ...jwks import JwksCache
+from ...keys import JwksCache
 from ...logs import inert
 from ...tokens import AccessTokenValidator, Principal
 from ._config import config_from_app

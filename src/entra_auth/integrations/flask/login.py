@@ -264,12 +264,7 @@ class EntraAuth:
 
     @property
     def graph_url(self) -> str:
-        if self.config.graph_url:
-            return self.config.graph_url
-        host = self.sign_in.jwks.metadata.raw.get("msgraph_host")
-        return (
-            f"https://{host}" if isinstance(host, str) and host else "https://graph.microsoft.com"
-        )
+        return self.config.graph_url or self.sign_in.discovery.metadata.graph_url
 
     # -- routes ---------------------------------------------------------------------------------
     def _login(self) -> WerkzeugResponse:

@@ -1,0 +1,379 @@
+"""Key sources: where a validator finds the key a token names (``kid``).
+
+- ``JwksCache``: the tenant's published key set, fetched rarely and trusted carefully. Reads
+  ``jwks_uri`` from the checked discovery document (``discovery.Discovery``); keys are parsed
+  once per fetch (PyJWT's ``PyJWK``), never per request; RSA keys under 2048 bits, ``use: enc``
+  keys, other key types and unparseable keys are skipped.
+- ``StaticKeys``: keys you give it (a JWKS document, PEM public keys or certificates,
+  ``cryptography`` keys): unit tests and air-gapped jobs validate tokens without any server.
+
+The fetch policy lives once, without I/O, in ``KeySetPolicy`` (the h11 shape): an unknown
+``kid`` triggers at most one refetch per cooldown; a failed or empty fetch keeps the
+last-known-good keys for a bounded time; with no keys at all every lookup fails closed
+(``KeySetUnavailableError``) and fetches are retried with backoff. ``JwksCache`` adds the sync
+transport and single-flight (concurrent callers share one fetch); an async cache reuses the
+policy with its own transport and lock.
+
+Why not PyJWT's ``PyJWKClient``: it has no discovery/issuer check, no host check, no size cap,
+no single-flight, and drops the key set on a failed fetch.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import jwt
+import requests
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
+from cryptography.hazmat.primitives.serialization import load_pem_public_key
+
+from ._http import FetchError, get_json
+from .config import EntraConfig
+from .discovery import Discovery, ProviderMetadata
+from .errors import ConfigurationError, InvalidTokenError, KeySetUnavailableError
+
+log = logging.getLogger("entra_auth.keys")
+
+MIN_RSA_BITS = 2048
+
+
+@dataclass(frozen=True)
+class SigningKey:
+    kid: str
+    public_key: RSAPublicKey
+    issuer: str | None = None  # the JWK's ``issuer`` member, when Entra publishes one
+
+
+class KeySource(Protocol):
+    """What a validator needs: the key for a ``kid``, and a ``version`` that changes whenever
+    the set of keys changes (caches of validated tokens are dropped then)."""
+
+    @property
+    def version(self) -> int: ...
+
+    def get(self, kid: str) -> SigningKey: ...
+
+
+def _unknown_key() -> InvalidTokenError:
+    return InvalidTokenError(
+        "The token is signed with a key the tenant does not publish.",
+        reason="unknown_key",
+        remedy="Use a token issued by the configured tenant; if its keys just rotated, retry "
+        "in a minute.",
+    )
+
+
+# -- parsing ------------------------------------------------------------------------------------
+def signing_key(raw: object) -> SigningKey | None:
+    """A usable RS256 verification key from one JWK, or None (and a debug line) to skip it."""
+    if not isinstance(raw, dict):
+        return None
+    kid = raw.get("kid")
+    if not isinstance(kid, str) or not kid:
+        return None
+    if raw.get("kty") != "RSA" or raw.get("use", "sig") != "sig":
+        log.debug("Skipping a key that is not an RSA signing key.")
+        return None
+    if raw.get("alg") not in (None, "RS256"):
+        return None
+    try:
+        public_key = jwt.PyJWK(raw, algorithm="RS256").key
+    except (jwt.PyJWKError, jwt.InvalidKeyError, ValueError, TypeError):
+        log.debug("Skipping a key that does not parse.")
+        return None
+    if not isinstance(public_key, RSAPublicKey) or public_key.key_size < MIN_RSA_BITS:
+        log.debug("Skipping an RSA key under %d bits.", MIN_RSA_BITS)
+        return None
+    issuer = raw.get("issuer")
+    return SigningKey(kid, public_key, issuer if isinstance(issuer, str) else None)
+
+
+def parse_key_set(doc: object, url: str = "the key set") -> dict[str, SigningKey]:
+    """The usable signing keys of a JWKS document (``{"keys": [...]}``), by ``kid``."""
+    raw_keys = doc.get("keys") if isinstance(doc, dict) else None
+    if not isinstance(raw_keys, list):
+        raise FetchError(f"The key set at {url} has no 'keys' list.")
+    keys: dict[str, SigningKey] = {}
+    for raw in raw_keys:
+        key = signing_key(raw)
+        if key is not None:
+            keys[key.kid] = key
+    if not keys:
+        raise FetchError(f"The key set at {url} holds no usable RSA signing key.")
+    return keys
+
+
+# -- policy, without I/O ------------------------------------------------------------------------
+class KeySetPolicy:
+    """When to fetch, what to keep, when to refuse: the state of one key set, no I/O.
+
+    A transport asks ``due(why, now)`` before fetching, calls ``attempt(now)`` when it starts,
+    then ``succeeded(keys, now)`` or ``failed(error)``; lookups go through ``key(kid)``.
+    """
+
+    def __init__(
+        self,
+        authority: str,
+        *,
+        cooldown: float = 60.0,
+        refresh_interval: float = 24 * 3600.0,
+        max_stale: float = 24 * 3600.0,
+    ):
+        self.authority = authority
+        self.cooldown, self.refresh_interval, self.max_stale = cooldown, refresh_interval, max_stale
+        self.keys: dict[str, SigningKey] = {}
+        self.version = 0
+        self.fetched_at: float | None = None  # when the current keys were fetched
+        self.last_attempt: float | None = None
+        self.last_kid_fetch: float | None = None
+        self.failures = 0
+        self.last_error = "no fetch has succeeded yet"
+
+    def stale(self, now: float) -> bool:
+        """Past the refresh interval: time to refresh in the background of a lookup."""
+        return self.fetched_at is not None and now - self.fetched_at > self.refresh_interval
+
+    def too_stale(self, now: float) -> bool:
+        """Past the refresh interval and the grace of ``max_stale``: no longer trusted."""
+        return (
+            self.fetched_at is not None
+            and now - self.fetched_at > self.refresh_interval + self.max_stale
+        )
+
+    def due(self, why: str, now: float) -> bool:
+        """May a fetch for this reason (``empty``, ``stale``, ``unknown_kid``) start now? Rate
+        limits, so that no token can make this process hammer the identity provider."""
+        if why == "unknown_kid":  # at most one refetch per cooldown for unknown key ids
+            due = self.last_kid_fetch is None or now - self.last_kid_fetch >= self.cooldown
+            if due:
+                self.last_kid_fetch = now
+            return due
+        if why == "stale":
+            return self.last_attempt is None or now - self.last_attempt >= self.cooldown
+        # no keys at all: retry with backoff (1, 2, 4 ... seconds, up to the cooldown)
+        if self.last_attempt is None:
+            return True
+        return now - self.last_attempt >= min(self.cooldown, 2.0 ** max(self.failures - 1, 0))
+
+    def attempt(self, now: float) -> None:
+        self.last_attempt = now
+
+    def succeeded(self, keys: dict[str, SigningKey], now: float) -> None:
+        if set(keys) != set(self.keys) or any(
+            keys[k].public_key.public_numbers() != self.keys[k].public_key.public_numbers()
+            for k in keys
+        ):
+            self.version += 1
+        self.keys = keys
+        self.fetched_at = now
+        self.failures = 0
+
+    def failed(self, error: str) -> None:
+        self.failures += 1
+        self.last_error = error
+
+    def unavailable(self, *, stale: bool = False) -> KeySetUnavailableError:
+        return KeySetUnavailableError(
+            (
+                "The signing keys are too old to trust and cannot be refreshed: "
+                if stale
+                else "The identity provider's signing keys are unavailable: "
+            )
+            + self.last_error,
+            remedy=f"Check that {self.authority} is reachable from this server (network, proxy, "
+            "ENTRA_CA_BUNDLE) and that ENTRA_AUTHORITY names the right tenant.",
+        )
+
+
+# -- the published key set, over the sync transport ---------------------------------------------
+class JwksCache:
+    """Signing keys of one authority. Thread-safe; share one per process."""
+
+    def __init__(
+        self,
+        config: EntraConfig,
+        *,
+        discovery: Discovery | None = None,
+        session: requests.Session | None = None,
+        timeout: float = 5.0,
+        cooldown: float = 60.0,
+        refresh_interval: float = 24 * 3600.0,
+        max_stale: float = 24 * 3600.0,
+        clock: Callable[[], float] = time.monotonic,
+    ):
+        self.config = config
+        self.timeout = timeout
+        self._session = session or requests.Session()
+        self.discovery = discovery or Discovery(config, session=self._session, timeout=timeout)
+        self._verify: str | bool = config.ca_bundle or True
+        self._clock = clock
+        self.policy = KeySetPolicy(
+            str(config.authority),
+            cooldown=cooldown,
+            refresh_interval=refresh_interval,
+            max_stale=max_stale,
+        )
+        self._fetch_lock = threading.Lock()
+
+    # -- public -------------------------------------------------------------------------------
+    @property
+    def version(self) -> int:
+        """Changes whenever the set of keys changes: caches built on the keys check it."""
+        return self.policy.version
+
+    @property
+    def metadata(self) -> ProviderMetadata:
+        """The discovery document this key set was found through."""
+        if self.discovery.known is None:
+            self._ensure_loaded()
+        return self.discovery.metadata
+
+    def load(self) -> None:
+        """Fetch metadata and keys now; ``KeySetUnavailableError`` if that fails."""
+        with self._fetch_lock:
+            self._fetch_locked()
+        if not self.policy.keys:
+            raise self.policy.unavailable()
+
+    def get(self, kid: str) -> SigningKey:
+        """The key with this ``kid``; refetches once per cooldown for an unknown one."""
+        self._ensure_loaded()
+        policy = self.policy
+        now = self._clock()
+        if policy.stale(now):
+            self._refresh("stale", wait=False)  # one caller refreshes; the others go on
+            if policy.too_stale(now):
+                raise policy.unavailable(stale=True)
+        key = policy.keys.get(kid)
+        if key is not None:
+            return key
+        self._refresh("unknown_kid", wait=True)
+        key = policy.keys.get(kid)
+        if key is not None:
+            return key
+        raise _unknown_key()
+
+    def keys(self) -> dict[str, SigningKey]:
+        self._ensure_loaded()
+        return dict(self.policy.keys)
+
+    def read_keys(self, url: str) -> dict[str, SigningKey]:
+        """Fetch and parse the key set at ``url`` now (``FetchError`` says what is wrong)."""
+        doc = get_json(self._session, url, "The key set", timeout=self.timeout, verify=self._verify)
+        return parse_key_set(doc, url)
+
+    # -- fetching -----------------------------------------------------------------------------
+    def _ensure_loaded(self) -> None:
+        if self.policy.keys:
+            return
+        self._refresh("empty", wait=True)
+        if not self.policy.keys:
+            raise self.policy.unavailable()
+
+    def _refresh(self, why: str, *, wait: bool) -> None:
+        if not self._fetch_lock.acquire(blocking=False):
+            if wait:  # single-flight: wait for the fetch under way (it has its own timeouts)
+                with self._fetch_lock:
+                    pass
+            return
+        try:
+            # Checked under the lock: another caller may have fetched while this one waited.
+            if self.policy.due(why, self._clock()):
+                self._fetch_locked()
+        finally:
+            self._fetch_lock.release()
+
+    def _fetch_locked(self) -> None:
+        self.policy.attempt(self._clock())
+        try:
+            metadata = self.discovery.known or self.discovery.read()
+            keys = self.read_keys(metadata.jwks_uri)
+        except FetchError as exc:
+            self.policy.failed(str(exc))
+            log.warning("Signing keys not refreshed: %s", exc)
+            return
+        self.discovery.remember(metadata)
+        self.policy.succeeded(keys, self._clock())
+
+
+# -- keys given -----------------------------------------------------------------------------------
+class StaticKeys:
+    """Keys given rather than fetched, by ``kid``; they never change (``version`` stays 0).
+
+    StaticKeys.from_jwks(json.load(open("keys.json")))
+    StaticKeys.from_pem({"my-kid": pem_text})         # public keys or certificates
+    StaticKeys({"my-kid": public_key})                # cryptography RSAPublicKey
+    """
+
+    version = 0
+
+    def __init__(self, keys: Mapping[str, RSAPublicKey] | Iterable[SigningKey]):
+        found: dict[str, SigningKey] = {}
+        items = (
+            [SigningKey(kid, key) for kid, key in keys.items()]
+            if isinstance(keys, Mapping)
+            else list(keys)
+        )
+        for key in items:
+            if not isinstance(key.public_key, RSAPublicKey) or key.public_key.key_size < 2048:
+                raise ConfigurationError(
+                    f"The key {key.kid!r} is not an RSA public key of 2048 bits or more.",
+                    remedy="Entra signs with RSA-2048 (RS256); give the tenant's public keys.",
+                )
+            found[key.kid] = key
+        if not found:
+            raise ConfigurationError(
+                "StaticKeys was given no keys.", remedy="Give at least one RSA public key."
+            )
+        self._keys = found
+
+    @classmethod
+    def from_jwks(cls, jwks: Mapping[str, Any] | str | bytes) -> StaticKeys:
+        """From a JWKS document (``{"keys": [...]}``) as a mapping or JSON text."""
+        doc = json.loads(jwks) if isinstance(jwks, (str, bytes)) else dict(jwks)
+        try:
+            return cls(parse_key_set(doc).values())
+        except FetchError as exc:
+            raise ConfigurationError(
+                str(exc), remedy="Give a JWKS with RSA signing keys."
+            ) from None
+
+    @classmethod
+    def from_pem(cls, pems: Mapping[str, str | bytes]) -> StaticKeys:
+        """From PEM text by ``kid``: public keys (``BEGIN PUBLIC KEY``) or certificates."""
+        keys: dict[str, RSAPublicKey] = {}
+        for kid, pem in pems.items():
+            data = pem.encode() if isinstance(pem, str) else pem
+            public: object
+            try:
+                if b"BEGIN CERTIFICATE" in data:
+                    public = x509.load_pem_x509_certificate(data).public_key()
+                else:
+                    public = load_pem_public_key(data)
+            except ValueError:
+                raise ConfigurationError(
+                    f"The PEM for {kid!r} is neither a public key nor a certificate.",
+                    remedy="Give 'BEGIN PUBLIC KEY' or 'BEGIN CERTIFICATE' PEM text.",
+                ) from None
+            if not isinstance(public, RSAPublicKey):
+                raise ConfigurationError(
+                    f"The key {kid!r} is not an RSA key.", remedy="Entra signs with RSA (RS256)."
+                )
+            keys[kid] = public
+        return cls(keys)
+
+    def get(self, kid: str) -> SigningKey:
+        key = self._keys.get(kid)
+        if key is None:
+            raise _unknown_key()
+        return key
+
+    def keys(self) -> dict[str, SigningKey]:
+        return dict(self._keys)
