@@ -6,10 +6,12 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
-import time
+import threading
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 import requests
@@ -18,60 +20,139 @@ from entra_auth.emulator import load_seed
 from entra_auth.errors import EmulatorError
 
 BIN = Path(sys.executable).parent / "entra-auth"
+PATIENCE = 30.0  # seconds: far beyond a healthy start or stop, reached only by a hang
+
+
+class Command:
+    """``entra-auth emulator`` on ports 0, in a process of its own; killed if a test fails."""
+
+    def __init__(self, tmp_path: Path):
+        self.process = subprocess.Popen(
+            [
+                str(BIN),
+                "emulator",
+                "--port",
+                "0",
+                "--browser-port",
+                "0",
+                "--state-dir",
+                str(tmp_path),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        self.banner = self._read_banner()
+
+    def _read_banner(self) -> str:
+        """The output up to "Press Ctrl-C to stop.": the readiness signal of the command.
+
+        Read in a thread so that a command that prints nothing fails the test after PATIENCE
+        seconds instead of blocking it.
+        """
+        lines: list[str] = []
+        done = threading.Event()
+
+        def read() -> None:
+            assert self.process.stdout is not None
+            for line in self.process.stdout:
+                lines.append(line)
+                if "Ctrl-C" in line:
+                    break
+            done.set()
+
+        threading.Thread(target=read, daemon=True).start()
+        assert done.wait(PATIENCE), "no banner from `entra-auth emulator`:\n" + "".join(lines)
+        return "".join(lines)
+
+    def field(self, pattern: str) -> str:
+        found = re.search(pattern, self.banner)
+        assert found, self.banner
+        return found.group(1)
+
+    def stop(self, signum: int) -> int:
+        """Send ``signum`` and return the exit code; a process still running at PATIENCE fails."""
+        self.process.send_signal(signum)
+        try:
+            return self.process.wait(timeout=PATIENCE)
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+        if self.process.stdout is not None:
+            self.process.stdout.close()
 
 
 def test_emulator_command_starts_prints_and_stops(tmp_path: Path) -> None:
-    process = subprocess.Popen(
-        [str(BIN), "emulator", "--port", "0", "--browser-port", "0", "--state-dir", str(tmp_path)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    command = Command(tmp_path)
+    silent: socket.socket | None = None
     try:
-        lines: list[str] = []
-        deadline = time.monotonic() + 30
-        assert process.stdout is not None
-        while time.monotonic() < deadline:
-            line = process.stdout.readline()
-            lines.append(line)
-            if "Ctrl-C" in line or not line:
-                break
-        banner = "".join(lines)
-        authority = re.search(r"Authority \(ENTRA_AUTHORITY\): (\S+)", banner)
-        ca = re.search(r"CA certificate to trust \(ENTRA_CA_BUNDLE\): (\S+)", banner)
-        assert authority, banner
-        assert ca, banner
-        assert Path(ca.group(1)) == tmp_path / "ca.pem"
-        assert "adele@contoso.example" in banner
-        assert "4b7d2f1c-3a5e-4c8b-9d61-2e0f7a9b3c15" in banner  # ids printed whole
-        assert "Dem8Q~" not in banner  # no client secret on the console
-        doc = requests.get(
-            f"{authority.group(1)}/v2.0/.well-known/openid-configuration", verify=ca.group(1)
+        authority = command.field(r"Authority \(ENTRA_AUTHORITY\): (\S+)")
+        ca = command.field(r"CA certificate to trust \(ENTRA_CA_BUNDLE\): (\S+)")
+        pages = command.field(r"Sign-in pages \(plain http, no certificate warning\): (\S+)")
+        assert Path(ca) == tmp_path / "ca.pem"
+        assert "adele@contoso.example" in command.banner
+        assert "4b7d2f1c-3a5e-4c8b-9d61-2e0f7a9b3c15" in command.banner  # ids printed whole
+        assert "Dem8Q~" not in command.banner  # no client secret on the console
+        # Asked for port 0, the banner shows the ports bound, and they answer.
+        assert urlsplit(authority).port not in (None, 0)
+        assert urlsplit(pages).port not in (None, 0)
+        back_channel = requests.Session()
+        back_channel.trust_env = False
+        back_channel.verify = ca
+        doc = back_channel.get(
+            f"{authority}/v2.0/.well-known/openid-configuration", timeout=PATIENCE
         ).json()
-        assert doc["issuer"] == f"{authority.group(1)}/v2.0"
+        assert doc["issuer"] == f"{authority}/v2.0"
+        browser = requests.Session()
+        browser.trust_env = False
+        assert browser.get(f"{pages}/", timeout=PATIENCE).status_code == 200
+        # Stopped with connections open: both sessions keep theirs alive, and one client is
+        # connected to the HTTPS port without ever starting TLS.
+        silent = socket.create_connection(
+            ("127.0.0.1", urlsplit(authority).port or 0), timeout=PATIENCE
+        )
+        assert command.stop(signal.SIGINT) == 0
     finally:
-        process.send_signal(signal.SIGINT)
-        assert process.wait(timeout=15) == 0
+        if silent is not None:
+            silent.close()
+        command.close()
     # A second start keeps the CA and signing key: clients configured once stay valid.
     ca_before = (tmp_path / "ca.pem").read_bytes()
     key_before = (tmp_path / "signing-key.pem").read_bytes()
-    rerun = subprocess.Popen(
-        [str(BIN), "emulator", "--port", "0", "--browser-port", "0", "--state-dir", str(tmp_path)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    time.sleep(1.5)
-    rerun.send_signal(signal.SIGTERM)
-    assert rerun.wait(timeout=15) == 0
+    rerun = Command(tmp_path)
+    try:
+        assert rerun.stop(signal.SIGTERM) == 0
+    finally:
+        rerun.close()
     assert (tmp_path / "ca.pem").read_bytes() == ca_before
     assert (tmp_path / "signing-key.pem").read_bytes() == key_before
     assert oct((tmp_path / "signing-key.pem").stat().st_mode & 0o777) == "0o600"
 
 
-def test_port_in_use_is_a_clear_error(tmp_path: Path) -> None:
-    import socket
+def test_emulator_command_refuses_a_bad_seed_naming_the_value(tmp_path: Path) -> None:
+    seed = _write(
+        tmp_path,
+        TENANT + '[[apps]]\nclient_id = "22222222-2222-2222-2222-222222222222"\n'
+        'tenant = "t.example"\ndisplay_name = "a"\nmulti_tenant = "false"\n',
+    )
+    result = subprocess.run(
+        [str(BIN), "emulator", "--port", "0", "--browser-port", "0", "--seed", str(seed)],
+        capture_output=True,
+        text=True,
+        timeout=PATIENCE * 2,
+        cwd=tmp_path,
+    )
+    assert result.returncode != 0
+    assert "apps[0].multi_tenant: expected bool, got str" in result.stderr
+    assert "Press Ctrl-C" not in result.stdout  # the banner never came: it never started
 
+
+def test_port_in_use_is_a_clear_error(tmp_path: Path) -> None:
+    # The port is held (bound and listening) for the whole test, never released before use.
     with socket.socket() as holder:
         holder.bind(("127.0.0.1", 0))
         holder.listen()
@@ -99,26 +180,30 @@ TENANT = '[[tenants]]\nid = "11111111-1111-1111-1111-111111111111"\ndomain = "t.
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("[[tenants]]\nid = 'not-a-guid'\ndomain = 'x'\n", r"tenants\[0\]\.id must be a GUID"),
+        (
+            "[[tenants]]\nid = 'not-a-guid'\ndomain = 'x'\n",
+            r"tenants\[0\]\.id: must be a GUID .*\(got 'not-a-guid'\)",
+        ),
         (
             TENANT
             + '[[apps]]\nclient_id = "22222222-2222-2222-2222-222222222222"\ntenant = "nope"\n'
             'display_name = "a"\n',
-            r"apps\[0\]\.tenant names no tenant",
+            r"apps\[0\]\.tenant: names no tenant of the seed \('nope'\)",
         ),
         (
             TENANT + '[[apps]]\nclient_id = "22222222-2222-2222-2222-222222222222"\n'
             'tenant = "t.example"\ndisplay_name = "a"\naccess_token_accepted_version = 3\n',
-            "access_token_accepted_version must be 1, 2",
+            r"apps\[0\]\.access_token_accepted_version: must be one of 1, 2 \(got 3\)",
         ),
         (
             TENANT
             + "[[users]]\noid = '33333333-3333-3333-3333-333333333333'\ntenant = 't.example'\n"
             "upn = 'u@t.example'\nname = 'U'\n",
-            r"users\[0\]\.password must be a non-empty string",
+            r"users\[0\]\.password: missing",
         ),
         ("tenants = [", "is not valid"),
-        ("", "tenants must be a list of tables"),
+        ("", r"Seed .*seed\.toml: tenants: missing"),
+        ("tenants = 3", r"tenants: expected array, got int"),
     ],
 )
 def test_bad_seed_files_name_the_bad_value(tmp_path: Path, text: str, message: str) -> None:

@@ -1,13 +1,21 @@
-"""``entra-auth emulator``: the local Entra ID in the foreground (the ``emulator`` extra)."""
+"""``entra-auth emulator``: the local Entra ID in the foreground (the ``emulator`` extra).
+
+It runs until SIGINT (Ctrl-C) or SIGTERM and then stops within a bounded time, open connections
+or not. The handlers are in place before the emulator starts, so a signal that comes while it
+starts is not lost, and the banner (which ends with "Press Ctrl-C to stop.") means both that the
+emulator answers and that a signal will stop it.
+"""
 
 from __future__ import annotations
 
 import logging
 import signal
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 from rich.table import Table
@@ -21,8 +29,18 @@ if TYPE_CHECKING:
 
 @click.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-@click.option("--port", default=8443, show_default=True, help="HTTPS port (back channel).")
-@click.option("--browser-port", default=8444, show_default=True, help="HTTP port (sign-in pages).")
+@click.option(
+    "--port",
+    default=8443,
+    show_default=True,
+    help="HTTPS port (back channel); 0 picks a free one, which the banner shows.",
+)
+@click.option(
+    "--browser-port",
+    default=8444,
+    show_default=True,
+    help="HTTP port (sign-in pages); 0 picks a free one, which the banner shows.",
+)
 @click.option(
     "--state-dir",
     default=".entra-emulator",
@@ -68,39 +86,62 @@ def emulator(
     settings = EmulatorSettings()
     if token_lifetime:
         settings.access_token_lifetime = (token_lifetime, token_lifetime)
-    try:
-        server = EntraEmulator(
-            seed,
-            state_dir=state_dir,
-            host=host,
-            port=port,
-            browser_port=browser_port,
-            public_host=public_host,
-            settings=settings,
-        ).start()
-    except EntraAuthError as exc:
-        raise click.ClickException(str(exc)) from exc
-    _print_banner(server, seed)
-    try:
-        wait_for_stop()
-    finally:
-        server.stop()
-        say("Local Entra ID stopped.")
+    with stop_signals() as stop:
+        try:
+            server = EntraEmulator(
+                seed,
+                state_dir=state_dir,
+                host=host,
+                port=port,
+                browser_port=browser_port,
+                public_host=public_host,
+                settings=settings,
+            ).start()
+        except EntraAuthError as exc:
+            raise click.ClickException(str(exc)) from exc
+        try:
+            _print_banner(server, seed)  # the ports bound, also when 0 was asked for
+            _wait(stop)
+        finally:
+            # Still inside: a second signal does not cut the stop short, which is bounded anyway
+            # (open connections and requests held by a fault do not keep it).
+            server.stop()
+            say("Local Entra ID stopped.")
 
 
-def wait_for_stop() -> None:
-    """Block until Ctrl-C or SIGTERM (what `make demo` and the emulator run until)."""
+@contextmanager
+def stop_signals() -> Iterator[threading.Event]:
+    """An event that SIGINT (Ctrl-C) and SIGTERM set while inside; the old handlers after.
+
+    A handler rather than KeyboardInterrupt: the interrupt could land anywhere, in the middle of
+    starting or stopping, while the event is only looked at where the caller waits. Once out,
+    Ctrl-C raises KeyboardInterrupt again as usual.
+    """
     stop = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
         stop.set()
 
-    signal.signal(signal.SIGTERM, on_signal)
+    previous: dict[signal.Signals, Any] = {}
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        previous[signum] = signal.signal(signum, on_signal)
     try:
-        while not stop.wait(0.5):
-            pass
-    except KeyboardInterrupt:
+        yield stop
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def _wait(stop: threading.Event) -> None:
+    # Short waits in a loop: the main thread runs Python signal handlers between them.
+    while not stop.wait(0.5):
         pass
+
+
+def wait_for_stop() -> None:
+    """Block until Ctrl-C or SIGTERM (what `make demo` and the emulator run until)."""
+    with stop_signals() as stop:
+        _wait(stop)
 
 
 def _print_banner(server: EntraEmulator, seed: Path | None) -> None:

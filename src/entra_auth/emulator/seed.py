@@ -1,19 +1,31 @@
 """The directory the local Entra ID serves: tenants, app registrations and users.
 
 Loaded from a seed file (TOML or JSON) with the shape of ``default_seed.toml``. The seed is
-validated when loaded, so a typo fails at start with the path of the bad value, never mid-flow.
+validated when loaded, so a typo fails at start with the path of the bad value, never mid-flow:
+the file's schema is a set of msgspec Structs (an unknown key, a value of the wrong type or a
+missing key names its place, e.g. ``apps[2].multi_tenant: expected bool, got str``), and what a
+schema cannot say (that the tenant an app or user names exists) is checked after it.
+
+The dataclasses below (``Seed``, ``App``, ``User``...) are the directory the emulator works with;
+the ``*Entry`` Structs are only the file's shape, which differs in places (an app names its
+tenant by id or domain, a user's guest account names its home tenant).
 """
 
 from __future__ import annotations
 
+import difflib
 import json
+import re
 import sys
+import types
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
+
+import msgspec
 
 from ..errors import EmulatorError
 
@@ -198,168 +210,322 @@ def load_seed(path: str | Path | None = None) -> Seed:
     return seed_from_dict(data, origin=str(source))
 
 
-def seed_from_dict(data: dict[str, Any], *, origin: str = "seed") -> Seed:
-    reader = _Reader(origin)
-    tenants = tuple(
-        Tenant(
-            id=reader.guid(t, "id", f"tenants[{i}]"),
-            domain=reader.text(t, "domain", f"tenants[{i}]"),
-            display_name=reader.text(t, "display_name", f"tenants[{i}]", default=""),
-        )
-        for i, t in enumerate(reader.table_list(data, "tenants", "seed"))
-    )
-    tenant_ids = {t.id for t in tenants}
-    domains = {t.domain.lower(): t.id for t in tenants}
+def seed_from_dict(data: Any, *, origin: str = "seed") -> Seed:
+    """The directory described by ``data`` (a seed file's content), checked as a file is."""
+    try:
+        entries = msgspec.convert(data, SeedFile)
+    except msgspec.ValidationError as exc:
+        raise _schema_error(exc, data, origin) from None
+    return _Directory(entries, origin).seed()
 
-    def tenant_ref(entry: dict[str, Any], key: str, where: str) -> str:
-        value = reader.text(entry, key, where)
-        resolved = value if value in tenant_ids else domains.get(value.lower())
+
+# -- the seed file's schema -----------------------------------------------------------------------
+NonEmpty = Annotated[str, msgspec.Meta(min_length=1)]
+MemberType = Literal["User", "Application"]
+
+
+class _Entry(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """A table of the seed file: a key it does not know is an error (a typo, most often)."""
+
+
+class TenantEntry(_Entry):
+    id: uuid.UUID
+    domain: NonEmpty
+    display_name: str = ""
+
+
+class SecretEntry(_Entry):
+    value: NonEmpty
+    expires: datetime  # a TOML date-time, or a string such as "2099-12-31T00:00:00Z"
+    id: str | None = None  # a fresh GUID when absent
+
+
+class ScopeEntry(_Entry):
+    value: NonEmpty
+    description: str = ""
+    admin_consent_required: bool = False
+
+
+class AppRoleEntry(_Entry):
+    value: NonEmpty
+    description: str = ""
+    allowed_member_types: tuple[MemberType, ...] = ()  # none given: users and applications
+
+
+class PermissionEntry(_Entry):
+    resource: NonEmpty  # App ID URI or client id of the API, or Microsoft Graph
+    roles: tuple[str, ...] = ()
+
+
+class AppEntry(_Entry):
+    client_id: uuid.UUID
+    tenant: NonEmpty  # the home tenant, by id or domain
+    display_name: NonEmpty
+    secrets: tuple[SecretEntry, ...] = ()
+    redirect_uris: tuple[str, ...] = ()
+    post_logout_redirect_uris: tuple[str, ...] = ()
+    multi_tenant: bool = False
+    public_client: bool = False
+    identifier_uris: tuple[str, ...] = ()
+    scopes: tuple[ScopeEntry, ...] = ()
+    app_roles: tuple[AppRoleEntry, ...] = ()
+    access_token_accepted_version: Literal[1, 2] | None = None  # Entra: absent means v1
+    assignment_required: bool = False
+    app_permissions: tuple[PermissionEntry, ...] = ()
+    admin_consented_scopes: tuple[str, ...] = ()
+
+
+class RoleAssignmentEntry(_Entry):
+    app: NonEmpty  # client id or App ID URI of the app exposing the role
+    role: NonEmpty
+
+
+class UserEntry(_Entry):
+    oid: uuid.UUID
+    tenant: NonEmpty  # by id or domain
+    upn: NonEmpty
+    name: NonEmpty
+    password: NonEmpty
+    email: str | None = None
+    given_name: str | None = None
+    surname: str | None = None
+    job_title: str | None = None
+    office_location: str | None = None
+    app_roles: tuple[RoleAssignmentEntry, ...] = ()
+    home_tenant: str | None = None  # set for a guest: the tenant the account belongs to
+    home_oid: uuid.UUID | None = None  # and the account's oid there (required with home_tenant)
+
+
+class SeedFile(_Entry):
+    tenants: tuple[TenantEntry, ...]
+    apps: tuple[AppEntry, ...] = ()
+    users: tuple[UserEntry, ...] = ()
+    default_tenant: str | None = None  # by id or domain; the first tenant when absent
+
+
+# -- from the file's entries to the directory -----------------------------------------------------
+_REMEDY = "Fix the seed file; default_seed.toml in the package shows the shape."
+
+
+class _Directory:
+    """Builds the ``Seed`` from checked entries, resolving what refers to a tenant."""
+
+    def __init__(self, entries: SeedFile, origin: str):
+        self.entries = entries
+        self.origin = origin
+        self.tenants = tuple(
+            Tenant(id=str(t.id), domain=t.domain, display_name=t.display_name)
+            for t in entries.tenants
+        )
+        self._ids = {t.id for t in self.tenants}
+        self._domains = {t.domain.lower(): t.id for t in self.tenants}
+
+    def seed(self) -> Seed:
+        default = self.entries.default_tenant
+        apps = tuple(self._app(a, f"apps[{i}]") for i, a in enumerate(self.entries.apps))
+        return Seed(
+            tenants=self.tenants,
+            apps=apps,
+            users=tuple(
+                self._user(u, f"users[{i}]", apps) for i, u in enumerate(self.entries.users)
+            ),
+            default_tenant=self._tenant(default, "default_tenant") if default else "",
+        )
+
+    def _tenant(self, ref: str, path: str) -> str:
+        resolved = ref if ref in self._ids else self._domains.get(ref.lower())
         if resolved is None:
-            raise reader.error(where, key, f"names no tenant of the seed ({value!r})")
+            raise EmulatorError(
+                f"Seed {self.origin}: {path}: names no tenant of the seed ({ref!r}).",
+                remedy=f"Name a tenant of [[tenants]] by its id or domain. {_REMEDY}",
+            )
         return resolved
 
-    apps = []
-    for i, a in enumerate(reader.table_list(data, "apps", "seed", required=False)):
-        where = f"apps[{i}]"
-        version = a.get("access_token_accepted_version")  # Entra: null means v1
-        if version not in (None, 1, 2):
-            raise reader.error(where, "access_token_accepted_version", "must be 1, 2 or absent")
-        apps.append(
-            App(
-                client_id=reader.guid(a, "client_id", where),
-                tenant_id=tenant_ref(a, "tenant", where),
-                display_name=reader.text(a, "display_name", where),
-                secrets=tuple(
-                    Secret(
-                        id=reader.text(s, "id", f"{where}.secrets[{j}]", default=str(uuid.uuid4())),
-                        value=reader.text(s, "value", f"{where}.secrets[{j}]"),
-                        expires=reader.when(s, "expires", f"{where}.secrets[{j}]"),
-                    )
-                    for j, s in enumerate(reader.table_list(a, "secrets", where, required=False))
-                ),
-                redirect_uris=reader.texts(a, "redirect_uris", where),
-                post_logout_redirect_uris=reader.texts(a, "post_logout_redirect_uris", where),
-                multi_tenant=bool(a.get("multi_tenant", False)),
-                public_client=bool(a.get("public_client", False)),
-                identifier_uris=reader.texts(a, "identifier_uris", where),
-                scopes=tuple(
-                    Scope(
-                        value=reader.text(s, "value", f"{where}.scopes[{j}]"),
-                        description=reader.text(s, "description", f"{where}.scopes[{j}]", ""),
-                        admin_consent_required=bool(s.get("admin_consent_required", False)),
-                    )
-                    for j, s in enumerate(reader.table_list(a, "scopes", where, required=False))
-                ),
-                app_roles=tuple(
-                    AppRole(
-                        value=reader.text(r, "value", f"{where}.app_roles[{j}]"),
-                        description=reader.text(r, "description", f"{where}.app_roles[{j}]", ""),
-                        allowed_member_types=reader.texts(r, "allowed_member_types", where)
-                        or ("User", "Application"),
-                        id=str(uuid.uuid5(uuid.NAMESPACE_URL, f"role:{a.get('client_id')}:{j}")),
-                    )
-                    for j, r in enumerate(reader.table_list(a, "app_roles", where, required=False))
-                ),
-                access_token_accepted_version=version,
-                assignment_required=bool(a.get("assignment_required", False)),
-                app_permissions=tuple(
-                    PermissionGrant(
-                        resource=reader.text(p, "resource", f"{where}.app_permissions[{j}]"),
-                        roles=reader.texts(p, "roles", f"{where}.app_permissions[{j}]"),
-                    )
-                    for j, p in enumerate(
-                        reader.table_list(a, "app_permissions", where, required=False)
-                    )
-                ),
-                admin_consented_scopes=reader.texts(a, "admin_consented_scopes", where),
+    def _app(self, entry: AppEntry, path: str) -> App:
+        client_id = str(entry.client_id)
+        return App(
+            client_id=client_id,
+            tenant_id=self._tenant(entry.tenant, f"{path}.tenant"),
+            display_name=entry.display_name,
+            secrets=tuple(
+                Secret(
+                    id=s.id if s.id is not None else str(uuid.uuid4()),
+                    value=s.value,
+                    expires=s.expires
+                    if s.expires.tzinfo
+                    else s.expires.replace(tzinfo=timezone.utc),
+                )
+                for s in entry.secrets
+            ),
+            redirect_uris=entry.redirect_uris,
+            post_logout_redirect_uris=entry.post_logout_redirect_uris,
+            multi_tenant=entry.multi_tenant,
+            public_client=entry.public_client,
+            identifier_uris=entry.identifier_uris,
+            scopes=tuple(
+                Scope(s.value, s.description, s.admin_consent_required) for s in entry.scopes
+            ),
+            app_roles=tuple(
+                AppRole(
+                    value=r.value,
+                    description=r.description,
+                    allowed_member_types=r.allowed_member_types or ("User", "Application"),
+                    # From the app and the role's place: the same on every start.
+                    id=str(uuid.uuid5(uuid.NAMESPACE_URL, f"role:{client_id}:{j}")),
+                )
+                for j, r in enumerate(entry.app_roles)
+            ),
+            access_token_accepted_version=entry.access_token_accepted_version,
+            assignment_required=entry.assignment_required,
+            app_permissions=tuple(
+                PermissionGrant(resource=p.resource, roles=p.roles) for p in entry.app_permissions
+            ),
+            admin_consented_scopes=entry.admin_consented_scopes,
+        )
+
+    def _user(self, entry: UserEntry, path: str, apps: tuple[App, ...]) -> User:
+        home_tenant_id = home_oid = None
+        if entry.home_tenant:  # a guest: both halves of the home account are needed
+            home_tenant_id = self._tenant(entry.home_tenant, f"{path}.home_tenant")
+            if entry.home_oid is None:
+                raise EmulatorError(
+                    f"Seed {self.origin}: {path}.home_oid: missing; a guest (home_tenant set) "
+                    "needs the oid of its account in the home tenant.",
+                    remedy=_REMEDY,
+                )
+            home_oid = str(entry.home_oid)
+        return User(
+            oid=str(entry.oid),
+            tenant_id=self._tenant(entry.tenant, f"{path}.tenant"),
+            upn=entry.upn,
+            name=entry.name,
+            password=entry.password,
+            email=entry.email,
+            given_name=entry.given_name,
+            surname=entry.surname,
+            job_title=entry.job_title,
+            office_location=entry.office_location,
+            app_roles=tuple(
+                self._assignment(r, f"{path}.app_roles[{j}]", apps)
+                for j, r in enumerate(entry.app_roles)
+            ),
+            home_tenant_id=home_tenant_id,
+            home_oid=home_oid,
+        )
+
+    def _assignment(
+        self, entry: RoleAssignmentEntry, path: str, apps: tuple[App, ...]
+    ) -> RoleAssignment:
+        """A user's app role, which must name an app of the seed and a role users can hold.
+
+        Tokens would silently leave out a role that names nothing: a typo here shows at start.
+        """
+        ref = entry.app.lower().rstrip("/")
+        app = next(
+            (
+                a
+                for a in apps
+                if ref in (a.client_id, *(u.lower().rstrip("/") for u in a.identifier_uris))
+            ),
+            None,
+        )
+        if app is None:
+            raise EmulatorError(
+                f"Seed {self.origin}: {path}.app: names no app of the seed ({entry.app!r}).",
+                remedy=f"Name an app of [[apps]] by its client_id or identifier_uris. {_REMEDY}",
             )
-        )
-    users = []
-    for i, u in enumerate(reader.table_list(data, "users", "seed", required=False)):
-        where = f"users[{i}]"
-        home = u.get("home_tenant")
-        users.append(
-            User(
-                oid=reader.guid(u, "oid", where),
-                tenant_id=tenant_ref(u, "tenant", where),
-                upn=reader.text(u, "upn", where),
-                name=reader.text(u, "name", where),
-                password=reader.text(u, "password", where),
-                email=u.get("email"),
-                given_name=u.get("given_name"),
-                surname=u.get("surname"),
-                job_title=u.get("job_title"),
-                office_location=u.get("office_location"),
-                app_roles=tuple(
-                    RoleAssignment(
-                        app=reader.text(r, "app", f"{where}.app_roles[{j}]"),
-                        role=reader.text(r, "role", f"{where}.app_roles[{j}]"),
-                    )
-                    for j, r in enumerate(reader.table_list(u, "app_roles", where, required=False))
-                ),
-                home_tenant_id=tenant_ref(u, "home_tenant", where) if home else None,
-                home_oid=reader.guid(u, "home_oid", where) if home else None,
+        role = app.role(entry.role)
+        if role is None or "User" not in role.allowed_member_types:
+            for_users = [r.value for r in app.app_roles if "User" in r.allowed_member_types]
+            raise EmulatorError(
+                f"Seed {self.origin}: {path}.role: {app.display_name!r} has no app role "
+                f"{entry.role!r} that users can hold.",
+                remedy=f"Its roles for users: {', '.join(for_users) or 'none'}. {_REMEDY}",
             )
-        )
-    default = data.get("default_tenant")
-    return Seed(
-        tenants=tenants,
-        apps=tuple(apps),
-        users=tuple(users),
-        default_tenant=tenant_ref(data, "default_tenant", "seed") if default else "",
-    )
+        return RoleAssignment(app=entry.app, role=entry.role)
 
 
-class _Reader:
-    """Typed access to the raw seed data, with errors naming the bad value's place."""
+# -- schema errors in the seed's own words --------------------------------------------------------
+_AT = " - at `$"
+_PATH_PART = re.compile(r"([A-Za-z_]\w*)|\[(\d+)\]")
 
-    def __init__(self, origin: str):
-        self.origin = origin
 
-    def error(self, where: str, key: str, problem: str) -> EmulatorError:
-        return EmulatorError(
-            f"Seed {self.origin}: {where}.{key} {problem}.",
-            remedy="Fix the seed file; default_seed.toml in the package shows the shape.",
-        )
+def _schema_error(exc: msgspec.ValidationError, data: Any, origin: str) -> EmulatorError:
+    """``Seed FILE: apps[2].multi_tenant: expected bool, got str.`` and what to do about it."""
+    message, _, at = str(exc).partition(_AT)
+    path = at.rstrip("`").lstrip(".")
+    remedy = _REMEDY
+    if found := re.fullmatch(r"Object contains unknown field `(.+)`", message):
+        keys = _keys_at(path)
+        path = _join(path, found[1])
+        close = difflib.get_close_matches(found[1], keys, n=1)
+        problem = "unknown key" + (f" (did you mean {close[0]!r}?)" if close else "")
+        remedy = f"The keys allowed there: {', '.join(keys)}. {_REMEDY}"
+    elif found := re.fullmatch(r"Object missing required field `(.+)`", message):
+        path = _join(path, found[1])
+        problem = "missing (this key is required)"
+    elif message == "Expected `str` of length >= 1":
+        problem = "must not be empty"
+    elif message == "Invalid UUID":
+        problem = f"must be a GUID such as 8c3dad1d-b6bc-4f8b-939b-8263372eced6{_got(data, path)}"
+    elif message.startswith("Invalid RFC3339"):
+        problem = f"must be a date and time such as 2099-12-31T00:00:00Z{_got(data, path)}"
+    elif message.startswith("Invalid enum value"):
+        allowed = ", ".join(repr(v) for v in _literals(_type_at(path)))
+        problem = f"must be one of {allowed}{_got(data, path)}"
+    else:  # "Expected `bool`, got `str`" and the like
+        problem = message.replace("`", "")
+        problem = problem[:1].lower() + problem[1:]
+    return EmulatorError(f"Seed {origin}: {path or 'the file'}: {problem}.", remedy=remedy)
 
-    def table_list(
-        self, data: dict[str, Any], key: str, where: str, *, required: bool = True
-    ) -> list[dict[str, Any]]:
-        value = data.get(key)
-        if value is None and not required:
-            return []
-        if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
-            raise self.error(where, key, "must be a list of tables")
-        return value
 
-    def text(self, data: dict[str, Any], key: str, where: str, default: str | None = None) -> str:
-        value = data.get(key, default)
-        if not isinstance(value, str) or (default is None and not value):
-            raise self.error(where, key, "must be a non-empty string")
-        return value
+def _join(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key
 
-    def texts(self, data: dict[str, Any], key: str, where: str) -> tuple[str, ...]:
-        value = data.get(key, [])
-        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            raise self.error(where, key, "must be a list of strings")
-        return tuple(value)
 
-    def guid(self, data: dict[str, Any], key: str, where: str) -> str:
-        value = self.text(data, key, where)
-        try:
-            return str(uuid.UUID(value))
-        except ValueError:
-            raise self.error(where, key, f"must be a GUID ({value!r})") from None
-
-    def when(self, data: dict[str, Any], key: str, where: str) -> datetime:
-        value = data.get(key)
-        if isinstance(value, datetime):
-            moment = value
-        elif isinstance(value, str):
-            try:
-                moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-            except ValueError:
-                raise self.error(where, key, f"must be an ISO date ({value!r})") from None
+def _type_at(path: str) -> Any:
+    """The schema's type at ``path`` (``apps[2].multi_tenant``); None when there is none."""
+    current: Any = SeedFile
+    for name, _index in _PATH_PART.findall(path):
+        current = _unwrap(current)
+        if name:
+            if not (isinstance(current, type) and issubclass(current, msgspec.Struct)):
+                return None
+            current = {f.name: f.type for f in msgspec.structs.fields(current)}.get(name)
         else:
-            raise self.error(where, key, "must be a date such as 2099-01-01T00:00:00Z")
-        return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+            args = get_args(current)
+            current = args[0] if args else None
+        if current is None:
+            return None
+    return _unwrap(current)
+
+
+def _unwrap(kind: Any) -> Any:
+    """``X | None`` and ``Annotated[X, ...]`` as ``X``."""
+    if get_origin(kind) is Annotated:
+        return get_args(kind)[0]
+    if get_origin(kind) in (Union, types.UnionType):  # Optional[X], or X | None
+        present = [k for k in get_args(kind) if k is not type(None)]
+        return present[0] if len(present) == 1 else kind
+    return kind
+
+
+def _keys_at(path: str) -> list[str]:
+    kind = _type_at(path)
+    if isinstance(kind, type) and issubclass(kind, msgspec.Struct):
+        return [f.name for f in msgspec.structs.fields(kind)]
+    return []
+
+
+def _literals(kind: Any) -> tuple[Any, ...]:
+    return get_args(kind) if get_origin(kind) is Literal else ()
+
+
+def _got(data: Any, path: str) -> str:
+    """`` (got 'x')``: the value at ``path`` in the raw seed, for ids, dates and choices."""
+    for name, index in _PATH_PART.findall(path):
+        try:
+            data = data[name] if name else data[int(index)]
+        except (KeyError, IndexError, TypeError):
+            return ""
+    return f" (got {data!r})"

@@ -1,47 +1,37 @@
 """``EntraEmulator``: runs the local Entra ID in background threads and is its control API.
 
-Two werkzeug servers share one app: HTTPS on ``port`` (back channel) and HTTP on
-``browser_port`` (pages). Port 0 picks a free port, which is what tests use.
+Two servers share one app: HTTPS on ``port`` (back channel) and HTTP on ``browser_port``
+(pages). Port 0 picks a free port, which is what tests use; the ports bound are then in
+``port`` and ``browser_port``. ``stop()`` returns within a bounded time whatever the clients do
+(see ``serving.py``).
 """
 
 from __future__ import annotations
 
 import logging
-import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 import requests
-from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
 from ..errors import EmulatorError
-from ..logs import inert
 from .app import create_app
+from .faults import Fault
 from .minting import TokenMinter, Urls, client_info
 from .pki import ADMIN_KEY_FILE, SigningKey, ensure_signing_key, ensure_tls, write_private
-from .scopes import resolve_scopes
+from .scopes import resolve_resource, resolve_scopes
 from .seed import App, Seed, User, load_seed
-from .state import EmulatorSettings, EmulatorState, Fault
+from .serving import EmulatorServer
+from .state import EmulatorSettings, EmulatorState
 
 log = logging.getLogger("entra_auth.emulator")
 
-
-class _QuietHandler(WSGIRequestHandler):
-    """Logs the method and path only: query strings (state, codes) never reach the log."""
-
-    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
-        path = self.path.split("?", 1)[0]
-        log.debug("%s %s %s", inert(self.command, 16), inert(path), code)  # the client's text
-
-    def log_error(self, format: str, *args: Any) -> None:
-        log.debug("request error: " + format, *args)
-
-    def date_time_string(self, timestamp: float | None = None) -> str:
-        # The Date header follows the emulator's (shiftable) clock, for clock-skew checks.
-        clock = getattr(self.server, "clock", None)
-        return super().date_time_string(clock() if clock and timestamp is None else timestamp)
+# How long stop() waits for the serving loops and for requests in flight; after that a request
+# thread still busy is abandoned (a daemon thread), never waited for.
+STOP_SECONDS = 5.0
 
 
 class EntraEmulator:
@@ -63,8 +53,7 @@ class EntraEmulator:
         self.host, self.port, self.browser_port = host, port, browser_port
         self.public_host = public_host
         self._settings = settings or EmulatorSettings()
-        self._servers: list[BaseWSGIServer] = []
-        self._threads: list[threading.Thread] = []
+        self._servers: list[EmulatorServer] = []
         self._state: EmulatorState | None = None
         self._urls: Urls | None = None
         self.state_notes: tuple[str, ...] = ()  # what start() upgraded in the state dir
@@ -82,24 +71,9 @@ class EntraEmulator:
         self._state = EmulatorState(self.seed, self._settings, [ensure_signing_key(self.state_dir)])
         try:
             self._servers.append(
-                make_server(
-                    self.host,
-                    self.port,
-                    _Placeholder(),
-                    threaded=True,
-                    ssl_context=tls.server_context(),
-                    request_handler=_QuietHandler,
-                )
+                EmulatorServer(self.host, self.port, _Placeholder(), tls=tls.server_context())
             )
-            self._servers.append(
-                make_server(
-                    self.host,
-                    self.browser_port,
-                    _Placeholder(),
-                    threaded=True,
-                    request_handler=_QuietHandler,
-                )
-            )
+            self._servers.append(EmulatorServer(self.host, self.browser_port, _Placeholder()))
         except (OSError, SystemExit) as exc:  # werkzeug exits when the port is taken
             self._close()
             raise EmulatorError(
@@ -116,29 +90,25 @@ class EntraEmulator:
         app = create_app(self._state, self._urls)
         for server in self._servers:
             server.app = app
-            server.clock = self._state.now  # type: ignore[attr-defined]
-            thread = threading.Thread(
-                target=server.serve_forever, daemon=True, name="entra-emulator"
-            )
-            thread.start()
-            self._threads.append(thread)
+            server.clock = self._state.now
+            server.serve_in_thread("entra-emulator")
         # Whoever reads the admin key drives the control API: the owner alone (0600).
         write_private(self.state_dir / ADMIN_KEY_FILE, self._state.admin_key.encode())
         return self
 
     def stop(self) -> None:
+        """Stop serving, within a bounded time even with connections open or requests held."""
         if self._state is not None:
-            self._state.stopping.set()  # releases requests held by a "hang" fault
+            self._state.faults.release_held()  # a request held by "hang" or "slow" answers now
         self._close()
 
     def _close(self) -> None:
+        deadline = time.monotonic() + STOP_SECONDS  # one deadline for both listeners
+        for server in self._servers:  # both loops stop together, not one after the other
+            server.begin_stop()
         for server in self._servers:
-            if self._threads:  # shutdown() waits for serve_forever, which may never have run
-                server.shutdown()
-            server.server_close()
-        for thread in self._threads:
-            thread.join(timeout=5)
-        self._servers, self._threads = [], []
+            server.stop_serving(max(0.0, deadline - time.monotonic()))
+        self._servers = []
 
     def __enter__(self) -> EntraEmulator:
         return self.start()
@@ -226,16 +196,16 @@ class EntraEmulator:
         self.state.shift_clock(seconds)
 
     def inject_fault(self, endpoint: str, fault: Fault) -> None:
-        self.state.inject_fault(endpoint, fault)
+        self.state.faults.inject(endpoint, fault)
 
     def clear_faults(self) -> None:
-        self.state.clear_faults()
+        self.state.faults.clear()
 
     def request_counts(self) -> dict[str, int]:
-        return self.state.request_counts()
+        return self.state.faults.counts()
 
     def reset_counts(self) -> None:
-        self.state.reset_counts()
+        self.state.faults.reset_counts()
 
     def reset(self) -> None:
         self.state.reset()
@@ -270,8 +240,6 @@ class EntraEmulator:
         For tests of an API: ``resource`` is the API's App ID URI or client id; ``user`` None
         gives an app-only token carrying ``roles``.
         """
-        from .scopes import resolve_resource
-
         client = self.app(client_id)
         found = self.user(user) if user else None
         tenant = found.tenant_id if found else client.tenant_id

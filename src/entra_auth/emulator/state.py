@@ -1,8 +1,8 @@
 """What the local Entra ID remembers while it runs, and the control surface tests drive.
 
 Authorization codes, refresh-token grants, consents, sign-in sessions, the signing keys, the
-clock offset, injected faults and per-endpoint request counters. Every mutation takes one lock:
-the HTTP server is threaded.
+clock offset, and the fault points (injected faults and per-endpoint request counters, kept by
+``faults.FaultPoints``). Every mutation takes one lock: the HTTP server is threaded.
 """
 
 from __future__ import annotations
@@ -12,17 +12,14 @@ import random
 import secrets
 import threading
 import time
-from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from ..errors import EmulatorError
+from .faults import FaultPoints
 from .pki import SigningKey
 from .seed import Seed, User
-
-ENDPOINTS = ("discovery", "jwks", "authorize", "token", "logout", "graph", "userinfo")
-FaultKind = Literal["status", "hang", "slow", "garbage"]
 
 
 @dataclass
@@ -37,29 +34,6 @@ class EmulatorSettings:
     # that loses the rotated token (two workers refreshing at once) is caught.
     refresh_token_rotation: Literal["entra", "strict"] = "entra"  # noqa: S105
     v1_issuer_host: str = "sts.windows.net"
-
-
-@dataclass(frozen=True)
-class Fault:
-    """A fault injected at one endpoint.
-
-    ``status``: answer ``status`` (with ``Retry-After`` when ``retry_after`` is set);
-    ``hang``: hold the request ``delay`` seconds (60 when 0) and answer 504;
-    ``slow``: wait ``delay`` seconds, then answer normally;
-    ``garbage``: answer 200 with ``body`` (an HTML page when None).
-    ``times``: how many requests it affects; None until cleared. ``headers`` are added to a
-    ``status`` answer (a ``Location`` makes a redirect).
-    ``body`` and ``headers`` are for tests in the emulator's own process only: the HTTP control
-    API sets neither, so its admin key cannot publish a key set or redirect a client.
-    """
-
-    kind: FaultKind
-    status: int = 503
-    delay: float = 0.0
-    retry_after: int | None = None
-    body: str | None = None
-    times: int | None = None
-    headers: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass
@@ -122,8 +96,7 @@ class EmulatorState:
     refresh_grants: dict[str, RefreshGrant] = field(default_factory=dict)
     pending: dict[str, AuthorizeRequest] = field(default_factory=dict)
     consents: dict[tuple[str, str, str], set[str]] = field(default_factory=dict)
-    faults: dict[str, Fault] = field(default_factory=dict)
-    counts: Counter[str] = field(default_factory=Counter)
+    faults: FaultPoints = field(default_factory=FaultPoints)
     clock_offset: float = 0.0
     admin_key: str = field(default_factory=lambda: secrets.token_urlsafe(24))
     # Tests only: turns an ID token's claims into the token sent (to test refusals).
@@ -132,7 +105,6 @@ class EmulatorState:
     revoked_families: set[str] = field(default_factory=set)
     sso_sessions: set[str] = field(default_factory=set)  # live sign-in sessions, by sid
     lock: threading.RLock = field(default_factory=threading.RLock)
-    stopping: threading.Event = field(default_factory=threading.Event)
 
     def __post_init__(self) -> None:
         self._initial = _Snapshot(list(self.keys), copy.deepcopy(self.settings), self.seed)
@@ -221,42 +193,6 @@ class EmulatorState:
         with self.lock:
             self.consents.setdefault((tenant_id, user_oid, client_id), set()).update(keys)
 
-    # -- faults and counters ------------------------------------------------------------------
-    def inject_fault(self, endpoint: str, fault: Fault) -> None:
-        if endpoint not in ENDPOINTS:
-            raise EmulatorError(
-                f"No endpoint {endpoint!r} to inject a fault into.",
-                remedy=f"Use one of: {', '.join(ENDPOINTS)}.",
-            )
-        with self.lock:
-            self.faults[endpoint] = fault
-
-    def clear_faults(self) -> None:
-        with self.lock:
-            self.faults.clear()
-
-    def take_fault(self, endpoint: str) -> Fault | None:
-        """Count the request and return the fault that applies to it, if any."""
-        with self.lock:
-            self.counts[endpoint] += 1
-            fault = self.faults.get(endpoint)
-            if fault is None:
-                return None
-            if fault.times is not None:
-                if fault.times <= 1:
-                    del self.faults[endpoint]
-                else:
-                    self.faults[endpoint] = replace(fault, times=fault.times - 1)
-            return fault
-
-    def request_counts(self) -> dict[str, int]:
-        with self.lock:
-            return {name: self.counts.get(name, 0) for name in ENDPOINTS}
-
-    def reset_counts(self) -> None:
-        with self.lock:
-            self.counts.clear()
-
     def reset(self) -> None:
         """Back to the state at start: keys, settings, no grants, consents, faults or offset."""
         with self.lock:
@@ -268,8 +204,7 @@ class EmulatorState:
             self.refresh_grants.clear()
             self.pending.clear()
             self.consents.clear()
-            self.faults.clear()
-            self.counts.clear()
+            self.faults.reset()
             self.revoked_before.clear()
             self.revoked_families.clear()
             self.sso_sessions.clear()
