@@ -1,13 +1,18 @@
-"""Shared test helpers: the demo directory's ids and a real MSAL client on the emulator."""
+"""Shared test helpers: the demo directory's ids, a real MSAL client on the emulator, and the
+demo served in-process or run as a child process, on ports the system picks."""
 
 from __future__ import annotations
 
-import socket
+import os
+import re
+import signal
+import subprocess
+import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import msal
 from flask import Flask
@@ -17,6 +22,7 @@ from entra_auth.config import EntraConfig
 from entra_auth.emulator import EntraEmulator
 from entra_auth.testing.driver import BrowserlessUser
 
+T = TypeVar("T")
 WEB = "4b7d2f1c-3a5e-4c8b-9d61-2e0f7a9b3c15"
 API = "a1c3e5f7-2b4d-4e6f-8a0c-1d3e5f7a9b2c"
 API_URI = f"api://{API}"
@@ -96,29 +102,129 @@ def demo_config(emulator: EntraEmulator, **extra: Any) -> dict[str, Any]:
     return config
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+# A hang guard, not a speed bound: long enough for the slowest CI machine, short enough that a
+# missing timeout fails with a message instead of at pytest-timeout's 120 s.
+HANG_GUARD = 60.0
+
+
+def within(seconds: float, call: Callable[[], T]) -> T:
+    """``call()``'s result; the test fails if it has not returned within ``seconds``.
+
+    A hang guard: the call runs in a daemon thread so a call that never returns cannot hold
+    the test (or the interpreter's exit) hostage.
+    """
+    outcome: list[Any] = []
+    done = threading.Event()
+
+    def run() -> None:
+        try:
+            outcome.append((True, call()))
+        except BaseException as exc:  # re-raised in the test's thread
+            outcome.append((False, exc))
+        finally:
+            done.set()
+
+    threading.Thread(target=run, daemon=True, name="within").start()
+    assert done.wait(seconds), f"no answer within {seconds} s: nothing bounds this wait"
+    ok, value = outcome[0]
+    if not ok:
+        raise value
+    return cast(T, value)
+
+
+def _not_yet(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+    raise RuntimeError("never served: the app is set before serve_forever starts")
 
 
 @contextmanager
 def serve_demo(emulator: EntraEmulator, session_dir: Path) -> Iterator[tuple[str, Flask]]:
-    """The demo app served by werkzeug on a free port, registered with the emulator."""
-    port = free_port()
-    base = f"http://localhost:{port}"
-    emulator.add_redirect_uri(WEB, f"{base}/get_token")
-    emulator.add_redirect_uri(WEB, f"{base}/")
-    from examples.demo.app import create_app
+    """The demo app served by werkzeug on a port the system picks, registered with the emulator.
 
-    app = create_app(
-        demo_config(
-            emulator, ENTRA_REDIRECT_URI=f"{base}/get_token", ENTRA_SESSION_DIR=str(session_dir)
-        )
-    )
-    server = make_server("127.0.0.1", port, app, threaded=True)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    The server binds port 0 first and reports its port; the app (whose redirect URI holds the
+    port) is built next and set before the first request is served.
+    """
+    server = make_server("127.0.0.1", 0, _not_yet, threaded=True)
+    thread: threading.Thread | None = None
     try:
+        base = f"http://localhost:{server.port}"
+        emulator.add_redirect_uri(WEB, f"{base}/get_token")
+        emulator.add_redirect_uri(WEB, f"{base}/")
+        from examples.demo.app import create_app
+
+        app = create_app(
+            demo_config(
+                emulator,
+                ENTRA_REDIRECT_URI=f"{base}/get_token",
+                ENTRA_SESSION_DIR=str(session_dir),
+            )
+        )
+        server.app = app
+        thread = threading.Thread(target=server.serve_forever, daemon=True, name="demo")
+        thread.start()
         yield base, app
     finally:
-        server.shutdown()
+        if thread is not None:
+            server.shutdown()  # returns once serve_forever has (it polls every 0.5 s)
+        server.server_close()
+        if thread is not None:
+            thread.join(timeout=HANG_GUARD)
+
+
+ROOT = Path(__file__).resolve().parents[1]
+_BANNER_URL = re.compile(r"open (http://localhost:\d+)")
+
+
+class DemoProcess:
+    """``python -m examples.demo.run`` (what ``make demo`` runs) as a child process.
+
+    Its output is read by a thread as it comes, so waiting for the banner is bounded (a child
+    that hangs before printing cannot block a ``readline``) and the pipe never fills.
+    ``stop()`` always leaves no process behind: SIGTERM, then SIGKILL if it does not exit.
+    """
+
+    def __init__(self, env: dict[str, str], cwd: Path):
+        path = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "examples.demo.run"],
+            cwd=cwd,
+            env={**env, "PYTHONPATH": path},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        self._lines: list[str] = []
+        self._ready = threading.Event()
+        self._reader = threading.Thread(target=self._read, daemon=True, name="demo-output")
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self._lines.append(line)
+            if "Press Ctrl-C to stop." in line:  # printed once the app listens
+                self._ready.set()
+        self._ready.set()  # the output ended: the process is gone, wait_ready says so
+
+    @property
+    def output(self) -> str:
+        return "".join(self._lines)
+
+    def wait_ready(self, timeout: float = HANG_GUARD) -> str:
+        """The app's URL, from its banner, once it listens."""
+        assert self._ready.wait(timeout), f"no banner within {timeout} s:\n{self.output}"
+        assert "Press Ctrl-C" in self.output, self.output  # not just the end of its output
+        found = _BANNER_URL.search(self.output)
+        assert found is not None, self.output
+        return found.group(1)
+
+    def stop(self, timeout: float = 20.0) -> int:
+        """SIGTERM, as `make demo`'s Ctrl-C; its exit code, or -9 when it had to be killed."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()  # the test then fails on the exit code, with the output
+            self.process.wait(timeout=timeout)
+        self._reader.join(timeout=timeout)
+        return self.process.returncode

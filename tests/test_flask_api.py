@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import pytest
-from flask import Blueprint, Flask
+from flask import Blueprint, Flask, g
 
+from entra_auth import Principal
 from entra_auth.emulator import EntraEmulator
 from entra_auth.integrations.flask import ApiProtector, current_principal
 
@@ -26,9 +28,14 @@ def app(entra_emulator: EntraEmulator) -> Flask:
     bp = Blueprint("v1", __name__, url_prefix="/v1")
 
     @bp.get("/a")
-    def a() -> dict[str, str]:
-        assert current_principal is not None
-        return {"oid": current_principal.oid}
+    def a() -> dict[str, Any]:
+        # current_principal is a LocalProxy: `is not None` would hold even with nothing behind
+        # it. isinstance looks through the proxy to the Principal of this request.
+        return {
+            "oid": current_principal.oid,  # type: ignore[union-attr]
+            "principal": isinstance(current_principal, Principal),
+            "is_g_principal": current_principal == g.principal,
+        }
 
     @bp.get("/b")
     def b() -> dict[str, str]:
@@ -38,8 +45,8 @@ def app(entra_emulator: EntraEmulator) -> Flask:
     app.register_blueprint(bp)
 
     @app.get("/open")
-    def open_view() -> dict[str, str]:
-        return {"open": "yes"}
+    def open_view() -> dict[str, Any]:
+        return {"open": "yes", "principal": isinstance(current_principal, Principal)}
 
     return app
 
@@ -51,8 +58,10 @@ def test_blueprint_protects_every_view(app: Flask, entra_emulator: EntraEmulator
         scopeless = client.get(path, headers={"Authorization": f"Bearer {mint.token(scp='x')}"})
         assert scopeless.status_code == 403
     response = client.get("/v1/a", headers={"Authorization": f"Bearer {mint.token()}"})
-    assert response.json == {"oid": mint.claims()["oid"]}
-    assert client.get("/open").status_code == 200
+    assert response.json == {"oid": mint.claims()["oid"], "principal": True, "is_g_principal": True}
+    opened = client.get("/open")
+    assert opened.status_code == 200
+    assert opened.json == {"open": "yes", "principal": False}  # no token: no principal
 
 
 def test_refusals_are_logged_without_the_token(

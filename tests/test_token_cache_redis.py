@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import socket
 import threading
-import time
+from functools import partial
+from typing import Any
 
 import pytest
 import redis
@@ -12,6 +14,8 @@ from cryptography.fernet import Fernet
 from entra_auth.client.redis_cache import RedisTokenCacheStore
 from entra_auth.client.token_cache import TokenCacheCipher, user_token_cache
 from entra_auth.errors import ConfigurationError, SessionStoreUnavailable
+
+from .helpers import HANG_GUARD, within
 
 OLD, NEW = Fernet.generate_key().decode(), Fernet.generate_key().decode()
 
@@ -69,32 +73,65 @@ def test_missing_or_bad_key_fails_at_start() -> None:
         TokenCacheCipher(["not-a-key"])
 
 
+class WatchedRedis(redis.Redis):
+    """A client that says when one of its lock attempts (``SET ... NX``) was refused."""
+
+    refused: threading.Event
+
+    def set(self, name: Any, value: Any, *args: Any, **kwargs: Any) -> Any:
+        result = super().set(name, value, *args, **kwargs)
+        if kwargs.get("nx") and not result:
+            self.refused.set()
+        return result
+
+
 def test_the_lock_serialises_load_to_save(redis_url: str) -> None:
-    first, second = store(redis_url, [NEW]), store(redis_url, [NEW])
+    # The lock's own expiry (10 s by default) would let the second in on a machine that stalls
+    # that long between two lines: here it outlasts the hang guard instead.
+    first = store(redis_url, [NEW], lock_timeout=2 * HANG_GUARD)
+    watched = WatchedRedis.from_url(redis_url)
+    watched.refused = threading.Event()
+    second = RedisTokenCacheStore(
+        watched, "entra:tokens:t1", TokenCacheCipher([NEW]), ttl=60, lock_timeout=2 * HANG_GUARD
+    )
     order: list[str] = []
+    first_in, let_go = threading.Event(), threading.Event()
 
     def hold() -> None:
         with user_token_cache(first):
             order.append("first in")
-            time.sleep(0.3)
+            first_in.set()
+            let_go.wait(HANG_GUARD)
             order.append("first out")
 
-    thread = threading.Thread(target=hold)
-    thread.start()
-    time.sleep(0.05)
-    with user_token_cache(second):
-        order.append("second in")
-    thread.join()
+    def contend() -> None:
+        with user_token_cache(second):
+            order.append("second in")
+
+    holder = threading.Thread(target=hold, daemon=True)
+    holder.start()
+    assert first_in.wait(HANG_GUARD)
+    contender = threading.Thread(target=contend, daemon=True)
+    contender.start()
+    # The second store asked for the lock while the first held it, and was refused...
+    assert watched.refused.wait(HANG_GUARD)
+    assert order == ["first in"]  # ...so it is waiting, not inside
+    let_go.set()
+    holder.join(HANG_GUARD)
+    contender.join(HANG_GUARD)
+    assert not holder.is_alive()
+    assert not contender.is_alive()
     assert order == ["first in", "first out", "second in"]
 
 
-def test_redis_down_is_a_visible_error(tmp_path: object) -> None:
-    from .helpers import free_port
-
-    target = store(f"redis://127.0.0.1:{free_port()}/0", [NEW])
-    started = time.monotonic()
-    with pytest.raises(SessionStoreUnavailable):
-        target.load()
-    with pytest.raises(SessionStoreUnavailable):
-        target.save("{}")
-    assert time.monotonic() - started < 10
+def test_redis_down_is_a_visible_error() -> None:
+    # "Down": a loopback port this test holds bound but not listening, so every connection is
+    # refused, and no other process can start listening there while the test runs.
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        port = held.getsockname()[1]
+        target = store(f"redis://127.0.0.1:{port}/0", [NEW])
+        with pytest.raises(SessionStoreUnavailable):
+            within(HANG_GUARD, target.load)
+        with pytest.raises(SessionStoreUnavailable):
+            within(HANG_GUARD, partial(target.save, "{}"))

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
 
 from entra_auth.emulator import EntraEmulator
 
@@ -56,10 +56,17 @@ def browser() -> Iterator[Browser]:
         browser.close()
 
 
+# Hang guards, not speed bounds: how long a wait for a page, an element or an `expect(...)`
+# may take before the test fails. A working page answers in milliseconds; a slow CI machine
+# starting Chromium cold may need seconds. (`expect` has its own default of 5 s otherwise.)
+WAIT_MS = 30_000
+expect.set_options(timeout=WAIT_MS)
+
+
 @pytest.fixture
 def context(browser: Browser) -> Iterator[BrowserContext]:
     context = browser.new_context(viewport={"width": 1100, "height": 800})
-    context.set_default_timeout(15_000)
+    context.set_default_timeout(WAIT_MS)
     yield context
     context.close()
 

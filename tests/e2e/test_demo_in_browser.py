@@ -9,7 +9,7 @@ from playwright.sync_api import BrowserContext, Page, expect
 
 from entra_auth.emulator import EntraEmulator
 
-from .conftest import ARTIFACTS, Demo
+from .conftest import ARTIFACTS, WAIT_MS, Demo
 
 pytestmark = pytest.mark.e2e
 
@@ -79,12 +79,15 @@ def test_sign_in_profile_api_refresh_sign_out(
     assert "Adele" not in page.content()
     # The old cookie opens nothing: a fresh browser with it is sent to sign in.
     other = context.browser.new_context()  # type: ignore[union-attr]
-    other.add_cookies(old_cookies)
-    replay = other.new_page()
-    replay.goto(f"{demo.url}/profile")
-    replay.wait_for_url(re.compile(re.escape(entra_emulator.urls.browser_base)))
-    expect(replay.locator("h1")).to_have_text("Sign in")
-    other.close()
+    other.set_default_timeout(WAIT_MS)
+    try:
+        other.add_cookies(old_cookies)
+        replay = other.new_page()
+        replay.goto(f"{demo.url}/profile")
+        replay.wait_for_url(re.compile(re.escape(entra_emulator.urls.browser_base)))
+        expect(replay.locator("h1")).to_have_text("Sign in")
+    finally:
+        other.close()
 
 
 def test_declining_consent_gives_the_friendly_page(

@@ -39,7 +39,13 @@ def make_api(emulator: EntraEmulator, **config: Any) -> FlaskClient:
         }
 
     app.add_url_rule("/any", "any", api.require_token()(who))
-    app.add_url_rule("/scoped", "scoped", api.require_token(scopes=["access_as_user"])(who))
+    # POST too: a token in a form body must be refused by the protector (AT23), not by routing.
+    app.add_url_rule(
+        "/scoped",
+        "scoped",
+        api.require_token(scopes=["access_as_user"])(who),
+        methods=["GET", "POST"],
+    )
     app.add_url_rule("/role", "role", api.require_token(roles=["Data.Read.All"])(who))
     app.add_url_rule(
         "/either",

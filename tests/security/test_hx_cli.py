@@ -22,8 +22,8 @@ from click.testing import CliRunner, Result
 from rich.console import Console
 
 from entra_auth import cli
-from entra_auth.emulator import EntraEmulator, Fault
 from entra_auth.discovery import on_authority_host
+from entra_auth.emulator import EntraEmulator, Fault
 
 from ..helpers import WEB, secret_of
 from ..test_diagnostics import env, lines, no_secrets

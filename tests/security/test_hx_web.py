@@ -132,19 +132,23 @@ def test_HX06_malformed_error_at_the_callback(web: Web, values: dict[str, str]) 
 
 
 @pytest.mark.parametrize(
-    "result",
+    ("result", "code", "aadsts"),
     [
-        {"error": "invalid_grant", "error_codes": ["x", None]},
-        {"error": "invalid_grant", "error_codes": [10**30, 70008]},
-        {"error": "invalid_grant", "error_codes": {"a": 1}},
-        {"error": 7, "error_codes": [True]},
-        {"error": ["x"], "error_description": 5},
+        ({"error": "invalid_grant", "error_codes": ["x", None]}, "invalid_grant", None),
+        # 10**30 is no AADSTS code (8 digits at most): the next one is read.
+        ({"error": "invalid_grant", "error_codes": [10**30, 70008]}, "invalid_grant", 70008),
+        ({"error": "invalid_grant", "error_codes": {"a": 1}}, "invalid_grant", None),
+        # `error` not shaped as an OAuth error code is replaced; True is no number.
+        ({"error": 7, "error_codes": [True]}, "sign_in_failed", None),
+        ({"error": ["x"], "error_description": 5}, "sign_in_failed", None),
     ],
 )
-def test_HX06_malformed_error_from_the_token_endpoint(result: dict[str, Any]) -> None:
+def test_HX06_malformed_error_from_the_token_endpoint(
+    result: dict[str, Any], code: str, aadsts: int | None
+) -> None:
     error = _error_from(result, "The code could not be redeemed.")
-    assert error.code in ("invalid_grant", "sign_in_failed")
-    assert error.aadsts in (None, 70008)
+    assert error.code == code
+    assert error.aadsts == aadsts
     assert first_code(["AADSTS12"], "") == 12
     other_digits = "\u0665\u0660\u0660\u0661\u0661"  # 50011 in Arabic-Indic digits
     assert first_code(other_digits, f"AADSTS{other_digits}") is None  # no code of Entra's

@@ -153,7 +153,7 @@ def test_LG01_full_flows_at_debug_leak_nothing(
 
     assert len(recorder.secrets) > 10
     logs = app_log_text(caplog)
-    assert "GET /get_token" in logs or "get_token" in logs  # request logs were captured
+    assert "GET /get_token" in logs  # request logs were captured
     assert leaking_records(caplog, recorder) == []
     assert recorder.hits(logs) == []
     assert recorder.hits("\n".join(recorder.said)) == []
@@ -212,7 +212,7 @@ def test_LG03_malformed_tokens_are_never_logged(
     ]
     caplog.set_level(logging.DEBUG)
     for token in bad_tokens:
-        api.get("/scoped", headers={"Authorization": f"Bearer {token}"})
+        assert api.get("/scoped", headers={"Authorization": f"Bearer {token}"}).status_code == 401
     logged = "\n".join(r.getMessage() for r in caplog.records)
     assert "refused" in logged
     for token in bad_tokens:
