@@ -35,6 +35,7 @@ from flask import (
     session,
     url_for,
 )
+from flask.globals import request_ctx
 from werkzeug.exceptions import InternalServerError
 from werkzeug.local import LocalProxy
 from werkzeug.wrappers import Response as WerkzeugResponse
@@ -462,6 +463,9 @@ def _store_unavailable_or_500(error: InternalServerError) -> WerkzeugResponse | 
 
 def _private_when_signed_in(response: WerkzeugResponse) -> WerkzeugResponse:
     """Pages seen by a signed-in user are theirs alone: no shared or back-button caching."""
+    if request_ctx.session is None:  # the store failed while opening it: the 503 page is private
+        response.headers["Cache-Control"] = "no-store"
+        return response
     if session.get(_USER) is not None or session.modified:
         response.headers["Cache-Control"] = "no-store"
         response.vary.add("Cookie")
