@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 import requests
 from flask import Flask, g, render_template
 
-from entra_auth.errors import EntraAuthError, GraphError
+from entra_auth.errors import EntraAuthError, GraphError, GraphUnavailableError
 from entra_auth.integrations.flask import ApiProtector, EntraAuth
 
 API_SCOPE_NAME = "access_as_user"
@@ -48,6 +48,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     def profile() -> str | tuple[str, int]:
         try:
             me = auth.graph().me()
+        except GraphUnavailableError:
+            raise  # EntraAuth answers it: 503 with Retry-After, the session kept
         except GraphError as exc:
             return render_template("problem.html", error=exc), 502
         return render_template("profile.html", me=me)

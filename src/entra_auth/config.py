@@ -74,6 +74,9 @@ class EntraConfig:
     graph_url: str | None = None
     scopes: tuple[str, ...] = ("User.Read",)
     token_cache_keys: tuple[str, ...] = field(default=(), repr=False)
+    # Seconds to wait for the identity provider (and Graph) to connect and to answer each
+    # request: a hanging provider must not hold a worker longer than this (ENTRA_HTTP_TIMEOUT).
+    http_timeout: float = 5.0
 
     def __post_init__(self) -> None:
         if self.authority is None:
@@ -131,6 +134,11 @@ class EntraConfig:
             raise ConfigurationError(
                 f"ENTRA_LEEWAY is {self.leeway} seconds.",
                 remedy="Use 0 to 300 seconds of allowed clock skew (default 60).",
+            )
+        if not 0 < self.http_timeout <= 120:
+            raise ConfigurationError(
+                f"ENTRA_HTTP_TIMEOUT is {self.http_timeout} seconds.",
+                remedy="Use a number of seconds above 0 and at most 120 (default 5).",
             )
         if self.ca_bundle is not None and not os.path.isfile(self.ca_bundle):
             raise ConfigurationError(
@@ -278,6 +286,9 @@ class EntraConfig:
         leeway = settings.get("ENTRA_LEEWAY")
         if leeway is not None and leeway != "":
             values["leeway"] = _whole_seconds("ENTRA_LEEWAY", leeway)
+        timeout = settings.get("ENTRA_HTTP_TIMEOUT")
+        if timeout is not None and timeout != "":
+            values["http_timeout"] = _seconds("ENTRA_HTTP_TIMEOUT", timeout)
         guests = settings.get("ENTRA_ALLOW_GUESTS")
         if guests is not None and guests != "":
             values["allow_guests"] = _flag("ENTRA_ALLOW_GUESTS", guests)
@@ -293,6 +304,16 @@ def _whole_seconds(name: str, value: object) -> int:
     raise ConfigurationError(
         f"{name} is {value!r}, not a whole number of seconds.",
         remedy="Use a whole number from 0 to 300.",
+    )
+
+
+def _seconds(name: str, value: object) -> float:
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(value, str) and re.fullmatch(r"\s*[0-9]+(\.[0-9]+)?\s*", value):
+        return float(value)
+    raise ConfigurationError(
+        f"{name} is {value!r}, not a number of seconds.", remedy="Use a number such as 5 or 2.5."
     )
 
 

@@ -17,13 +17,14 @@ from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from typing import Any
-from urllib.parse import parse_qs, urlencode, urlsplit
+from urllib.parse import SplitResult, parse_qs, urlencode, urlsplit
 
 import requests
 from cryptography import x509
 
 from . import aadsts
 from ._http import FetchError
+from .client.http import cause_of, retry_after_seconds
 from .config import EntraConfig, fingerprint
 from .discovery import Discovery, ProviderMetadata, on_authority_host
 from .errors import ConfigurationError, EntraAuthError, InsufficientScopeError, InvalidTokenError
@@ -141,6 +142,8 @@ def _check_authority(
     config: EntraConfig, http: requests.Session, verify: str | bool, timeout: float
 ) -> tuple[Check, str | None]:
     url = config.metadata_url
+    parts = urlsplit(url)
+    started = time.monotonic()
     try:
         response = http.get(url, timeout=timeout, verify=verify, allow_redirects=False)
     except requests.exceptions.SSLError:
@@ -151,11 +154,29 @@ def _check_authority(
             "Set ENTRA_CA_BUNDLE to the CA that issued it (the local Entra ID prints its ca.pem).",
         ), None
     except requests.RequestException as exc:
+        cause = cause_of(exc, timeout)
+        return Check(
+            "authority", False, f"{url} could not be reached: {cause}.", _reach_fix(cause, parts)
+        ), None
+    elapsed = time.monotonic() - started
+    if response.status_code == 429 or response.status_code >= 500:
+        wait = retry_after_seconds(response.headers.get("Retry-After"))
+        said = f" (Retry-After {wait} s)" if wait is not None else ""
         return Check(
             "authority",
             False,
-            f"{url} could not be reached ({type(exc).__name__}).",
-            "Check ENTRA_AUTHORITY's host, and the network path (proxy, firewall, DNS).",
+            f"{url} answered HTTP {response.status_code}{said}: the identity provider is "
+            "unavailable or throttling right now.",
+            "Wait and run `entra-auth doctor` again; users see a 503 page meanwhile and keep "
+            "their sessions.",
+        ), None
+    if response.status_code == 200 and elapsed > config.http_timeout:
+        return Check(
+            "authority",
+            False,
+            f"{url} answered, but slowly: {elapsed:.1f} s, more than ENTRA_HTTP_TIMEOUT "
+            f"({config.http_timeout:g} s), so sign-ins would time out.",
+            "Check the network path (proxy, firewall), or raise ENTRA_HTTP_TIMEOUT.",
         ), None
     if response.status_code == 200:
         return Check("authority", True, f"{url} answered"), response.headers.get("Date")
@@ -169,6 +190,29 @@ def _check_authority(
         f"{url} answered HTTP {response.status_code}.",
         "Check that ENTRA_AUTHORITY is https://<host>/<tenant id or domain>.",
     ), None
+
+
+def _reach_fix(cause: str, parts: SplitResult) -> str:
+    """What to do about an authority that cannot be reached, by cause."""
+    host = parts.hostname or ""
+    if cause.startswith("connection refused") and host in ("localhost", "127.0.0.1", "::1"):
+        return (
+            f"Nothing listens on {parts.netloc}: start the local Entra ID (`entra-auth "
+            "emulator`), or set ENTRA_AUTHORITY to the one it prints."
+        )
+    if cause.startswith("connection refused"):
+        return f"Nothing listens on {parts.netloc}: check ENTRA_AUTHORITY's host and port."
+    if cause.startswith("DNS"):
+        return (
+            f"The name {host} does not resolve: check ENTRA_AUTHORITY's host name, this "
+            "machine's network and DNS (a proxy?)."
+        )
+    if "timed out" in cause or "no answer" in cause:
+        return (
+            "The authority did not answer in time: check the network path (proxy, firewall), "
+            "or raise ENTRA_HTTP_TIMEOUT."
+        )
+    return "Check ENTRA_AUTHORITY's host, and the network path (proxy, firewall, DNS)."
 
 
 def _check_clock(date_header: str, now: float) -> Check:

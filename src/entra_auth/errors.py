@@ -87,8 +87,55 @@ class InvalidRequestError(EntraAuthError):
     default_remedy = "Send one header: Authorization: Bearer <access token>."
 
 
-class KeySetUnavailableError(EntraAuthError):
-    """The identity provider's metadata or signing keys cannot be had: refuse, never accept."""
+class ProviderUnavailableError(EntraAuthError):
+    """The identity provider cannot be reached or is not answering now (HTTP 503).
+
+    ``retry_after`` is the seconds the provider asked for (``Retry-After``), when it said;
+    ``host``, ``step`` (discovery, sign-in start, code redemption, silent refresh, consent,
+    Graph, sign-out) and ``cause`` (DNS name does not resolve, connection refused, timed out
+    after N s, HTTP 503…) are for the operator's log. None of them holds a token, a code, a
+    secret or a cookie; ``cause`` is built from our own words and numbers, never the body.
+    """
+
+    code = "provider_unavailable"
+    http_status = 503  # what a web page or API answers
+    default_remedy = "Try again in a moment; nothing was lost."
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        remedy: str | None = None,
+        code: str | None = None,
+        retry_after: int | None = None,
+        host: str = "",
+        step: str = "",
+        cause: str = "",
+    ):
+        super().__init__(message, remedy=remedy, code=code)
+        self.retry_after, self.host, self.step, self.cause = retry_after, host, step, cause
+
+
+class ProviderResponseError(ProviderUnavailableError):
+    """The identity provider answered, but with nonsense: HTML, garbage, not JSON (HTTP 502).
+
+    A subclass of the unavailable error because the user's way out is the same (try again
+    later), while the operator's is not: a proxy or captive portal answering for the provider.
+    """
+
+    code = "provider_bad_response"
+    http_status = 502
+    default_remedy = (
+        "Try again in a moment. If it persists, something between this server and the identity "
+        "provider (a proxy, a captive portal) answers in its place."
+    )
+
+
+class KeySetUnavailableError(ProviderUnavailableError):
+    """The identity provider's metadata or signing keys cannot be had: refuse, never accept.
+
+    One of the provider-unavailable family, so web pages and APIs answer it the same way (503).
+    """
 
     code = "key_set_unavailable"
     default_remedy = (
@@ -173,3 +220,24 @@ class SessionStoreUnavailable(EntraAuthError):
         "Check that Redis (REDIS_URL) is reachable from every instance; the app recovers by "
         "itself as soon as it is back."
     )
+
+
+class GraphUnavailableError(GraphError, ProviderUnavailableError):
+    """Microsoft Graph cannot be reached, timed out or keeps answering 429/5xx (HTTP 503)."""
+
+    code = "graph_unavailable"
+    default_remedy = "Try again in a moment; nothing was lost."
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int = 0,
+        retry_after: int | None = None,
+        host: str = "",
+        cause: str = "",
+        remedy: str | None = None,
+    ):
+        EntraAuthError.__init__(self, message, remedy=remedy)
+        self.status, self.graph_code = status, ""
+        self.retry_after, self.host, self.step, self.cause = retry_after, host, "Graph", cause

@@ -14,7 +14,8 @@ from urllib.parse import urlsplit
 
 import requests
 
-from ..errors import GraphAuthError, GraphError, GraphForbiddenError
+from ..errors import GraphAuthError, GraphError, GraphForbiddenError, GraphUnavailableError
+from .http import cause_of, retry_after_seconds
 
 DEFAULT_GRAPH = "https://graph.microsoft.com"
 
@@ -62,10 +63,11 @@ class GraphClient:
                     headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
                 )
             except requests.RequestException as exc:
-                raise GraphError(
-                    f"Microsoft Graph could not be reached ({type(exc).__name__}).",
-                    status=0,
-                    remedy="Check the network and the Graph URL.",
+                raise GraphUnavailableError(
+                    "Microsoft Graph is not available right now (it could not be reached). "
+                    "Nothing was lost. Try again in a moment.",
+                    host=urlsplit(url).netloc,
+                    cause=cause_of(exc, self.timeout),
                 ) from None
             if response.status_code in (429, 503) and attempt < self.max_retries:
                 wait = _retry_after(response, attempt)
@@ -73,9 +75,18 @@ class GraphClient:
                     self._sleep(wait)
                     waited += wait
                     continue
+            if response.status_code == 429 or response.status_code >= 500:
+                raise _unavailable(response, url)
             if response.status_code >= 400:
                 raise _error(response)
-            body = response.json()
+            try:
+                body = response.json()
+            except ValueError:  # an HTML page from a proxy or an outage page
+                raise GraphError(
+                    "Microsoft Graph answered with something that is not JSON.",
+                    status=502,
+                    remedy="Try again in a moment; if it persists, check proxies on the way.",
+                ) from None
             if not isinstance(body, dict):
                 raise GraphError("Microsoft Graph answered with an unexpected body.", status=200)
             return body
@@ -102,6 +113,20 @@ def _retry_after(response: requests.Response, attempt: int) -> float:
         return max(0.0, min(float(value), 3600.0))
     except ValueError:
         return float(2**attempt)
+
+
+def _unavailable(response: requests.Response, url: str) -> GraphUnavailableError:
+    """429 or 5xx after the retry budget: "try again in N seconds" when Graph said N."""
+    wait = retry_after_seconds(response.headers.get("Retry-After"))
+    said = f", Retry-After {wait} s" if wait is not None else ""
+    again = f"Try again in {wait} seconds" if wait else "Try again in a moment"
+    return GraphUnavailableError(
+        f"Microsoft Graph is not available right now (busy). Nothing was lost. {again}.",
+        status=response.status_code,
+        retry_after=wait,
+        host=urlsplit(url).netloc,
+        cause=f"HTTP {response.status_code}{said}",
+    )
 
 
 def _error(response: requests.Response) -> GraphError:

@@ -8,6 +8,9 @@
   speaks for another user ends the session).
 - One application object per request (its token cache is the user's), sharing one HTTP session
   and one MSAL ``http_cache`` so discovery is fetched once per process, not per request.
+- Every request to the provider is bounded and its failures typed (``.http``): a provider that
+  is down, slow or answers nonsense raises ``ProviderUnavailableError`` (or its 502 subclass
+  ``ProviderResponseError``) naming the step; the caller's token cache is left as it was.
 - Response mode is ``query``: a ``SameSite=Lax`` session cookie does not travel with the
   cross-site POST of ``form_post``, while the code in the query string is single-use, bound to the
   PKCE verifier and the client secret, and the callback answers with ``Referrer-Policy:
@@ -32,10 +35,16 @@ from msal.authority import WELL_KNOWN_AUTHORITY_HOSTS
 from .. import aadsts
 from ..config import EntraConfig
 from ..discovery import Discovery
-from ..errors import InteractionRequired, InvalidTokenError, SignInError
+from ..errors import (
+    InteractionRequired,
+    InvalidTokenError,
+    ProviderUnavailableError,
+    SignInError,
+)
 from ..keys import JwksCache
 from ..logs import redact_logger
 from ..tokens import IdTokenValidator, Principal
+from .http import ProviderSession, provider_step
 
 # MSAL recommends form_post on every query-mode request; the module docstring says why not here.
 warnings.filterwarnings("ignore", message="response_mode='form_post' is recommended")
@@ -124,11 +133,13 @@ class SignInFlow:
         for name in ("msal.token_cache", "msal.application", "msal.oauth2cli.oauth2"):
             redact_logger(name)  # MSAL's DEBUG events carry the code and the PKCE verifier
         self.config = config
-        self._http = session or requests.Session()
+        self._http: requests.Session = session or ProviderSession(
+            timeout=config.http_timeout, ca_bundle=config.ca_bundle
+        )
         if config.ca_bundle:
             self._http.verify = config.ca_bundle
             self._http.trust_env = False  # REQUESTS_CA_BUNDLE must not override the bundle
-        self.jwks = jwks or JwksCache(config)
+        self.jwks = jwks or JwksCache(config, timeout=config.http_timeout)
         self.discovery: Discovery = self.jwks.discovery  # one metadata fetch serves both
         self.id_tokens = IdTokenValidator(config, self.jwks)
         self._http_cache: dict[Any, Any] = {}
@@ -161,13 +172,14 @@ class SignInFlow:
     ) -> dict[str, Any]:
         """A new flow (keep it server-side); send the browser to ``flow["auth_uri"]``."""
         wanted = [s for s in (scopes or self.config.scopes) if s not in OIDC_SCOPES]
-        flow: dict[str, Any] = self.client().initiate_auth_code_flow(
-            wanted,
-            redirect_uri=redirect_uri,
-            prompt=prompt,
-            login_hint=login_hint,
-            response_mode="query",
-        )
+        with provider_step("sign-in start"):  # MSAL's constructor reads the discovery document
+            flow: dict[str, Any] = self.client().initiate_auth_code_flow(
+                wanted,
+                redirect_uri=redirect_uri,
+                prompt=prompt,
+                login_hint=login_hint,
+                response_mode="query",
+            )
         return flow
 
     def complete(
@@ -176,7 +188,18 @@ class SignInFlow:
         auth_response: Mapping[str, str],
         cache: msal.SerializableTokenCache,
     ) -> SignedIn:
-        """Redeem the code and verify the ID token. ``SignInError`` for any failure."""
+        """Redeem the code and verify the ID token. ``SignInError`` for any failure of the
+        sign-in itself; ``ProviderUnavailableError`` when the provider is down or answers
+        nonsense (the caller keeps the page to return to for a new sign-in once it is back)."""
+        with provider_step("code redemption"):
+            return self._complete(flow, auth_response, cache)
+
+    def _complete(
+        self,
+        flow: Mapping[str, Any],
+        auth_response: Mapping[str, str],
+        cache: msal.SerializableTokenCache,
+    ) -> SignedIn:
         if "error" in auth_response:
             raise _error_from(auth_response, "The identity provider refused the sign-in.")
         issuer = auth_response.get("iss")
@@ -244,7 +267,17 @@ class SignInFlow:
         ``InteractionRequired`` when the user must sign in or consent; ``SignInError`` when a
         refresh returns an ID token for someone else (the caller ends the session).
         """
-        wanted = tuple(scopes)
+        with provider_step("silent refresh"):
+            return self._acquire_token(cache, account_id, tuple(scopes), user=user)
+
+    def _acquire_token(
+        self,
+        cache: msal.SerializableTokenCache,
+        account_id: str,
+        wanted: tuple[str, ...],
+        *,
+        user: Principal,
+    ) -> str:
         app = self.client(cache)
         account = next(
             (a for a in app.get_accounts() if a.get("home_account_id") == account_id), None
@@ -282,7 +315,12 @@ class SignInFlow:
     # -- sign-out -------------------------------------------------------------------------------
     def sign_out_url(self, post_logout_redirect_uri: str) -> str:
         """The identity provider's end-session URL, returning to ``post_logout_redirect_uri``."""
-        endpoint = self.discovery.metadata.end_session_endpoint
+        try:
+            endpoint = self.discovery.metadata.end_session_endpoint
+        except ProviderUnavailableError:
+            # Signing out must not depend on the provider being up: the local session is
+            # already ended, and Entra's end-session URL has a well-known shape.
+            endpoint = None
         if endpoint is None or not endpoint.startswith(("https://", "http://")):
             endpoint = f"{self.config.authority}/oauth2/v2.0/logout"
         query = urlencode(

@@ -12,6 +12,8 @@ This module knows nothing of the rest of the emulator's state (``state.py`` hold
 
 from __future__ import annotations
 
+import socket
+import struct
 import threading
 import uuid
 from collections import Counter
@@ -20,13 +22,13 @@ from dataclasses import dataclass, replace
 from functools import wraps
 from typing import Any, Literal, TypeVar, cast
 
-from flask import Flask, Response, current_app, jsonify
+from flask import Flask, Response, current_app, jsonify, request
 
 from ..errors import EmulatorError
 
 ENDPOINTS = ("discovery", "jwks", "authorize", "token", "logout", "graph", "userinfo")
-FaultKind = Literal["status", "hang", "slow", "garbage"]
-FAULT_KINDS: tuple[FaultKind, ...] = ("status", "hang", "slow", "garbage")
+FaultKind = Literal["status", "hang", "slow", "garbage", "reset"]
+FAULT_KINDS: tuple[FaultKind, ...] = ("status", "hang", "slow", "garbage", "reset")
 HANG_SECONDS = 60.0  # how long a "hang" holds a request when the fault names no delay
 GARBAGE_PAGE = "<html><body><h1>Service Unavailable</h1><p>This is not JSON.</p></body></html>"
 _EXTENSION = "entra_emulator_faults"
@@ -41,7 +43,9 @@ class Fault:
     ``status``: answer ``status`` (with ``Retry-After`` when ``retry_after`` is set);
     ``hang``: hold the request ``delay`` seconds (60 when 0) and answer 504;
     ``slow``: wait ``delay`` seconds, then answer normally;
-    ``garbage``: answer 200 with ``body`` (an HTML page when None).
+    ``garbage``: answer 200 with ``body`` (an HTML page when None);
+    ``reset``: send the headers and half of a JSON body, then reset the connection (TCP RST):
+    the client sees the connection closed mid-answer.
     ``times``: how many requests it affects; None until cleared. ``headers`` are added to a
     ``status`` answer (a ``Location`` makes a redirect).
     ``body`` and ``headers`` are for tests in the emulator's own process only: the HTTP control
@@ -156,6 +160,8 @@ def apply_fault(fault: Fault, endpoint: str, points: FaultPoints) -> Response | 
     if fault.kind == "hang":
         points.hold(fault.delay or HANG_SECONDS)
         return _json({"error": "temporarily_unavailable"}, 504)
+    if fault.kind == "reset":
+        return _cut_off()
     if fault.kind == "garbage":
         return Response(
             fault.body if fault.body is not None else GARBAGE_PAGE, 200, mimetype="text/html"
@@ -175,6 +181,25 @@ def apply_fault(fault: Fault, endpoint: str, points: FaultPoints) -> Response | 
         response.headers["Retry-After"] = str(fault.retry_after)
     for name, value in fault.headers:
         response.headers[name] = value
+    return response
+
+
+def _cut_off() -> Response:
+    """A 200 promising more JSON than it sends, the connection reset after the first half."""
+    connection = request.environ.get("werkzeug.socket")
+    body = b'{"token_type": "Bearer", "access_token": "cut-off-here'
+    half = body[: len(body) // 2]
+
+    def chunks() -> Any:
+        yield half  # the status line and headers go out with it
+        if isinstance(connection, socket.socket):
+            # SO_LINGER 0: close() sends RST instead of FIN, what a crashed peer or proxy does.
+            connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            connection.shutdown(socket.SHUT_RDWR)
+        raise ConnectionResetError("reset by an injected fault")
+
+    response = Response(chunks(), 200, mimetype="application/json")
+    response.headers["Content-Length"] = str(len(body))
     return response
 
 

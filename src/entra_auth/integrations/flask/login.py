@@ -25,10 +25,12 @@ from typing import Any, TypeVar, cast
 from urllib.parse import urlsplit
 
 import msal
+import requests
 from flask import (
     Blueprint,
     Flask,
     current_app,
+    jsonify,
     redirect,
     render_template_string,
     request,
@@ -53,6 +55,8 @@ from ...config import EntraConfig
 from ...derive import derive_key
 from ...errors import (
     InteractionRequired,
+    KeySetUnavailableError,
+    ProviderUnavailableError,
     SessionStoreUnavailable,
     SignInError,
 )
@@ -102,7 +106,9 @@ color:#1b1b1b}h1{font-size:1.5rem}.fix{background:#f3f6fb;padding:.8rem 1rem;bor
 {% if code %}<p>Error code: <code id="code">{{ code }}</code> (<code>entra-auth explain {{ code
 }}</code> says more)</p>{% endif %}
 {% if form %}<form method="post" action="{{ form }}"><button type="submit">Sign out</button></form>
-{% endif %}<p><a href="{{ home }}">Back to the app</a></p></body></html>"""
+{% endif %}
+{% if retry %}<p><a id="retry" href="{{ retry }}">Try again</a></p>{% endif %}
+<p><a href="{{ home }}">Back to the app</a></p></body></html>"""
 
 
 class SignedInUser:
@@ -184,6 +190,11 @@ class EntraAuth:
         config.require("client_id", "client_secret")
         self.config = config
         self.sign_in = SignInFlow(config)
+        # Graph answers its own errors (GraphClient reads them): a plain session, not MSAL's.
+        self._graph_http = requests.Session()
+        if config.ca_bundle:
+            self._graph_http.verify = config.ca_bundle
+            self._graph_http.trust_env = False
         callback = urlsplit(config.callback_url)
         secure = callback.scheme == "https"
         self._redis = configure_sessions(app, secure=secure)
@@ -206,6 +217,9 @@ class EntraAuth:
         bp.after_request(_auth_headers)
         app.register_blueprint(bp)
         app.register_error_handler(InteractionRequired, self._interaction_required)
+        # One answer for the provider being down, slow or answering nonsense, wherever it
+        # surfaces (sign-in start, a view's get_token, Graph): 503 + Retry-After, or 502.
+        app.register_error_handler(ProviderUnavailableError, self._provider_unavailable)
         app.register_error_handler(SessionStoreUnavailable, _store_unavailable)
         app.register_error_handler(InternalServerError, _store_unavailable_or_500)
         app.extensions["entra_auth"] = self
@@ -256,11 +270,16 @@ class EntraAuth:
         )
 
     def graph(self) -> GraphClient:
-        """Microsoft Graph as the signed-in user (``User.Read``)."""
+        """Microsoft Graph as the signed-in user (``User.Read``), waits bounded for a page:
+        a throttled Graph is reported ("try again in N seconds"), not slept through."""
+        timeout = self.config.http_timeout
         return GraphClient(
             lambda: self.get_token(["User.Read"]),
             base_url=self.graph_url,
-            session=self.sign_in._http,
+            session=self._graph_http,
+            timeout=timeout,
+            max_retries=1,
+            max_wait=timeout,
         )
 
     @property
@@ -338,6 +357,11 @@ class EntraAuth:
         cache = msal.SerializableTokenCache()
         try:
             signed_in = self.sign_in.complete(flow.flow, args.to_dict(), cache)
+        except ProviderUnavailableError as exc:
+            # The code is single-use: the way on is a new sign-in once the provider is back,
+            # returning to the page the user was going to. Nobody was signed out.
+            again = url_for("entra_auth.login", next=safe_return_path(flow.return_to))
+            return self._with_pending(self._provider_unavailable(exc, retry=again), pending)
         except SignInError as exc:
             log.info("Sign-in refused: %s", inert(exc.code, 64))
             code = f"AADSTS{exc.aadsts}" if exc.aadsts else None
@@ -400,6 +424,55 @@ class EntraAuth:
         self._end_session()
         return _no_referrer(redirect(self.sign_in.sign_out_url(self.config.after_logout_url)))
 
+    def _provider_unavailable(
+        self, error: ProviderUnavailableError, *, retry: str | None = None
+    ) -> WerkzeugResponse:
+        """503 with ``Retry-After`` (502 for nonsense): a page, or JSON for API-style requests.
+
+        Touches neither the session nor the token cache: nothing is lost, and the next
+        request after the provider is back works without a restart."""
+        status = error.http_status
+        wait = error.retry_after if error.retry_after else 5
+        message, remedy = error.message, error.remedy
+        if isinstance(error, KeySetUnavailableError):
+            # Raised by discovery/keys with the URL and cause in its message: those are for the
+            # log; the user reads words.
+            message = (
+                "The sign-in service (Microsoft Entra ID) is not available right now. "
+                "Nothing was lost."
+            )
+            remedy = "Try again in a few seconds."
+        log.warning(
+            "Identity provider %s: host=%s step=%s cause=%s (%s)",
+            "answered nonsense" if status == 502 else "unavailable",
+            inert(error.host or str(self.config.authority), 200),
+            inert(error.step or request.endpoint or "", 40),
+            inert(error.cause or error.code, 200),
+            inert(error.message, 400),
+        )
+        if _wants_json():
+            response: WerkzeugResponse = jsonify(
+                {
+                    "error": "temporarily_unavailable" if status == 503 else "bad_gateway",
+                    "error_description": message,
+                    "code": error.code,
+                    "retry_after": wait if status == 503 else None,
+                }
+            )
+            response.status_code = status
+            response = _auth_headers(response)
+        else:
+            service = "Microsoft Graph" if error.step == "Graph" else "The sign-in service"
+            title = (
+                f"{service} is unavailable" if status == 503 else f"{service} answered unexpectedly"
+            )
+            if retry is None and request.method == "GET":
+                retry = _here()  # the page the user was going to, to reload once it is back
+            response = self._page(status, title, remedy, message=message, retry=retry)
+        if status == 503:
+            response.headers["Retry-After"] = str(wait)
+        return response
+
     def _interaction_required(self, error: InteractionRequired) -> WerkzeugResponse:
         fresh = session.get(_FRESH) or {}
         just_signed_in = time.time() - float(fresh.get("at", 0)) < 60
@@ -412,9 +485,12 @@ class EntraAuth:
                 error.remedy,
                 message=error.message,
             )
-        return self._send_to_sign_in(
-            list(error.scopes) or list(self.config.scopes), return_to=_here(), interaction=True
-        )
+        try:
+            return self._send_to_sign_in(
+                list(error.scopes) or list(self.config.scopes), return_to=_here(), interaction=True
+            )
+        except ProviderUnavailableError as down:  # raised in an error handler: answer it here
+            return self._provider_unavailable(down)
 
     def _page(
         self,
@@ -425,6 +501,7 @@ class EntraAuth:
         code: str | None = None,
         message: str | None = None,
         form: str | None = None,
+        retry: str | None = None,
     ) -> WerkzeugResponse:
         html = render_template_string(
             _PAGE,
@@ -433,6 +510,7 @@ class EntraAuth:
             remedy=remedy,
             code=code,
             form=form,
+            retry=retry,
             home=safe_return_path("/"),
         )
         return _auth_headers(WerkzeugResponse(html, status, mimetype="text/html"))
@@ -470,6 +548,12 @@ def _private_when_signed_in(response: WerkzeugResponse) -> WerkzeugResponse:
         response.headers["Cache-Control"] = "no-store"
         response.vary.add("Cookie")
     return response
+
+
+def _wants_json() -> bool:
+    """API-style requests (``Accept: application/json`` over HTML, or a JSON body) get JSON."""
+    best = request.accept_mimetypes.best_match(["text/html", "application/json"])
+    return best == "application/json" or bool(request.is_json)
 
 
 def _here() -> str:

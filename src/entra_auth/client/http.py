@@ -1,0 +1,189 @@
+"""The HTTP client MSAL talks to the identity provider through: bounded waits, typed failures.
+
+MSAL applies no timeout of its own when given an ``http_client`` and turns a provider fault into
+``requests`` exceptions, ``ValueError`` (an HTML body) or a 5xx answer it caches and replays for
+``Retry-After`` seconds (its ``ThrottledHttpClient``). ``ProviderSession`` answers all of them
+before MSAL sees them:
+
+- every request carries (connect, read) timeouts from ``EntraConfig.http_timeout``;
+- a connection failure, a timeout, a 429 or a 5xx raises ``ProviderUnavailableError`` (503) with
+  the host, the step under way, the cause in words and the provider's ``Retry-After``;
+- a 200 whose body is not JSON raises ``ProviderResponseError`` (502).
+
+Raising instead of returning the 5xx also means MSAL's throttle never caches it: once the
+provider is back, the next request goes through (the user was told "try again in N seconds").
+``provider_step`` names the step for errors raised inside it.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import json
+import socket
+import ssl
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+
+from ..errors import ProviderResponseError, ProviderUnavailableError
+
+_STEP: contextvars.ContextVar[str] = contextvars.ContextVar("entra_provider_step", default="")
+
+# What the user reads, by step: in words, no jargon, nothing from the provider's answer.
+_DOING = {
+    "discovery": "reading the sign-in service's settings",
+    "sign-in start": "starting the sign-in",
+    "code redemption": "completing the sign-in",
+    "silent refresh": "renewing your access",
+    "consent": "asking for the new permission",
+    "Graph": "reading your profile from Microsoft Graph",
+    "sign-out": "signing you out",
+}
+
+
+@contextmanager
+def provider_step(step: str) -> Iterator[None]:
+    """Name ``step`` on every provider error raised inside (the operator's log says where)."""
+    token = _STEP.set(step)
+    try:
+        yield
+    except ProviderUnavailableError as exc:
+        if not exc.step:
+            exc.step = step
+        raise
+    finally:
+        _STEP.reset(token)
+
+
+def current_step() -> str:
+    return _STEP.get()
+
+
+def retry_after_seconds(value: str | None) -> int | None:
+    """``Retry-After`` in whole seconds (capped at an hour), None when absent or a date."""
+    if value is None:
+        return None
+    try:
+        seconds = int(value.strip())
+    except ValueError:
+        return None
+    return max(0, min(seconds, 3600))
+
+
+def cause_of(exc: BaseException, timeout: float) -> str:
+    """A failed request's cause in the operator's words (never the exception's own text, which
+    can quote URLs with codes or bodies)."""
+    if isinstance(exc, requests.ConnectTimeout):
+        return f"connecting timed out after {timeout:g} s"
+    if isinstance(exc, requests.ReadTimeout):
+        return f"no answer within {timeout:g} s"
+    if isinstance(exc, requests.exceptions.SSLError):
+        return "TLS certificate not trusted (or TLS failed)"
+    chain: list[BaseException] = []
+    seen: BaseException | None = exc
+    while seen is not None and len(chain) < 12:
+        chain.append(seen)
+        nested = seen.args[0] if seen.args and isinstance(seen.args[0], BaseException) else None
+        seen = getattr(seen, "reason", None) or nested or seen.__cause__ or seen.__context__
+        if seen in chain:
+            break
+    for link in chain:
+        if isinstance(link, socket.gaierror) or "NameResolution" in type(link).__name__:
+            return "DNS name does not resolve"
+        if isinstance(link, ssl.SSLError):
+            return "TLS certificate not trusted (or TLS failed)"
+        if isinstance(link, ConnectionRefusedError) or "ConnectionRefused" in repr(link):
+            return "connection refused (nothing listens on that port)"
+        if isinstance(link, (ConnectionResetError, BrokenPipeError)):
+            return "connection reset by the other side"
+        if "RemoteDisconnected" in type(link).__name__ or "IncompleteRead" in type(link).__name__:
+            return "connection closed before the answer was complete"
+    if isinstance(exc, requests.exceptions.ChunkedEncodingError):
+        return "connection closed before the answer was complete"
+    if "Failed to resolve" in str(exc) or "Name or service not known" in str(exc):
+        return "DNS name does not resolve"
+    return f"could not connect ({type(exc).__name__})"
+
+
+class ProviderRequestFailed(ProviderUnavailableError, requests.ConnectionError):
+    """The provider unavailable, raised inside MSAL: also a ``requests.RequestException`` so
+    MSAL keeps its own fallback (an access token past its ``refresh_on`` but not expired is
+    returned from the cache when the refresh fails on the network)."""
+
+
+def unavailable(
+    host: str,
+    cause: str,
+    *,
+    step: str | None = None,
+    retry_after: int | None = None,
+) -> ProviderRequestFailed:
+    step = step if step is not None else current_step()
+    doing = _DOING.get(step, "talking to the sign-in service")
+    wait = f" Try again in {retry_after} seconds." if retry_after else " Try again in a moment."
+    return ProviderRequestFailed(
+        f"The sign-in service (Microsoft Entra ID) is not available right now, so {doing} "
+        f"could not be done.{wait} Nothing was lost.",
+        remedy=f"Try again in {retry_after or 'a few'} seconds.",
+        retry_after=retry_after,
+        host=host,
+        step=step,
+        cause=cause,
+    )
+
+
+def bad_response(host: str, cause: str, *, step: str | None = None) -> ProviderResponseError:
+    step = step if step is not None else current_step()
+    doing = _DOING.get(step, "talking to the sign-in service")
+    return ProviderResponseError(
+        f"The sign-in service (Microsoft Entra ID) gave an answer this app cannot read, so "
+        f"{doing} could not be done. Nothing was lost.",
+        host=host,
+        step=step,
+        cause=cause,
+    )
+
+
+class ProviderSession(requests.Session):
+    """A ``requests.Session`` for MSAL: timeouts on every request, provider faults typed."""
+
+    def __init__(self, *, timeout: float, ca_bundle: str | None = None):
+        super().__init__()
+        self.timeout = timeout
+        if ca_bundle:
+            self.verify = ca_bundle
+            self.trust_env = False  # REQUESTS_CA_BUNDLE must not override the bundle
+
+    def request(
+        self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any
+    ) -> requests.Response:
+        # Connect fails fast on a dead host; read gets the whole budget (a slow token endpoint).
+        kwargs.setdefault("timeout", (min(self.timeout, 3.05), self.timeout))
+        target = url.decode() if isinstance(url, bytes) else str(url)
+        host = urlsplit(target).netloc
+        try:
+            response = super().request(method, url, *args, **kwargs)
+        except requests.RequestException as exc:
+            raise unavailable(host, cause_of(exc, self.timeout)) from None
+        status = response.status_code
+        if status == 429 or status >= 500:
+            wait = retry_after_seconds(response.headers.get("Retry-After"))
+            response.close()
+            said = f", Retry-After {wait} s" if wait is not None else ""
+            raise unavailable(host, f"HTTP {status}{said}", retry_after=wait)
+        if not 300 <= status < 400:
+            # Every provider answer MSAL reads is JSON, errors included (RFC 6749 §5.2); MSAL
+            # would raise a bare ValueError on anything else (a proxy's HTML 404).
+            try:
+                json.loads(response.content)
+            except (ValueError, RecursionError):
+                kind = response.headers.get("Content-Type", "").split(";")[0].strip()[:40]
+                raise bad_response(
+                    host, f"HTTP {status} not JSON ({kind or 'no content type'})"
+                ) from None
+            except requests.RequestException as exc:
+                raise unavailable(host, cause_of(exc, self.timeout)) from None
+        return response
