@@ -522,3 +522,37 @@ def test_the_control_api_injects_a_reset(entra_emulator: EntraEmulator) -> None:
     with pytest.raises(requests.RequestException):
         within(GUARD, lambda: http.get(keys, timeout=5))
     assert http.get(keys, timeout=5).json()["keys"]
+
+
+# -- the API side: the same family, answered as RFC 6750 says -------------------------------------
+@pytest.mark.parametrize(
+    ("fault", "status", "retry_after"),
+    [
+        (Fault("status", 503, retry_after=7), 503, "7"),  # the provider's own Retry-After
+        (Fault("status", 503), 503, "1"),  # until the next fetch may start (backoff)
+        (Fault("garbage"), 502, "1"),  # an answer that is not JSON: nonsense, not absence
+    ],
+    ids=["503-retry-after", "503", "garbage"],
+)
+def test_an_api_answers_the_provider_down_with_its_status_and_retry_after(
+    entra_emulator: EntraEmulator, fault: Fault, status: int, retry_after: str
+) -> None:
+    from entra_auth.integrations.flask import ApiProtector
+
+    from .helpers import API, emulator_config
+
+    token = entra_emulator.issue_token(
+        client_id=WEB, resource=API, user=ADELE, scopes=["access_as_user"]
+    )
+    entra_emulator.inject_fault("jwks", fault)
+    app = Flask(__name__)
+    api = ApiProtector(app, config=emulator_config(entra_emulator))
+    app.add_url_rule("/data", "data", api.require_token()(lambda: "data"))
+    client = app.test_client()
+    answer = client.get("/data", headers={"Authorization": f"Bearer {token}"})
+    assert answer.status_code == status
+    assert answer.headers["Retry-After"] == retry_after
+    assert answer.json["error"] == "temporarily_unavailable"
+    entra_emulator.clear_faults()
+    api.validator_for(app).jwks.policy.last_attempt = None  # the backoff, not the test, waits
+    assert client.get("/data", headers={"Authorization": f"Bearer {token}"}).status_code == 200

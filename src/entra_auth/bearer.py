@@ -16,7 +16,7 @@ from .errors import (
     InsufficientScopeError,
     InvalidRequestError,
     InvalidTokenError,
-    KeySetUnavailableError,
+    ProviderUnavailableError,
 )
 
 MAX_HEADER_LENGTH = 40 * 1024
@@ -82,10 +82,10 @@ def challenge(error: EntraAuthError | None, *, realm: str = "api") -> Challenge:
                 "error_description": "This endpoint needs Authorization: Bearer <access token>.",
             },
         )
-    if isinstance(error, KeySetUnavailableError):
+    if isinstance(error, ProviderUnavailableError):  # fail closed: 503, or 502 for nonsense
         return Challenge(
-            503,
-            {"Retry-After": "30", **no_store},
+            error.http_status,
+            {"Retry-After": str(error.retry_after or 30), **no_store},
             {
                 "error": "temporarily_unavailable",
                 "error_description": "Tokens cannot be checked right now; try again shortly.",

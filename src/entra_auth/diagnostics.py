@@ -23,8 +23,7 @@ import requests
 from cryptography import x509
 
 from . import aadsts
-from ._http import FetchError
-from .client.http import cause_of, retry_after_seconds
+from ._http import FetchError, cause_of, retry_after_seconds
 from .config import EntraConfig, fingerprint
 from .discovery import Discovery, ProviderMetadata, on_authority_host
 from .errors import ConfigurationError, EntraAuthError, InsufficientScopeError, InvalidTokenError

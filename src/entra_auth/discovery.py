@@ -19,7 +19,7 @@ import requests
 
 from ._http import FetchError, get_json
 from .config import EntraConfig
-from .errors import KeySetUnavailableError
+from .errors import KeySetUnavailableError, ProviderResponseError, ProviderUnavailableError
 
 
 @dataclass(frozen=True)
@@ -116,6 +116,23 @@ def parse_metadata(doc: object, config: EntraConfig, url: str) -> ProviderMetada
     )
 
 
+def provider_error(
+    exc: FetchError, config: EntraConfig, step: str, what: str
+) -> ProviderUnavailableError:
+    """The typed error for a failed fetch: 502 when the provider answered nonsense, else 503
+    (``KeySetUnavailableError``: refuse, never accept), with host, step, cause and Retry-After."""
+    kind = ProviderResponseError if exc.nonsense else KeySetUnavailableError
+    return kind(
+        f"{what} could not be had: {exc.cause}.",
+        remedy=f"Check that {config.authority} is reachable from this server (network, proxy, "
+        "ENTRA_CA_BUNDLE) and that ENTRA_AUTHORITY names the right tenant.",
+        retry_after=exc.retry_after,
+        host=urlsplit(str(config.authority)).netloc,
+        step=step,
+        cause=exc.cause,
+    )
+
+
 class Discovery:
     """The authority's metadata, fetched on first use and then shared (thread-safe)."""
 
@@ -150,11 +167,8 @@ class Discovery:
                     try:
                         self._metadata = self.read()
                     except FetchError as exc:
-                        raise KeySetUnavailableError(
-                            f"The identity provider's metadata is unavailable: {exc}",
-                            remedy=f"Check that {self.config.authority} is reachable from this "
-                            "server (network, proxy, ENTRA_CA_BUNDLE) and that ENTRA_AUTHORITY "
-                            "names the right tenant.",
+                        raise provider_error(
+                            exc, self.config, "discovery", "The identity provider's metadata"
                         ) from None
         return self._metadata
 

@@ -27,6 +27,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 import jwt
 import requests
@@ -37,7 +38,13 @@ from cryptography.hazmat.primitives.serialization import load_pem_public_key
 from ._http import FetchError, get_json
 from .config import EntraConfig
 from .discovery import Discovery, ProviderMetadata
-from .errors import ConfigurationError, InvalidTokenError, KeySetUnavailableError
+from .errors import (
+    ConfigurationError,
+    InvalidTokenError,
+    KeySetUnavailableError,
+    ProviderResponseError,
+    ProviderUnavailableError,
+)
 
 log = logging.getLogger("entra_auth.keys")
 
@@ -135,6 +142,9 @@ class KeySetPolicy:
         self.last_kid_fetch: float | None = None
         self.failures = 0
         self.last_error = "no fetch has succeeded yet"
+        self.last_cause = self.last_error
+        self.last_retry_after: int | None = None
+        self.last_nonsense = False  # the last answer was not JSON: 502, not 503
 
     def stale(self, now: float) -> bool:
         """Past the refresh interval: time to refresh in the background of a lookup."""
@@ -175,12 +185,34 @@ class KeySetPolicy:
         self.fetched_at = now
         self.failures = 0
 
-    def failed(self, error: str) -> None:
+    def failed(
+        self, error: str, *, cause: str = "", retry_after: int | None = None, nonsense: bool = False
+    ) -> None:
         self.failures += 1
         self.last_error = error
+        self.last_cause, self.last_retry_after = cause or error, retry_after
+        self.last_nonsense = nonsense
 
-    def unavailable(self, *, stale: bool = False) -> KeySetUnavailableError:
-        return KeySetUnavailableError(
+    def next_attempt_in(self, now: float) -> int:
+        """Whole seconds until a fetch for an empty key set may start again (backoff)."""
+        if self.last_attempt is None:
+            return 0
+        wait = min(self.cooldown, 2.0 ** max(self.failures - 1, 0))
+        return max(0, int(-(-(self.last_attempt + wait - now) // 1)))
+
+    def unavailable(
+        self, *, stale: bool = False, now: float | None = None
+    ) -> ProviderUnavailableError:
+        """The refusal while no trusted key can be had: 503 (502 when the provider answered
+        nonsense), Retry-After as the provider asked or until the next fetch may start,
+        whichever is later."""
+        waits = [
+            w
+            for w in (self.last_retry_after, None if now is None else self.next_attempt_in(now))
+            if w
+        ]
+        kind = ProviderResponseError if self.last_nonsense and not stale else KeySetUnavailableError
+        return kind(
             (
                 "The signing keys are too old to trust and cannot be refreshed: "
                 if stale
@@ -189,6 +221,10 @@ class KeySetPolicy:
             + self.last_error,
             remedy=f"Check that {self.authority} is reachable from this server (network, proxy, "
             "ENTRA_CA_BUNDLE) and that ENTRA_AUTHORITY names the right tenant.",
+            retry_after=max(waits) if waits else None,
+            host=urlsplit(self.authority).netloc,
+            step="signing keys",
+            cause=self.last_cause,
         )
 
 
@@ -240,7 +276,7 @@ class JwksCache:
         with self._fetch_lock:
             self._fetch_locked()
         if not self.policy.keys:
-            raise self.policy.unavailable()
+            raise self.policy.unavailable(now=self._clock())
 
     def get(self, kid: str) -> SigningKey:
         """The key with this ``kid``; refetches once per cooldown for an unknown one."""
@@ -250,7 +286,7 @@ class JwksCache:
         if policy.stale(now):
             self._refresh("stale", wait=False)  # one caller refreshes; the others go on
             if policy.too_stale(now):
-                raise policy.unavailable(stale=True)
+                raise policy.unavailable(stale=True, now=now)
         key = policy.keys.get(kid)
         if key is not None:
             return key
@@ -275,7 +311,7 @@ class JwksCache:
             return
         self._refresh("empty", wait=True)
         if not self.policy.keys:
-            raise self.policy.unavailable()
+            raise self.policy.unavailable(now=self._clock())
 
     def _refresh(self, why: str, *, wait: bool) -> None:
         if not self._fetch_lock.acquire(blocking=False):
@@ -296,7 +332,9 @@ class JwksCache:
             metadata = self.discovery.known or self.discovery.read()
             keys = self.read_keys(metadata.jwks_uri)
         except FetchError as exc:
-            self.policy.failed(str(exc))
+            self.policy.failed(
+                str(exc), cause=exc.cause, retry_after=exc.retry_after, nonsense=exc.nonsense
+            )
             log.warning("Signing keys not refreshed: %s", exc)
             return
         self.discovery.remember(metadata)

@@ -14,8 +14,8 @@ from urllib.parse import urlsplit
 
 import requests
 
+from .._http import cause_of, retry_after_seconds
 from ..errors import GraphAuthError, GraphError, GraphForbiddenError, GraphUnavailableError
-from .http import cause_of, retry_after_seconds
 
 DEFAULT_GRAPH = "https://graph.microsoft.com"
 

@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import contextvars
 import json
-import socket
-import ssl
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -28,6 +26,7 @@ from urllib.parse import urlsplit
 
 import requests
 
+from .._http import cause_of, retry_after_seconds
 from ..errors import ProviderResponseError, ProviderUnavailableError
 
 _STEP: contextvars.ContextVar[str] = contextvars.ContextVar("entra_provider_step", default="")
@@ -60,52 +59,6 @@ def provider_step(step: str) -> Iterator[None]:
 
 def current_step() -> str:
     return _STEP.get()
-
-
-def retry_after_seconds(value: str | None) -> int | None:
-    """``Retry-After`` in whole seconds (capped at an hour), None when absent or a date."""
-    if value is None:
-        return None
-    try:
-        seconds = int(value.strip())
-    except ValueError:
-        return None
-    return max(0, min(seconds, 3600))
-
-
-def cause_of(exc: BaseException, timeout: float) -> str:
-    """A failed request's cause in the operator's words (never the exception's own text, which
-    can quote URLs with codes or bodies)."""
-    if isinstance(exc, requests.ConnectTimeout):
-        return f"connecting timed out after {timeout:g} s"
-    if isinstance(exc, requests.ReadTimeout):
-        return f"no answer within {timeout:g} s"
-    if isinstance(exc, requests.exceptions.SSLError):
-        return "TLS certificate not trusted (or TLS failed)"
-    chain: list[BaseException] = []
-    seen: BaseException | None = exc
-    while seen is not None and len(chain) < 12:
-        chain.append(seen)
-        nested = seen.args[0] if seen.args and isinstance(seen.args[0], BaseException) else None
-        seen = getattr(seen, "reason", None) or nested or seen.__cause__ or seen.__context__
-        if seen in chain:
-            break
-    for link in chain:
-        if isinstance(link, socket.gaierror) or "NameResolution" in type(link).__name__:
-            return "DNS name does not resolve"
-        if isinstance(link, ssl.SSLError):
-            return "TLS certificate not trusted (or TLS failed)"
-        if isinstance(link, ConnectionRefusedError) or "ConnectionRefused" in repr(link):
-            return "connection refused (nothing listens on that port)"
-        if isinstance(link, (ConnectionResetError, BrokenPipeError)):
-            return "connection reset by the other side"
-        if "RemoteDisconnected" in type(link).__name__ or "IncompleteRead" in type(link).__name__:
-            return "connection closed before the answer was complete"
-    if isinstance(exc, requests.exceptions.ChunkedEncodingError):
-        return "connection closed before the answer was complete"
-    if "Failed to resolve" in str(exc) or "Name or service not known" in str(exc):
-        return "DNS name does not resolve"
-    return f"could not connect ({type(exc).__name__})"
 
 
 class ProviderRequestFailed(ProviderUnavailableError, requests.ConnectionError):

@@ -23,7 +23,7 @@ from werkzeug.local import LocalProxy
 
 from ...bearer import bearer_token, challenge
 from ...config import EntraConfig
-from ...errors import EntraAuthError, InsufficientScopeError, KeySetUnavailableError
+from ...errors import EntraAuthError, InsufficientScopeError, ProviderUnavailableError
 from ...keys import JwksCache
 from ...logs import inert
 from ...tokens import AccessTokenValidator, Principal
@@ -151,8 +151,10 @@ def _check(
             return _answer(None, realm)
         g.principal = validator.validate(token, scopes=scopes, roles=roles)
     except EntraAuthError as error:
-        level = logging.WARNING if isinstance(error, KeySetUnavailableError) else logging.INFO
+        level = logging.WARNING if isinstance(error, ProviderUnavailableError) else logging.INFO
         reason = getattr(error, "reason", error.code)
+        if isinstance(error, ProviderUnavailableError):  # for the operator: where and why
+            reason = f"{error.code} ({inert(error.host)}, {error.step}: {inert(error.cause)})"
         log.log(  # the path is the client's: logged inert, one record per refusal (HX07)
             level,
             "Bearer token refused on %s %s: %s",
