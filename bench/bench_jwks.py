@@ -15,7 +15,7 @@ from bench.common import API, access_token
 from entra_auth.config import EntraConfig
 from entra_auth.emulator import EntraEmulator, Fault
 from entra_auth.errors import EntraAuthError
-from entra_auth.jwks import JwksCache
+from entra_auth.keys import JwksCache
 from entra_auth.tokens import AccessTokenValidator
 
 

@@ -3,12 +3,15 @@
 The floor is one RSA-2048 PKCS#1 v1.5 / SHA-256 verification with ``cryptography`` alone: no
 validator can beat it for a token it has not seen. Peers validate the same tokens with the same
 rules (signature, iss, aud, exp). Absolute numbers on this machine are noisy; the ratios are the
-result. Run: ``make bench`` (or ``.venv/bin/python -m bench.bench_validation``).
+result, and every contender is timed in turn within each round, so that a change of load during
+the run weighs on all of them alike rather than on whichever ran then. Run: ``make bench`` (or
+``.venv/bin/python bench/bench_validation.py``).
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import platform
 import ssl
 import sys
@@ -17,44 +20,60 @@ import time
 import uuid
 import warnings
 from collections.abc import Callable
+from pathlib import Path
 
 import jwt
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script, too
 
 from bench.common import API, access_token
 from entra_auth.config import EntraConfig
 from entra_auth.emulator import EntraEmulator
 from entra_auth.tokens import AccessTokenValidator
 
-SECONDS = 0.6
-ROUNDS = 5
+# Each contender gets ROUNDS slices of SECONDS, interleaved; the best slice counts. Many short
+# slices find a quiet moment for each contender more surely than a few long ones.
+SECONDS = 0.25
+ROUNDS = 12
+
+Contender = Callable[[], object]
 
 
-def rate(fn: Callable[[], object]) -> float:
-    """Best of ROUNDS runs of SECONDS each: operations per second."""
-    best = 0.0
+def run_for(fn: Contender, seconds: float) -> float:
+    """Calls of ``fn`` per second over one slice of about ``seconds``."""
+    count, start = 0, time.perf_counter()
+    deadline = start + seconds
+    while True:
+        for _ in range(50):
+            fn()
+        count += 50
+        now = time.perf_counter()
+        if now >= deadline:
+            return count / (now - start)
+
+
+def rates(contenders: dict[str, Contender]) -> dict[str, float]:
+    """Operations per second of each contender: the best of ROUNDS interleaved slices."""
+    best = dict.fromkeys(contenders, 0.0)
     for _ in range(ROUNDS):
-        count, start = 0, time.perf_counter()
-        deadline = start + SECONDS
-        while True:
-            for _ in range(50):
-                fn()
-            count += 50
-            now = time.perf_counter()
-            if now >= deadline:
-                break
-        best = max(best, count / (now - start))
+        for name, fn in contenders.items():
+            best[name] = max(best[name], run_for(fn, SECONDS))
     return best
 
 
-def peer_rates(
-    token: str, public_key: object, issuer: str, emulator: EntraEmulator | None = None
-) -> dict[str, float]:
+def peer_contenders(
+    token: str,
+    public_key: object,
+    issuer: str,
+    stack: contextlib.ExitStack,
+    emulator: EntraEmulator | None = None,
+) -> dict[str, Contender]:
     """joserfc, Authlib and fastapi-azure-auth with the same rules, when installed."""
-    found: dict[str, float] = {}
+    found: dict[str, Contender] = {}
     if emulator is not None:
-        found.update(fastapi_azure_auth_rate(token, emulator))
+        found.update(fastapi_azure_auth_contender(token, emulator, stack))
     try:
         from joserfc import jwt as joserfc_jwt
         from joserfc.jwk import RSAKey
@@ -69,7 +88,7 @@ def peer_rates(
         def joserfc_validate(t: str = token) -> None:
             registry.validate(joserfc_jwt.decode(t, key, algorithms=["RS256"]).claims)
 
-        found["joserfc, preloaded key"] = rate(joserfc_validate)
+        found["joserfc, preloaded key"] = joserfc_validate
     except ImportError:
         pass
     try:
@@ -87,13 +106,15 @@ def peer_rates(
         def authlib_validate(t: str = token) -> None:
             authlib_jwt.decode(t, public_key, claims_options=options).validate()
 
-        found["Authlib, preloaded key"] = rate(authlib_validate)
+        found["Authlib, preloaded key"] = authlib_validate
     except ImportError:
         pass
     return found
 
 
-def fastapi_azure_auth_rate(token: str, emulator: EntraEmulator) -> dict[str, float]:
+def fastapi_azure_auth_contender(
+    token: str, emulator: EntraEmulator, stack: contextlib.ExitStack
+) -> dict[str, Contender]:
     """Its real path: ``__call__`` on a Starlette request (one event-loop turn per call), its
     OpenID configuration read from the local Entra ID with the emulator's CA."""
     try:
@@ -115,6 +136,7 @@ def fastapi_azure_auth_rate(token: str, emulator: EntraEmulator) -> dict[str, fl
         "verify": ssl.create_default_context(cafile=str(emulator.ca_path))
     }
     loop = asyncio.new_event_loop()
+    stack.callback(loop.close)
     scope = {
         "type": "http",
         "method": "GET",
@@ -132,10 +154,7 @@ def fastapi_azure_auth_rate(token: str, emulator: EntraEmulator) -> dict[str, fl
     except Exception as exc:
         print(f"(fastapi-azure-auth could not validate here: {type(exc).__name__})")
         return {}
-    try:
-        return {"fastapi-azure-auth (__call__)": rate(validate)}
-    finally:
-        loop.close()
+    return {"fastapi-azure-auth (__call__)": validate}
 
 
 def tokens(emulator: EntraEmulator) -> dict[str, str]:
@@ -155,7 +174,10 @@ def tokens(emulator: EntraEmulator) -> dict[str, str]:
 
 
 def main() -> None:
-    with EntraEmulator(state_dir=tempfile.mkdtemp(), port=0, browser_port=0) as emulator:
+    with (
+        EntraEmulator(state_dir=tempfile.mkdtemp(), port=0, browser_port=0) as emulator,
+        contextlib.ExitStack() as stack,
+    ):
         config = EntraConfig(
             authority=emulator.authority, client_id=API, ca_bundle=str(emulator.ca_path)
         )
@@ -188,16 +210,16 @@ def main() -> None:
                 key = jwks_client.get_signing_key_from_jwt(t)
                 jwt.decode(t, key, algorithms=["RS256"], audience=API, issuer=issuer)
 
-            results = {
-                "RSA-2048 verify floor (cryptography)": rate(floor),
-                "entra-auth cold (no validated-token cache)": rate(
-                    lambda t=token: cold.validate(t)
-                ),
-                "entra-auth warm (validated-token cache)": rate(lambda t=token: warm.validate(t)),
-                "PyJWT, preloaded key": rate(pyjwt_preloaded),
-                "PyJWT + PyJWKClient": rate(pyjwt_jwks_client),
-                **peer_rates(token, public_key, issuer, emulator),
-            }
+            results = rates(
+                {
+                    "RSA-2048 verify floor (cryptography)": floor,
+                    "entra-auth cold (no validated-token cache)": lambda t=token: cold.validate(t),
+                    "entra-auth warm (validated-token cache)": lambda t=token: warm.validate(t),
+                    "PyJWT, preloaded key": pyjwt_preloaded,
+                    "PyJWT + PyJWKClient": pyjwt_jwks_client,
+                    **peer_contenders(token, public_key, issuer, stack, emulator),
+                }
+            )
             base = results["RSA-2048 verify floor (cryptography)"]
             peers = {k: v for k, v in results.items() if not k.startswith(("RSA", "entra"))}
             best_peer = max(peers.values())

@@ -1,9 +1,12 @@
-"""The validated-token cache and the ID-token validator, against the emulator's keys."""
+"""The validated-token cache and the ID-token validator, against the emulator's keys; the
+parts of the cold path that need no keys (the principal, scopes, tenants) without them."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import time
+from types import MappingProxyType
 from typing import Any
 
 import pytest
@@ -11,10 +14,16 @@ import pytest
 from entra_auth.config import EntraConfig
 from entra_auth.emulator import EntraEmulator
 from entra_auth.errors import InvalidTokenError
-from entra_auth.jwks import JwksCache
-from entra_auth.tokens import AccessTokenValidator, IdTokenValidator
+from entra_auth.keys import JwksCache
+from entra_auth.tokens import (
+    MAX_SCOPE_SETS,
+    AccessTokenValidator,
+    IdTokenValidator,
+    Principal,
+    _principal,
+)
 
-from .helpers import API, CONTOSO, WEB, emulator_config
+from .helpers import API, CONTOSO, FABRIKAM, WEB, emulator_config
 from .security.minting import REMOVE, Mint
 
 
@@ -138,3 +147,87 @@ def test_id_token_with_several_audiences_and_our_azp(entra_emulator: EntraEmulat
     mint = Mint(entra_emulator)
     token = mint.token(id_claims(mint, aud=[WEB, API], azp=WEB))
     assert id_validator(entra_emulator).validate(token, nonce="n-123").client_id == WEB
+
+
+# -- without keys: what the cold path builds and remembers ------------------------------------
+def test_the_validators_principal_is_the_dataclass_one() -> None:
+    claims: dict[str, Any] = {"oid": "o", "preferred_username": "adele@contoso.example"}
+    built = _principal("o", "t", "s", frozenset({"a"}), frozenset(), "Adele", WEB, False, claims)
+    declared = Principal(
+        oid="o",
+        tid="t",
+        sub="s",
+        scopes=frozenset({"a"}),
+        name="Adele",
+        client_id=WEB,
+        claims=MappingProxyType(claims),
+    )
+    assert built == declared
+    assert hash(built) == hash(declared)
+    assert repr(built) == repr(declared)
+    # Every field set, and no other: a field added to Principal must be added to _principal,
+    # which bypasses __init__ (so a __post_init__ would not run).
+    assert vars(built).keys() == {f.name for f in dataclasses.fields(Principal)}
+    assert not hasattr(Principal, "__post_init__")
+    assert dataclasses.replace(built, tid="u").tid == "u"
+    assert built.username == "adele@contoso.example"
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        built.oid = "x"  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        built.claims["oid"] = "x"  # type: ignore[index]  # a read-only view of the claims
+    assert _principal("o", "t", "s", frozenset(), frozenset(), 7, None, True, {}).name is None
+
+
+def _offline(**changes: Any) -> AccessTokenValidator:
+    """A validator whose key source is never asked: only claim checks are called on it."""
+    values: dict[str, Any] = {"tenant_id": CONTOSO, "client_id": API}
+    values.update(changes)
+    return AccessTokenValidator(EntraConfig(**values))
+
+
+def test_scope_sets_are_remembered_within_a_bound() -> None:
+    validator = _offline()
+    base = {"ver": "2.0", "azp": WEB}
+    for i in range(MAX_SCOPE_SETS + 20):
+        scopes, _, _ = validator._check_access_token_kind({**base, "scp": f"s{i}  common"})
+        assert scopes == {f"s{i}", "common"}
+    assert len(validator._scope_sets) == MAX_SCOPE_SETS
+    for _ in range(2):  # remembered or not, the same answer
+        assert validator._check_access_token_kind({**base, "scp": "s0  common"})[0] == {
+            "s0",
+            "common",
+        }
+        assert validator._check_access_token_kind({**base, "scp": "   "})[0] == frozenset()
+        assert validator._check_access_token_kind({**base, "roles": ["r"]})[:2] == (
+            frozenset(),
+            {"r"},
+        )
+
+
+ORGANIZATIONS = "https://login.microsoftonline.com/organizations"
+OTHER = "0b1c2d3e-4f5a-4b6c-8d7e-9f0a1b2c3d4e"
+
+
+@pytest.mark.parametrize(
+    ("config", "accepted", "refused"),
+    [
+        ({}, [CONTOSO, CONTOSO.upper()], [FABRIKAM, OTHER]),
+        ({"allowed_tenants": (FABRIKAM,)}, [CONTOSO, FABRIKAM, FABRIKAM.upper()], [OTHER]),
+        ({"tenant_id": None, "authority": ORGANIZATIONS}, [], [CONTOSO, FABRIKAM]),
+        (
+            {"tenant_id": None, "authority": ORGANIZATIONS, "allowed_tenants": (FABRIKAM.upper(),)},
+            [FABRIKAM, FABRIKAM.upper()],
+            [CONTOSO, OTHER],
+        ),
+    ],
+)
+def test_tenant_rule_from_the_configuration(
+    config: dict[str, Any], accepted: list[str], refused: list[str]
+) -> None:
+    validator = _offline(**config)
+    for tid in accepted:
+        assert validator._check_tenant({"tid": tid}) == tid
+    for tid in refused:
+        with pytest.raises(InvalidTokenError) as caught:
+            validator._check_tenant({"tid": tid})
+        assert caught.value.reason == "wrong_tenant"
