@@ -556,3 +556,48 @@ def test_an_api_answers_the_provider_down_with_its_status_and_retry_after(
     entra_emulator.clear_faults()
     api.validator_for(app).jwks.policy.last_attempt = None  # the backoff, not the test, waits
     assert client.get("/data", headers={"Authorization": f"Bearer {token}"}).status_code == 200
+
+
+def test_a_redirecting_token_endpoint_gets_no_secret_and_no_code() -> None:
+    """requests re-sends a POST body on 307/308: the secret, the code and the PKCE verifier would
+    follow the Location to any host, http included. The provider session never follows."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    from entra_auth.client.http import ProviderSession
+    from entra_auth.errors import ProviderResponseError
+
+    received: list[str] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers.get("Content-Length", 0))).decode()
+            if self.path == "/token":  # the "token endpoint" sends the request elsewhere
+                self.send_response(307)
+                self.send_header("Location", "/steal")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+            received.append(body)
+            self.send_response(200)
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"{}")
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        session = ProviderSession(timeout=5.0)
+        with pytest.raises(ProviderResponseError) as refused:
+            session.post(
+                f"http://127.0.0.1:{server.server_address[1]}/token",
+                data={"client_secret": "S3CRET", "code": "C"},
+            )
+        assert "a redirect, not followed" in refused.value.cause
+        assert received == []  # nothing reached the Location
+    finally:
+        server.shutdown()
+        server.server_close()

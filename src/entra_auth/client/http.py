@@ -115,6 +115,9 @@ class ProviderSession(requests.Session):
     ) -> requests.Response:
         # Connect fails fast on a dead host; read gets the whole budget (a slow token endpoint).
         kwargs.setdefault("timeout", (min(self.timeout, 3.05), self.timeout))
+        # Never follow a redirect: requests re-sends a POST body (the client secret, the code, the
+        # PKCE verifier) on 307/308 to wherever Location points, http and other hosts included.
+        kwargs["allow_redirects"] = False
         target = url.decode() if isinstance(url, bytes) else str(url)
         host = urlsplit(target).netloc
         try:
@@ -127,16 +130,18 @@ class ProviderSession(requests.Session):
             response.close()
             said = f", Retry-After {wait} s" if wait is not None else ""
             raise unavailable(host, f"HTTP {status}{said}", retry_after=wait)
-        if not 300 <= status < 400:
-            # Every provider answer MSAL reads is JSON, errors included (RFC 6749 §5.2); MSAL
-            # would raise a bare ValueError on anything else (a proxy's HTML 404).
-            try:
-                json.loads(response.content)
-            except (ValueError, RecursionError):
-                kind = response.headers.get("Content-Type", "").split(";")[0].strip()[:40]
-                raise bad_response(
-                    host, f"HTTP {status} not JSON ({kind or 'no content type'})"
-                ) from None
-            except requests.RequestException as exc:
-                raise unavailable(host, cause_of(exc, self.timeout)) from None
+        if 300 <= status < 400:
+            response.close()
+            raise bad_response(host, f"HTTP {status}: a redirect, not followed")
+        # Every provider answer MSAL reads is JSON, errors included (RFC 6749 §5.2); MSAL
+        # would raise a bare ValueError on anything else (a proxy's HTML 404).
+        try:
+            json.loads(response.content)
+        except (ValueError, RecursionError):
+            kind = response.headers.get("Content-Type", "").split(";")[0].strip()[:40]
+            raise bad_response(
+                host, f"HTTP {status} not JSON ({kind or 'no content type'})"
+            ) from None
+        except requests.RequestException as exc:
+            raise unavailable(host, cause_of(exc, self.timeout)) from None
         return response

@@ -260,8 +260,10 @@ class EntraAuth:
             return MappingTokenCacheStore(session)
         cache_id = session.get(_CACHE_ID)
         if not isinstance(cache_id, str):
+            # Re-seal only a session that was sealed: never bless an identity someone planted.
+            was_sealed = session.get(_USER) is not None and self._sealed()
             cache_id = session[_CACHE_ID] = secrets.token_urlsafe(24)
-            if session.get(_USER) is not None:
+            if was_sealed:
                 session[_SEAL] = self._seal()
         from ...client.redis_cache import RedisTokenCacheStore  # configured: redis is there
 
@@ -382,6 +384,8 @@ class EntraAuth:
         *,
         after_interaction: bool,
     ) -> None:
+        if isinstance(session.get(_CACHE_ID), str):  # a previous user's tokens go with them
+            self._token_store().clear()
         regenerate = getattr(current_app.session_interface, "regenerate", None)
         if regenerate is not None and session:  # a new id at sign-in: no session fixation
             regenerate(session)  # (an id with nothing stored is replaced by Flask-Session)
