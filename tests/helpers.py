@@ -228,3 +228,15 @@ class DemoProcess:
             self.process.wait(timeout=timeout)
         self._reader.join(timeout=timeout)
         return self.process.returncode
+
+
+def redis_demo_app(emulator: EntraEmulator, redis_url: str) -> Flask:
+    """The demo app with sessions and token caches in Redis (a fresh cache key each time)."""
+    from cryptography.fernet import Fernet
+    from examples.demo.app import create_app
+
+    return create_app(
+        demo_config(
+            emulator, REDIS_URL=redis_url, ENTRA_TOKEN_CACHE_KEY=Fernet.generate_key().decode()
+        )
+    )

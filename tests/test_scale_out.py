@@ -25,7 +25,16 @@ from werkzeug.test import TestResponse
 from entra_auth.emulator import EntraEmulator
 from entra_auth.testing.driver import BrowserlessUser
 
-from .helpers import HANG_GUARD, MEGAN, WEB, DemoProcess, demo_config, secret_of, within
+from .helpers import (
+    HANG_GUARD,
+    MEGAN,
+    WEB,
+    DemoProcess,
+    demo_config,
+    redis_demo_app,
+    secret_of,
+    within,
+)
 from .redis_support import RedisServer
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -156,14 +165,7 @@ def test_a_tampered_token_cache_is_refused(
 
 
 def demo_app_on(server: RedisServer, emulator: EntraEmulator) -> Flask:
-    app = create_app(
-        demo_config(
-            emulator,
-            REDIS_URL=server.url,
-            ENTRA_TOKEN_CACHE_KEY=Fernet.generate_key().decode(),
-        )
-    )
-    return app
+    return redis_demo_app(emulator, server.url)
 
 
 def assert_store_unavailable_page(down: TestResponse, path: str) -> None:
@@ -230,13 +232,7 @@ def test_redis_without_an_encryption_key_fails_at_start(
 def test_entries_slide_and_go_with_the_session(
     entra_emulator: EntraEmulator, redis_url: str
 ) -> None:
-    app = create_app(
-        demo_config(
-            entra_emulator,
-            REDIS_URL=redis_url,
-            ENTRA_TOKEN_CACHE_KEY=Fernet.generate_key().decode(),
-        )
-    )
+    app = redis_demo_app(entra_emulator, redis_url)
     lifetime = int(app.permanent_session_lifetime.total_seconds())
     client = app.test_client()
     answer = BrowserlessUser().authorize(client.get("/login").headers["Location"], user=MEGAN)

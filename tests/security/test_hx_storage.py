@@ -393,18 +393,10 @@ def _session_records(client: redis.Redis) -> dict[bytes, dict[str, object]]:
 def test_HX11_a_session_record_edited_in_redis_speaks_for_no_one(
     entra_emulator: EntraEmulator, redis_url: str, tmp_path: Path, edit: tuple[str, ...]
 ) -> None:
-    from examples.demo.app import create_app
-
-    from ..helpers import MEGAN, demo_config
+    from ..helpers import MEGAN, redis_demo_app
     from .web import Web
 
-    app = create_app(
-        demo_config(
-            entra_emulator,
-            REDIS_URL=redis_url,
-            ENTRA_TOKEN_CACHE_KEY=Fernet.generate_key().decode(),
-        )
-    )
+    app = redis_demo_app(entra_emulator, redis_url)
     victim, attacker = Web(entra_emulator, app), Web(entra_emulator, app)
     victim.sign_in()
     attacker.sign_in(user=MEGAN)
