@@ -61,17 +61,18 @@ class PendingSignIns:
         """The flow for ``state``, removed (a response is redeemed once) and remembered as used."""
         found = self.flows.pop(state, None)
         if found is not None:
-            self.used = [*self.used[-4:], _fingerprint(state)]
+            self.used = [*self.used[-4:], state_fingerprint(state)]
         return found
 
     def was_used(self, state: str) -> bool:
-        return _fingerprint(state) in self.used
+        return state_fingerprint(state) in self.used
 
     def __bool__(self) -> bool:
         return bool(self.flows or self.used)
 
 
-def _fingerprint(state: str) -> str:
+def state_fingerprint(state: str) -> str:
+    """A short hash of an OAuth `state`: what is remembered of a used one (never the state)."""
     return hashlib.sha256(state.encode("utf-8", "surrogatepass")).hexdigest()[:32]
 
 

@@ -167,14 +167,25 @@ def test_FL02_login_csrf_attackers_callback_in_victims_browser(
 
 
 def test_FL03_code_redeemed_twice(web: Web, entra_emulator: EntraEmulator) -> None:
-    params = web.authorize(web.begin())
-    assert web.callback(params).status_code == 302
+    params = web.authorize(web.begin("/login?next=/claims"))
+    assert web.callback(params).headers["Location"] == "/claims"
     cookie = web.cookie()
-    # The back button (or a double submit) replays the callback in the same browser.
+    # The back button (or a double submit) replays the callback in the same, signed-in browser:
+    # quietly on to the page the sign-in was for, nothing redeemed again, no new session.
     again = web.callback(params)
-    assert again.status_code == 400
-    assert "AADSTS54005" in again.get_data(as_text=True)
-    assert web.cookie() == cookie  # no new session was made from it
+    assert again.status_code == 302
+    assert again.headers["Location"] == "/claims"
+    assert web.cookie() == cookie
+    assert entra_emulator.request_counts().get("token", 0) == 1
+    # Once signed out here, the same replay is refused with words (the code is not redeemed).
+    with web.client.session_transaction() as session:
+        session.clear()
+    refused = web.callback(params)
+    assert refused.status_code == 400
+    text = refused.get_data(as_text=True)
+    assert "already used" in text
+    assert "AADSTS54005" in text  # for the developer, folded away
+    assert web.who() is None
     # Replayed in another browser (a stolen callback URL): no session, sign-in starts over.
     elsewhere = Web(entra_emulator, web.app)
     assert elsewhere.callback(params).headers["Location"].endswith("/login")
@@ -206,7 +217,10 @@ def test_FL05_error_at_callback_escaped_friendly(web: Web, error: str) -> None:
         web.callback({"error": error, "error_description": evil, "state": state}), web
     )
     assert "<script>" not in text
-    assert "What to do" in text
+    assert 'id="remedy"' in text and 'id="retry"' in text  # words for the user, "Try again"
+    # Entra's (escaped) description is for the developer: folded away, not the main message.
+    main, detail = text.split('<details id="detail">')
+    assert "AADSTS65004" in detail and "AADSTS65004" not in main
 
 
 def test_FL05_declined_consent_through_the_idp(web: Web) -> None:

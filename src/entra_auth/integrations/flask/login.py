@@ -1,14 +1,23 @@
 """Sign users in to a Flask app with ``EntraAuth`` (the shape of Flask-Login).
 
-    auth = EntraAuth(app)
+    auth = EntraAuth()                      # module level; auth.init_app(app) in create_app
 
     @app.get("/profile")
     @auth.login_required
     def profile():
         return auth.graph().me()
 
+    @app.get("/admin")
+    @auth.login_required(roles=["Admin"])   # app roles from the ID token; else a 403 page
+    def admin(): ...
+
+    @auth.user_loader                       # after each verified sign-in, and once a request
+    def load_user(user): return User.for_entra(user.tid, user.oid)
+
 Only translation lives here: the flow is ``entra_auth.client.signin``, sign-ins under way are
-``entra_auth.pending``, sessions are ``.sessions``.
+``entra_auth.pending``, sessions are ``.sessions``. The pages the library shows itself are
+templates under ``templates/entra_auth/`` that an app replaces by shipping its own of the same
+name (``layout.html`` for the look of all of them).
 """
 
 from __future__ import annotations
@@ -21,7 +30,7 @@ import logging
 import secrets
 import time
 from collections.abc import Callable, Iterable
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar, cast, overload
 from urllib.parse import urlsplit
 
 import msal
@@ -30,9 +39,10 @@ from flask import (
     Blueprint,
     Flask,
     current_app,
+    g,
     jsonify,
     redirect,
-    render_template_string,
+    render_template,
     request,
     session,
     url_for,
@@ -61,10 +71,10 @@ from ...errors import (
     SignInError,
 )
 from ...logs import inert, redact_logger
-from ...pending import PendingSignInCookie, PendingSignIns
+from ...pending import PendingSignInCookie, PendingSignIns, state_fingerprint
 from ...tokens import Principal
 from ._config import config_from_app
-from .sessions import configure_sessions, store_errors
+from .sessions import SignInSessions, configure_sessions, store_errors
 
 log = logging.getLogger("entra_auth.flask")
 F = TypeVar("F", bound=Callable[..., Any])
@@ -95,24 +105,22 @@ _SIGNED_IN_KEEP = (
     "sid",
 )
 
-_PAGE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>{{ title }}</title>
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<style>body{font-family:system-ui,sans-serif;max-width:40rem;margin:4rem auto;padding:0 1rem;
-color:#1b1b1b}h1{font-size:1.5rem}.fix{background:#f3f6fb;padding:.8rem 1rem;border-left:4px solid
-#0067b8}code{background:#f3f3f3;padding:0 .2rem}</style></head>
-<body><h1>{{ title }}</h1><p id="message">{{ message }}</p>
-{% if remedy %}<p class="fix" id="remedy"><strong>What to do:</strong> {{ remedy }}</p>{% endif %}
-{% if code %}<p>Error code: <code id="code">{{ code }}</code> (<code>entra-auth explain {{ code
-}}</code> says more)</p>{% endif %}
-{% if form %}<form method="post" action="{{ form }}"><button type="submit">Sign out</button></form>
-{% endif %}
-{% if retry %}<p><a id="retry" href="{{ retry }}">Try again</a></p>{% endif %}
-<p><a href="{{ home }}">Back to the app</a></p></body></html>"""
+_SIGNED_IN_AT = "entra_signed_in_at"
+# The last sign-in this session finished (its state's fingerprint and where it was going), so
+# the browser's Back button onto the used callback URL goes quietly to that page.
+_LAST_SIGN_IN = "entra_last_sign_in"
+# Set at sign-out, read by the first page after it (``entra_signed_out`` in templates): a
+# plain cookie, because the session is gone and nothing may be stored for anonymous visitors.
+_SIGNED_OUT_COOKIE = "entra_signed_out"
+_FRONT_CHANNEL_DONE = """<!doctype html><html lang="en"><head><meta charset="utf-8">
+<title>Signed out</title></head><body>Signed out.</body></html>"""
 
 
 class SignedInUser:
     """The signed-in user, from the verified ID token (claims for display; key on ``key``)."""
+
+    is_authenticated = True
+    is_anonymous = False
 
     def __init__(self, data: dict[str, Any]):
         self.claims: dict[str, Any] = dict(data)
@@ -121,18 +129,77 @@ class SignedInUser:
         self.sub: str = data["sub"]
         self.name: str | None = data.get("name")
         self.username: str | None = data.get("preferred_username")
+        roles = data.get("roles")
+        self.roles: frozenset[str] = frozenset(
+            r for r in (roles if isinstance(roles, list) else ()) if isinstance(r, str)
+        )
 
     @property
     def key(self) -> tuple[str, str]:
+        """``(oid, tid)``: what to key your own user record on (never email or UPN)."""
         return (self.oid, self.tid)
+
+    def has_roles(self, *roles: str) -> bool:
+        """Every one of ``roles`` is among the app roles the ID token carries."""
+        return set(roles) <= self.roles
+
+    @property
+    def record(self) -> Any:
+        """What the app's ``user_loader`` returned for this user (None without one)."""
+        extension = current_app.extensions.get("entra_auth")
+        if not isinstance(extension, EntraAuth) or extension._user_loader is None:
+            return None
+        if "_record" not in self.__dict__:  # once a request: the user object lives that long
+            self.__dict__["_record"] = extension._user_loader(self)
+        return self.__dict__["_record"]
 
     def principal(self) -> Principal:
         return Principal(
-            oid=self.oid, tid=self.tid, sub=self.sub, name=self.name, claims=self.claims
+            oid=self.oid,
+            tid=self.tid,
+            sub=self.sub,
+            name=self.name,
+            roles=self.roles,
+            claims=self.claims,
         )
 
 
+class AnonymousUser:
+    """``current_user`` when nobody is signed in: falsy, ``is_authenticated`` False."""
+
+    is_authenticated = False
+    is_anonymous = True
+    oid = tid = sub = name = username = record = None
+    roles: frozenset[str] = frozenset()
+    @property
+    def claims(self) -> dict[str, Any]:
+        return {}
+
+    def has_roles(self, *roles: str) -> bool:
+        return False
+
+    def __bool__(self) -> bool:
+        return False
+
+    def __repr__(self) -> str:
+        return "AnonymousUser()"
+
+
+_ANONYMOUS = AnonymousUser()
+
+
 def _session_user() -> SignedInUser | None:
+    """The signed-in user of this request (worked out once a request), or None."""
+    if "entra_user" in g:
+        return cast("SignedInUser | None", g.entra_user)
+    user = _load_session_user()
+    g.entra_user = user
+    return user
+
+
+def _load_session_user() -> SignedInUser | None:
+    if request_ctx.session is None:  # the session store failed while opening it
+        return None
     data = session.get(_USER)
     if not isinstance(data, dict):
         return None
@@ -140,36 +207,53 @@ def _session_user() -> SignedInUser | None:
     if not isinstance(extension, EntraAuth) or not extension._sealed():
         return None
     try:
-        return SignedInUser(data)
+        user = SignedInUser(data)
     except KeyError:
         return None
+    if extension._ended_at_idp(data):
+        extension._end_session()
+        return None
+    return user
 
 
-current_user: SignedInUser | None = cast("SignedInUser | None", LocalProxy(_session_user))
+def _current_user() -> SignedInUser | AnonymousUser:
+    return _session_user() or _ANONYMOUS
+
+
+current_user: SignedInUser | AnonymousUser = cast(
+    "SignedInUser | AnonymousUser", LocalProxy(_current_user)
+)
 
 
 def _auth_headers(response: WerkzeugResponse) -> WerkzeugResponse:
     response.headers["Cache-Control"] = "no-store"
     response.headers["Referrer-Policy"] = "no-referrer"
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    frame_ancestors = g.get("entra_frame_ancestors")
+    if frame_ancestors:  # the front-channel sign-out route: the IdP's page frames it
+        response.headers["Content-Security-Policy"] = f"frame-ancestors {frame_ancestors}"
+        response.headers.pop("X-Frame-Options", None)
+        return response
     response.headers["Content-Security-Policy"] = "frame-ancestors 'none'"
     response.headers["X-Frame-Options"] = "DENY"
-    response.headers["X-Content-Type-Options"] = "nosniff"
     return response
 
 
 class EntraAuth:
     """Sign users in with Entra ID (the shape of Flask-Login).
 
-        auth = EntraAuth(app)          # ENTRA_* from app.config, then the environment
+        auth = EntraAuth()             # at module level: nothing is read until init_app
 
-        @app.get("/profile")
-        @auth.login_required
-        def profile():
-            me = auth.graph().me()
-            ...
+        def create_app(settings=None):
+            app = Flask(__name__)
+            app.config.update(settings or {})
+            auth.init_app(app)         # ENTRA_* from app.config, then the environment
+            return app
 
-    Routes: ``/login``, the redirect path (``/get_token``), ``/logout`` (POST). Needs
-    ``ENTRA_CLIENT_ID``, ``ENTRA_CLIENT_SECRET``, the authority, and a Flask ``SECRET_KEY``.
+    Routes: ``/login``, the redirect path (``/get_token``), ``/logout`` (POST), and the
+    front-channel sign-out route (``/logout/front-channel``) the IdP loads when the user signs
+    out of another app of the same sign-in. Needs ``ENTRA_CLIENT_ID``, ``ENTRA_CLIENT_SECRET``,
+    the authority, and a Flask ``SECRET_KEY``.
     """
 
     def __init__(
@@ -179,9 +263,12 @@ class EntraAuth:
         config: EntraConfig | None = None,
         login_path: str = "/login",
         logout_path: str = "/logout",
+        front_channel_logout_path: str = "/logout/front-channel",
     ):
         self._config = config
         self.login_path, self.logout_path = login_path, logout_path
+        self.front_channel_logout_path = front_channel_logout_path
+        self._user_loader: Callable[[SignedInUser], Any] | None = None
         if app is not None:
             self.init_app(app)
 
@@ -209,11 +296,19 @@ class EntraAuth:
         # With Redis, each session's token cache is an encrypted entry of its own: fail at start
         # without a key rather than ever store tokens in the clear.
         self._cipher = TokenCacheCipher(config.token_cache_keys) if self._redis else None
-        self._cache_ttl = int(min(app.permanent_session_lifetime.total_seconds(), 90 * 86400))
-        bp = Blueprint("entra_auth", __name__)
+        lifetime = app.permanent_session_lifetime.total_seconds()
+        self._cache_ttl = int(min(lifetime, 90 * 86400))
+        # Front-channel sign-out needs to find sessions by the IdP's sid: in Redis or the files.
+        self._sign_ins = (
+            SignInSessions(app, self._redis, int(lifetime))
+            if self._redis is not None or hasattr(app.session_interface, "cache")
+            else None
+        )
+        bp = Blueprint("entra_auth", __name__, template_folder="templates")
         bp.add_url_rule(self.login_path, "login", self._login)
         bp.add_url_rule(callback.path or "/", "callback", self._callback)
         bp.add_url_rule(self.logout_path, "logout", self._logout, methods=["GET", "POST"])
+        bp.add_url_rule(self.front_channel_logout_path, "front_channel_logout", self._front_channel)
         bp.after_request(_auth_headers)
         app.register_blueprint(bp)
         app.register_error_handler(InteractionRequired, self._interaction_required)
@@ -223,19 +318,49 @@ class EntraAuth:
         app.register_error_handler(SessionStoreUnavailable, _store_unavailable)
         app.register_error_handler(InternalServerError, _store_unavailable_or_500)
         app.extensions["entra_auth"] = self
-        app.context_processor(lambda: {"current_user": _session_user()})
+        app.context_processor(_template_context)
         app.after_request(_private_when_signed_in)
+        app.after_request(_forget_signed_out)
         redact_logger("werkzeug")  # request lines carry ?code=…&state=…
 
     # -- for views ------------------------------------------------------------------------------
-    def login_required(self, view: F) -> F:
-        @functools.wraps(view)
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
-            if _session_user() is None:  # nothing stored: the page to return to rides along
-                return redirect(url_for("entra_auth.login", next=_here()))
-            return view(*args, **kwargs)
+    @overload
+    def login_required(self, view: F) -> F: ...
+    @overload
+    def login_required(self, *, roles: Iterable[str] = ()) -> Callable[[F], F]: ...
+    def login_required(
+        self, view: F | None = None, *, roles: Iterable[str] = ()
+    ) -> F | Callable[[F], F]:
+        """The view needs a signed-in user (else to ``/login?next=…``) with every app role of
+        ``roles`` in their ID token (else a 403 page), and a record from ``user_loader``."""
+        need = tuple(roles)
 
-        return cast(F, wrapper)
+        def decorate(view: F) -> F:
+            @functools.wraps(view)
+            def wrapper(*args: Any, **kwargs: Any) -> Any:
+                user = _session_user()
+                if user is None:  # nothing stored: the page to return to rides along
+                    return redirect(url_for("entra_auth.login", next=_here()))
+                if self._user_loader is not None and user.record is None:
+                    self._end_session()  # the app no longer knows this user
+                    return self._no_account()
+                if need and not user.has_roles(*need):
+                    return self._missing_roles(user, need)
+                return view(*args, **kwargs)
+
+            return cast(F, wrapper)
+
+        return decorate(view) if view is not None else decorate
+
+    def user_loader(self, loader: Callable[[SignedInUser], Any]) -> Callable[[SignedInUser], Any]:
+        """Register ``loader(user) -> your user record | None`` (Flask-Login's shape).
+
+        Called after each verified sign-in (create or update the record there: key it on
+        ``user.key``, the ``(oid, tid)`` pair) and at most once a request when
+        ``current_user.record`` is read or a ``login_required`` view runs. None refuses: at
+        sign-in the user gets a 403 page and no session; later, the session ends."""
+        self._user_loader = loader
+        return loader
 
     def get_token(self, scopes: Iterable[str]) -> str:
         """An access token for the signed-in user; ``InteractionRequired`` sends them through
@@ -258,6 +383,13 @@ class EntraAuth:
         """This session's token cache: its own encrypted Redis entry, or inside the session."""
         if self._redis is None or self._cipher is None:
             return MappingTokenCacheStore(session)
+        from ...client.redis_cache import RedisTokenCacheStore  # configured: redis is there
+
+        return RedisTokenCacheStore(
+            self._redis, self._cache_key(), self._cipher, ttl=self._cache_ttl
+        )
+
+    def _cache_key(self) -> str:
         cache_id = session.get(_CACHE_ID)
         if not isinstance(cache_id, str):
             # Re-seal only a session that was sealed: never bless an identity someone planted.
@@ -265,11 +397,7 @@ class EntraAuth:
             cache_id = session[_CACHE_ID] = secrets.token_urlsafe(24)
             if was_sealed:
                 session[_SEAL] = self._seal()
-        from ...client.redis_cache import RedisTokenCacheStore  # configured: redis is there
-
-        return RedisTokenCacheStore(
-            self._redis, f"entra:tokens:{cache_id}", self._cipher, ttl=self._cache_ttl
-        )
+        return f"entra:tokens:{cache_id}"
 
     def graph(self) -> GraphClient:
         """Microsoft Graph as the signed-in user (``User.Read``), waits bounded for a page:
@@ -336,45 +464,101 @@ class EntraAuth:
     def _callback(self) -> WerkzeugResponse:
         args = request.args
         if any(len(args.getlist(k)) > 1 for k in args) or len(request.query_string) > 16384:
-            return self._page(
-                400, "The sign-in response is malformed.", "Start the sign-in again from this app."
+            return self._sign_in_error(
+                "We couldn't sign you in",
+                "The answer from the sign-in service was incomplete or garbled.",
+                detail="The callback's query string repeats a parameter or is over 16 KiB.",
             )
         state = args.get("state")
+        if state and self._finished_here(state):
+            # Back onto the callback URL of the sign-in this session finished: no error page.
+            last = session.get(_LAST_SIGN_IN) or {}
+            return _no_referrer(redirect(safe_return_path(last.get("to"))))
         pending = self._pending.open(request.cookies.get(self._pending_cookie))
         if state and pending.was_used(state):
             entry = aadsts.lookup(54005)
             assert entry is not None
-            return self._page(
-                400, "This sign-in response was already used.", entry.fix, code=entry.name
+            return self._sign_in_error(
+                "This sign-in link was already used",
+                "This sign-in response was already used: the page was reloaded, or Back was "
+                "pressed after signing in.",
+                remedy="Sign in again to continue.",
+                detail=entry.fix,
+                code=entry.name,
             )
         flow = pending.take(state) if state else None
         if flow is None:
             if not pending.flows:  # the flow expired (or never was): start again, no error page
                 return _no_referrer(redirect(url_for("entra_auth.login")))
-            return self._page(
-                400,
+            return self._sign_in_error(
+                "This sign-in was started somewhere else",
                 "This sign-in response does not belong to a sign-in this browser started.",
-                "Start the sign-in again from this app.",
+                remedy="Sign in again from this app.",
+                detail="No sign-in under way in this browser has this state (a callback URL "
+                "from another browser, or a forged one).",
             )
         cache = msal.SerializableTokenCache()
+        again = url_for("entra_auth.login", next=safe_return_path(flow.return_to))
         try:
             signed_in = self.sign_in.complete(flow.flow, args.to_dict(), cache)
         except ProviderUnavailableError as exc:
             # The code is single-use: the way on is a new sign-in once the provider is back,
             # returning to the page the user was going to. Nobody was signed out.
-            again = url_for("entra_auth.login", next=safe_return_path(flow.return_to))
             return self._with_pending(self._provider_unavailable(exc, retry=again), pending)
         except SignInError as exc:
-            log.info("Sign-in refused: %s", inert(exc.code, 64))
             code = f"AADSTS{exc.aadsts}" if exc.aadsts else None
-            title = "Sign-in was cancelled." if exc.code == "access_denied" else "Sign-in failed."
-            page = self._page(400, title, exc.remedy, code=code, message=exc.message)
+            log.info(
+                "Sign-in refused: %s%s (entra-auth explain %s)",
+                inert(exc.code, 64),
+                f" {code}" if code else "",
+                code or inert(exc.code, 64),
+            )
+            if exc.code == "access_denied":
+                page = self._sign_in_error(
+                    "Sign-in was cancelled.",
+                    "The sign-in was cancelled, or the permissions the app asked for were "
+                    "declined.",
+                    remedy="You can try again whenever you are ready.",
+                    detail=exc.message,
+                    developer_remedy=exc.remedy,
+                    code=code,
+                    retry=again,
+                )
+            else:
+                page = self._sign_in_error(
+                    "Sign-in failed.",
+                    "Microsoft Entra ID could not sign you in to this app.",
+                    remedy="Try again. If it keeps happening, tell the app's administrator "
+                    "when it happened.",
+                    detail=exc.message,
+                    developer_remedy=exc.remedy,
+                    code=code,
+                    retry=again,
+                )
             return self._with_pending(page, pending)
+        if self._user_loader is not None:
+            user = SignedInUser(dict(signed_in.user.claims))
+            if self._user_loader(user) is None:
+                log.info("Sign-in refused by the app's user_loader (no record for this user).")
+                return self._with_pending(self._no_account(), pending)
         self._start_session(
-            signed_in, cache, flow.flow.get("scope", []), after_interaction=flow.interaction
+            signed_in,
+            cache,
+            flow.flow.get("scope", []),
+            after_interaction=flow.interaction,
+            state=str(state),
+            return_to=flow.return_to,
         )
         done = _no_referrer(redirect(safe_return_path(flow.return_to)))
         return self._with_pending(done, pending)
+
+    def _finished_here(self, state: str) -> bool:
+        last = session.get(_LAST_SIGN_IN)
+        return (
+            isinstance(last, dict)
+            and _session_user() is not None
+            and hmac.compare_digest(str(last.get("state", "")), state_fingerprint(state))
+        )
 
     def _start_session(
         self,
@@ -383,6 +567,8 @@ class EntraAuth:
         scopes: list[str],
         *,
         after_interaction: bool,
+        state: str,
+        return_to: str,
     ) -> None:
         if isinstance(session.get(_CACHE_ID), str):  # a previous user's tokens go with them
             self._token_store().clear()
@@ -390,13 +576,26 @@ class EntraAuth:
         if regenerate is not None and session:  # a new id at sign-in: no session fixation
             regenerate(session)  # (an id with nothing stored is replaced by Flask-Session)
         session.clear()
+        g.pop("entra_user", None)
         claims = dict(signed_in.user.claims)
         session[_USER] = {k: claims[k] for k in _SIGNED_IN_KEEP if k in claims}
         session[_ACCOUNT] = signed_in.account_id
         self._token_store().save(cache.serialize())
         session[_SEAL] = self._seal()
+        now = time.time()
+        session[_SIGNED_IN_AT] = now
+        session[_LAST_SIGN_IN] = {"state": state_fingerprint(state), "to": return_to}
         if after_interaction:  # remembered to stop a loop if the same need comes straight back
-            session[_FRESH] = {"scopes": list(scopes), "at": time.time()}
+            session[_FRESH] = {"scopes": list(scopes), "at": now}
+        sid = claims.get("sid")
+        session_id = getattr(session, "sid", None)
+        if self._sign_ins is not None and isinstance(sid, str) and sid and session_id:
+            self._sign_ins.record(
+                sid,
+                session_id=str(session_id),
+                cache_key=self._cache_key() if self._redis is not None else None,
+                issuer=str(claims.get("iss", "")),
+            )
 
     def _seal(self) -> str:
         """HMAC of the session's id and identity (user, MSAL account, token-cache id)."""
@@ -418,15 +617,79 @@ class EntraAuth:
             return False
         return hmac.compare_digest(given, self._seal())
 
+    def _ended_at_idp(self, user: dict[str, Any]) -> bool:
+        """The IdP signed this sign-in out (front-channel), here or on another instance."""
+        sid = user.get("sid")
+        if self._sign_ins is None or not isinstance(sid, str) or not sid:
+            return False
+        ended = self._sign_ins.ended_at(sid)
+        signed_in_at = session.get(_SIGNED_IN_AT)
+        if ended is None:
+            return False
+        return not isinstance(signed_in_at, (int, float)) or ended >= signed_in_at
+
     def _end_session(self) -> None:
         self._token_store().clear()
         session.clear()
+        g.entra_user = None
 
     def _logout(self) -> WerkzeugResponse:
         if request.method != "POST":  # a GET (link, image) must not sign anyone out
-            return self._page(200, "Sign out?", None, form=url_for("entra_auth.logout"))
+            if _session_user() is None:  # nobody to sign out: nothing to ask
+                return _no_referrer(redirect(safe_return_path("/")))
+            return self._render(
+                "entra_auth/sign_out.html",
+                200,
+                title="Sign out?",
+                message="You will be signed out of this app and of your Microsoft account in "
+                "this browser.",
+                form=url_for("entra_auth.logout"),
+            )
         self._end_session()
-        return _no_referrer(redirect(self.sign_in.sign_out_url(self.config.after_logout_url)))
+        response = _no_referrer(redirect(self.sign_in.sign_out_url(self.config.after_logout_url)))
+        response.set_cookie(
+            _SIGNED_OUT_COOKIE,
+            "1",
+            max_age=300,
+            path="/",
+            secure=self._secure,
+            httponly=True,
+            samesite="Lax",
+        )
+        return response
+
+    def _front_channel(self) -> WerkzeugResponse:
+        """The IdP, signing the user out of another app of the same sign-in, loads this in a
+        hidden frame with ``sid`` (OpenID Connect Front-Channel Logout 1.0; Entra ID sends it
+        to the app's front-channel logout URL). Ends every session of that sign-in, on every
+        instance, and their token caches. The frame carries no cookie of ours to rely on."""
+        g.entra_frame_ancestors = self._idp_origins()
+        sid, issuer = request.args.get("sid"), request.args.get("iss")
+        if not sid or len(sid) > 256 or (issuer is not None and len(issuer) > 512):
+            return _auth_headers(WerkzeugResponse("sid is required.", 400, mimetype="text/plain"))
+        ended = 0
+        if self._sign_ins is not None:
+            ended = self._sign_ins.end(sid, issuer=issuer, now=time.time())
+        else:
+            log.warning(
+                "Front-channel sign-out cannot end other sessions with SESSION_TYPE=%s: use "
+                "Redis or the file store.",
+                inert(str(current_app.config.get("SESSION_TYPE")), 40),
+            )
+        user = _session_user()  # this browser's own session, when the frame did carry it
+        if user is not None and user.claims.get("sid") == sid:
+            self._end_session()
+        log.info("Front-channel sign-out: %d session(s) ended.", ended)
+        return _auth_headers(WerkzeugResponse(_FRONT_CHANNEL_DONE, 200, mimetype="text/html"))
+
+    def _idp_origins(self) -> str:
+        """Who may frame the front-channel route: the IdP's sign-out page's origin."""
+        origins = {_origin(str(self.config.authority))}
+        known = self.sign_in.discovery.known
+        for url in (known.end_session_endpoint, known.authorization_endpoint) if known else ():
+            if url:
+                origins.add(_origin(url))
+        return " ".join(sorted(o for o in origins if o))
 
     def _provider_unavailable(
         self, error: ProviderUnavailableError, *, retry: str | None = None
@@ -472,7 +735,17 @@ class EntraAuth:
             )
             if retry is None and request.method == "GET":
                 retry = _here()  # the page the user was going to, to reload once it is back
-            response = self._page(status, title, remedy, message=message, retry=retry)
+            response = self._render(
+                "entra_auth/unavailable.html",
+                status,
+                title=title,
+                message=message,
+                remedy=remedy,
+                retry=retry,
+                retry_after=wait if status == 503 else None,
+                detail=f"{error.step or 'request'} to {error.host or ''}: {error.cause or ''}",
+                code=error.code,
+            )
         if status == 503:
             response.headers["Retry-After"] = str(wait)
         return response
@@ -483,11 +756,14 @@ class EntraAuth:
         if just_signed_in and set(error.scopes) <= set(fresh.get("scopes", [])):
             # The user just signed in for these scopes and there is still no token: sending
             # them back to the IdP would loop. Say so instead.
-            return self._page(
+            return self._render(
+                "entra_auth/forbidden.html",
                 403,
-                "You are signed in, but the app could not get a token for this page.",
-                error.remedy,
-                message=error.message,
+                title="This page is not available to you right now",
+                message="You are signed in, but the app could not get a token for this page.",
+                remedy="Try again later, or ask the app's administrator.",
+                detail=error.message,
+                developer_remedy=error.remedy,
             )
         try:
             return self._send_to_sign_in(
@@ -496,28 +772,99 @@ class EntraAuth:
         except ProviderUnavailableError as down:  # raised in an error handler: answer it here
             return self._provider_unavailable(down)
 
-    def _page(
+    def _missing_roles(self, user: SignedInUser, roles: tuple[str, ...]) -> WerkzeugResponse:
+        missing = sorted(set(roles) - user.roles)
+        log.info("Page refused: the signed-in user lacks app role(s) %s.", inert(missing, 200))
+        if _wants_json():
+            body = {
+                "error": "forbidden",
+                "error_description": "Missing app role(s).",
+                "roles": missing,
+            }
+            return _auth_headers(_json(body, 403))
+        return self._render(
+            "entra_auth/forbidden.html",
+            403,
+            title="You don't have access to this page",
+            message=f"You are signed in as {user.username or user.name or 'this account'}, "
+            "which does not have the role this page needs.",
+            remedy="Ask the app's administrator for access, then sign in again.",
+            detail=f"The ID token's roles claim lacks: {', '.join(missing)}.",
+            developer_remedy="Assign the app role to the user or a group (Entra admin center → "
+            "Enterprise applications → this app → Users and groups); app roles arrive with "
+            "the next sign-in's ID token.",
+            roles=missing,
+            retry=url_for("entra_auth.login", prompt="select_account", next=_here()),
+        )
+
+    def _no_account(self) -> WerkzeugResponse:
+        return self._render(
+            "entra_auth/forbidden.html",
+            403,
+            title="You don't have access to this app",
+            message="You signed in with Microsoft, but this app has no account for you.",
+            remedy="Ask the app's administrator for access.",
+            detail="The app's user_loader returned None for this user.",
+        )
+
+    def _sign_in_error(
         self,
-        status: int,
         title: str,
-        remedy: str | None,
+        message: str,
         *,
+        remedy: str = "Start the sign-in again from this app.",
+        detail: str | None = None,
+        developer_remedy: str | None = None,
         code: str | None = None,
-        message: str | None = None,
-        form: str | None = None,
         retry: str | None = None,
     ) -> WerkzeugResponse:
-        html = render_template_string(
-            _PAGE,
+        return self._render(
+            "entra_auth/sign_in_error.html",
+            400,
             title=title,
-            message=message or "",
+            message=message,
             remedy=remedy,
+            detail=detail,
+            developer_remedy=developer_remedy,
             code=code,
-            form=form,
-            retry=retry,
-            home=safe_return_path("/"),
+            retry=retry or url_for("entra_auth.login"),
         )
+
+    def _render(self, template: str, status: int, **context: Any) -> WerkzeugResponse:
+        context.setdefault("home", safe_return_path("/"))
+        html = render_template(template, **context)
         return _auth_headers(WerkzeugResponse(html, status, mimetype="text/html"))
+
+
+def _template_context() -> dict[str, Any]:
+    return {
+        "current_user": _current_user(),
+        "entra_signed_out": bool(request.cookies.get(_SIGNED_OUT_COOKIE))
+        and _session_user() is None,
+    }
+
+
+def _forget_signed_out(response: WerkzeugResponse) -> WerkzeugResponse:
+    """The signed-out notice is shown once: the first page after the IdP sent the user back."""
+    if (
+        request.cookies.get(_SIGNED_OUT_COOKIE)
+        and response.status_code == 200
+        and response.mimetype == "text/html"
+        and request.endpoint != "entra_auth.logout"
+    ):
+        response.delete_cookie(_SIGNED_OUT_COOKIE, path="/", httponly=True, samesite="Lax")
+    return response
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}" if parts.scheme and parts.netloc else ""
+
+
+def _json(body: dict[str, Any], status: int) -> WerkzeugResponse:
+    response: WerkzeugResponse = jsonify(body)
+    response.status_code = status
+    return response
 
 
 _STORE_DOWN = """<!doctype html>
@@ -528,9 +875,22 @@ page cannot be shown right now. Nothing was lost: try again in a moment.</p></bo
 
 
 def _store_unavailable(error: Exception) -> WerkzeugResponse:
-    # A plain page: the session itself may be what failed, so nothing here touches it.
+    """503 while the session store is down; the app's own template when it renders without
+    the store, else a plain page (the session itself may be what failed)."""
     log.error("Session store unavailable: %s", getattr(error, "message", type(error).__name__))
-    response = WerkzeugResponse(_STORE_DOWN, 503, mimetype="text/html")
+    try:
+        html = render_template(
+            "entra_auth/store_unavailable.html",
+            title="Temporarily unavailable",
+            message="The session store is unavailable, so this page cannot be shown right now. "
+            "Nothing was lost.",
+            remedy="Try again in a moment.",
+            retry=_here() if request.method == "GET" else None,
+            home="/",
+        )
+    except Exception:  # a template or context processor that needed the store: the plain page
+        html = _STORE_DOWN
+    response = WerkzeugResponse(html, 503, mimetype="text/html")
     response.headers["Retry-After"] = "5"
     return _auth_headers(response)
 
