@@ -171,6 +171,7 @@ class AnonymousUser:
     is_anonymous = True
     oid = tid = sub = name = username = record = None
     roles: frozenset[str] = frozenset()
+
     @property
     def claims(self) -> dict[str, Any]:
         return {}

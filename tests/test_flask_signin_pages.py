@@ -1,0 +1,290 @@
+"""Sign-in as users expect it (Flask): current_user, user_loader, roles on pages, the library's
+own pages (replaceable templates), sign-out without questions, and front-channel sign-out."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+import pytest
+import redis
+from flask import Flask, render_template_string
+
+from entra_auth.emulator import EntraEmulator
+from entra_auth.integrations.flask import EntraAuth, SignedInUser, current_user
+
+from .helpers import ADELE, MEGAN, demo_config
+from .security.web import Web
+
+
+def make_app(
+    emulator: EntraEmulator,
+    tmp_path: Path,
+    *,
+    loader: Any = None,
+    templates: Path | None = None,
+    **settings: Any,
+) -> Flask:
+    """An app as the README builds one: ``auth = EntraAuth()``, ``init_app`` in a factory."""
+    auth = EntraAuth()
+    app = Flask(__name__, template_folder=str(templates) if templates else None)
+    app.config.update(demo_config(emulator, ENTRA_SESSION_DIR=str(tmp_path / "s"), **settings))
+    auth.init_app(app)
+    if loader is not None:
+        auth.user_loader(loader)
+
+    @app.get("/")
+    def home() -> str:
+        return render_template_string(
+            '{% if current_user.is_authenticated %}<span id="who">{{ current_user.name }}'
+            '</span>{% endif %}{% if entra_signed_out %}<p id="signed-out">You are signed '
+            "out.</p>{% endif %}anonymous={{ current_user.is_anonymous }}"
+        )
+
+    @app.get("/page")
+    @auth.login_required
+    def page() -> dict[str, Any]:
+        return {"key": list(current_user.key), "record": current_user.record}  # type: ignore[arg-type]
+
+    @app.get("/admin")
+    @auth.login_required(roles=["Admin"])
+    def admin() -> str:
+        return "admin page"
+
+    return app
+
+
+def test_current_user_is_an_object_when_signed_out(
+    entra_emulator: EntraEmulator, tmp_path: Path
+) -> None:
+    app = make_app(entra_emulator, tmp_path)
+    with app.test_request_context("/"):
+        app.preprocess_request()
+        assert current_user.is_authenticated is False
+        assert current_user.is_anonymous is True
+        assert not current_user  # `{% if current_user %}` keeps working
+        assert current_user.has_roles("Admin") is False
+    web = Web(entra_emulator, app)
+    assert "anonymous=True" in web.client.get("/").get_data(as_text=True)
+    web.sign_in()
+    assert web.who() == "Adele Vance"
+    assert "anonymous=False" in web.client.get("/").get_data(as_text=True)
+
+
+def test_user_loader_maps_the_entra_user_to_a_record(
+    entra_emulator: EntraEmulator, tmp_path: Path
+) -> None:
+    records: dict[tuple[str, str], dict[str, Any]] = {}
+    calls: list[tuple[str, str]] = []
+
+    def load(user: SignedInUser) -> dict[str, Any] | None:
+        calls.append(user.key)
+        if user.username == MEGAN:
+            return None  # the app has no account for Megan
+        return records.setdefault(user.key, {"id": len(records) + 1, "name": user.name})
+
+    web = Web(entra_emulator, make_app(entra_emulator, tmp_path, loader=load))
+    assert web.sign_in().status_code == 302
+    adele = entra_emulator.user(ADELE)
+    assert calls == [
+        (adele.oid, entra_emulator.tenant_id)
+    ]  # after the verified sign-in, keyed on oid+tid
+    page = web.client.get("/page")
+    assert page.json == {
+        "key": [adele.oid, entra_emulator.tenant_id],
+        "record": {"id": 1, "name": "Adele Vance"},
+    }
+    assert len(calls) == 2  # once for that request, not per access
+    # A user the app does not know is refused at sign-in: a 403 page and no session.
+    megan = Web(entra_emulator, web.app)
+    refused = megan.sign_in(user=MEGAN)
+    assert refused.status_code == 403
+    assert "has no account for you" in refused.get_data(as_text=True)
+    assert megan.who() is None
+    assert megan.cookie() is None
+    # A record removed later ends the session at the next protected page.
+    asked: list[tuple[str, str]] = []
+
+    def removed(user: SignedInUser) -> None:
+        asked.append(user.key)
+        return None
+
+    web.app.extensions["entra_auth"].user_loader(removed)
+    assert web.client.get("/page").status_code == 403
+    assert asked == [(adele.oid, entra_emulator.tenant_id)]
+    assert web.who() is None
+
+
+def test_role_protected_page(entra_emulator: EntraEmulator, tmp_path: Path) -> None:
+    app = make_app(entra_emulator, tmp_path)
+    adele, megan = Web(entra_emulator, app), Web(entra_emulator, app)
+    # Signed out: to sign-in first, coming back to the page.
+    first = adele.client.get("/admin")
+    assert first.status_code == 302
+    assert "next=/admin" in first.headers["Location"]
+    adele.sign_in()
+    megan.sign_in(user=MEGAN)
+    assert adele.client.get("/admin").get_data(as_text=True) == "admin page"
+    refused = megan.client.get("/admin")
+    assert refused.status_code == 403
+    text = refused.get_data(as_text=True)
+    assert "have access to this page" in text
+    assert MEGAN in text  # whom they are signed in as, and a way to switch
+    assert "prompt=select_account" in text
+    main, detail = text.split('<details id="detail">')
+    assert "Admin" in detail
+    assert "roles claim" not in main
+    api_style = megan.client.get("/admin", headers={"Accept": "application/json"})
+    assert api_style.status_code == 403
+    assert api_style.json["roles"] == ["Admin"]
+
+
+def test_the_apps_own_template_replaces_the_librarys(
+    entra_emulator: EntraEmulator, tmp_path: Path
+) -> None:
+    templates = tmp_path / "templates"
+    (templates / "entra_auth").mkdir(parents=True)
+    (templates / "entra_auth" / "forbidden.html").write_text(
+        '<h1 id="own">Our own 403</h1><p>{{ title }}</p><p>{{ detail }}</p>'
+    )
+    (templates / "entra_auth" / "layout.html").write_text(
+        '<html><body class="our-look">{% block content %}{% endblock %}</body></html>'
+    )
+    app = make_app(entra_emulator, tmp_path, templates=templates)
+    web = Web(entra_emulator, app)
+    web.sign_in(user=MEGAN)
+    forbidden = web.client.get("/admin").get_data(as_text=True)
+    assert '<h1 id="own">Our own 403</h1>' in forbidden
+    assert "lacks: Admin" in forbidden
+    # Pages not replaced keep theirs, inside the app's layout.
+    web.client.get("/")  # signed in: GET /logout asks
+    ask = web.client.get("/logout").get_data(as_text=True)
+    assert 'class="our-look"' in ask
+    assert 'id="sign-out"' in ask
+
+
+def test_get_logout_asks_only_when_someone_is_signed_in(
+    entra_emulator: EntraEmulator, tmp_path: Path
+) -> None:
+    web = Web(entra_emulator, make_app(entra_emulator, tmp_path))
+    quiet = web.client.get("/logout")
+    assert quiet.status_code == 302
+    assert quiet.headers["Location"] == "/"
+    web.sign_in()
+    ask = web.client.get("/logout")
+    assert ask.status_code == 200
+    assert 'method="post"' in ask.get_data(as_text=True)
+    assert web.who() == "Adele Vance"  # a GET (a link, an image) signed no one out
+
+
+def test_signed_out_notice_is_shown_once(entra_emulator: EntraEmulator, tmp_path: Path) -> None:
+    web = Web(entra_emulator, make_app(entra_emulator, tmp_path))
+    web.sign_in()
+    assert 'id="signed-out"' not in web.client.get("/").get_data(as_text=True)
+    out = web.client.post("/logout")
+    assert out.status_code == 302
+    assert "/oauth2/v2.0/logout" in out.headers["Location"]
+    back = web.client.get("/").get_data(as_text=True)  # the IdP returns the browser here
+    assert 'id="signed-out"' in back
+    assert 'id="signed-out"' not in web.client.get("/").get_data(as_text=True)
+
+
+# -- front-channel sign-out ------------------------------------------------------------------
+def _sid(web: Web) -> str:
+    sid = web.session()["entra_user"]["sid"]
+    assert isinstance(sid, str)
+    assert sid
+    return sid
+
+
+def front_channel(app: Flask, sid: str, **extra: str) -> Any:
+    """What the IdP's hidden frame does: a GET with no cookie of the app's."""
+    return app.test_client().get("/logout/front-channel?" + urlencode({"sid": sid, **extra}))
+
+
+def test_front_channel_logout_ends_the_sign_in_without_its_cookie(
+    entra_emulator: EntraEmulator, tmp_path: Path
+) -> None:
+    app = make_app(entra_emulator, tmp_path)
+    web, other = Web(entra_emulator, app), Web(entra_emulator, app)
+    web.sign_in()
+    other.sign_in(user=MEGAN)
+    answer = front_channel(app, _sid(web))
+    assert answer.status_code == 200
+    # The IdP's sign-out page frames it: its origin, nobody else's.
+    csp = answer.headers["Content-Security-Policy"]
+    assert csp.startswith("frame-ancestors ")
+    assert "'none'" not in csp
+    assert entra_emulator.urls.browser_base.rstrip("/") in csp.split()
+    assert "X-Frame-Options" not in answer.headers
+    assert answer.headers["Cache-Control"] == "no-store"
+    assert web.who() is None
+    assert other.who() == "Megan Bowen"  # another sign-in is untouched
+
+
+def test_front_channel_logout_refuses_what_is_not_its_sign_in(
+    entra_emulator: EntraEmulator, tmp_path: Path
+) -> None:
+    app = make_app(entra_emulator, tmp_path)
+    web = Web(entra_emulator, app)
+    web.sign_in()
+    sid = _sid(web)
+    assert app.test_client().get("/logout/front-channel").status_code == 400
+    assert front_channel(app, sid, iss="https://sts.windows.net/another-tenant/").status_code == 200
+    assert web.who() == "Adele Vance"  # another issuer's sid: not ours to end
+    assert front_channel(app, "some-other-sid").status_code == 200
+    assert web.who() == "Adele Vance"
+    issuer = web.session()["entra_user"]["iss"]
+    front_channel(app, sid, iss=issuer)
+    assert web.who() is None
+
+
+def test_a_new_sign_in_is_not_ended_by_an_earlier_front_channel_logout(
+    entra_emulator: EntraEmulator, tmp_path: Path
+) -> None:
+    app = make_app(entra_emulator, tmp_path)
+    web = Web(entra_emulator, app)
+    web.sign_in()
+    front_channel(app, _sid(web))
+    assert web.who() is None
+    web.sign_in()  # signs in again (a new IdP session)
+    assert web.who() == "Adele Vance"
+
+
+def test_front_channel_logout_across_instances_removes_the_token_cache(
+    entra_emulator: EntraEmulator, tmp_path: Path, redis_url: str
+) -> None:
+    from cryptography.fernet import Fernet
+
+    shared = {"REDIS_URL": redis_url, "ENTRA_TOKEN_CACHE_KEY": Fernet.generate_key().decode()}
+    one = make_app(entra_emulator, tmp_path, **shared)
+    two = make_app(entra_emulator, tmp_path, **shared)
+    web = Web(entra_emulator, one)
+    web.sign_in()
+    store = redis.Redis.from_url(redis_url)
+    cache_key = f"entra:tokens:{web.session()['entra_cache_id']}"
+    assert store.exists(cache_key)
+    # A request in flight on instance one, saving its session after the sign-out, brings
+    # nobody back: the mark left for the sid is checked on every signed-in request.
+    in_flight = web.session()
+    assert front_channel(two, _sid(web)).status_code == 200
+    assert not store.exists(cache_key)
+    assert web.who() is None
+    with web.client.session_transaction() as session:
+        session.update(in_flight)
+    assert web.who() is None
+
+
+@pytest.mark.parametrize("path", ["/page", "/admin"])
+def test_back_to_the_callback_after_sign_in_goes_on_quietly(
+    entra_emulator: EntraEmulator, tmp_path: Path, path: str
+) -> None:
+    web = Web(entra_emulator, make_app(entra_emulator, tmp_path))
+    first = web.client.get(path)
+    assert first.status_code == 302
+    params = web.authorize(web.begin(first.headers["Location"]))
+    assert web.callback(params).headers["Location"] == path
+    again = web.callback(params)  # the Back button
+    assert again.status_code == 302
+    assert again.headers["Location"] == path
