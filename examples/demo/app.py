@@ -1,5 +1,6 @@
 """The tutorial's app, done right: sign in with Entra ID, see your profile from Microsoft Graph
-and the verified ID-token claims, call the app's own protected API, sign out.
+and the verified ID-token claims, call the app's own protected API, open a page only the app role
+``Admin`` may see, sign out.
 
 Configuration: ``ENTRA_*`` variables (or the ``config`` mapping) and ``SECRET_KEY``. ``make demo``
 runs it against the local Entra ID (see ``run.py``); with ``ENTRA_AUTHORITY`` and friends set
@@ -8,19 +9,107 @@ it runs against a real tenant unchanged.
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
+import time
 from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import urlsplit
 
 import requests
 from flask import Flask, g, render_template
+from werkzeug.exceptions import NotFound
+from werkzeug.wrappers import Response
 
 from entra_auth.errors import EntraAuthError, GraphError, GraphUnavailableError
-from entra_auth.integrations.flask import ApiProtector, EntraAuth
+from entra_auth.integrations.flask import ApiProtector, EntraAuth, current_user
 
 API_SCOPE_NAME = "access_as_user"
+
+# Claims whose value is a NumericDate (seconds since 1970-01-01 UTC): RFC 7519 and OpenID Connect.
+NUMERIC_DATE_CLAIMS = frozenset({"iat", "nbf", "exp", "auth_time", "updated_at"})
+# A word on the claims a newcomer meets in an Entra ID token.
+CLAIM_MEANINGS = {
+    "aud": "Audience: this app's client id",
+    "iss": "Issuer: the tenant that signed the token",
+    "iat": "Issued at",
+    "nbf": "Not valid before",
+    "exp": "Expires",
+    "auth_time": "When you signed in",
+    "name": "Display name",
+    "preferred_username": "Sign-in name (for display, not identity)",
+    "email": "Email (for display, not identity)",
+    "oid": "Your object id in the tenant",
+    "tid": "The tenant's id",
+    "sub": "Subject: your id for this app only",
+    "sid": "Sign-in session id",
+    "roles": "This app's roles given to you",
+    "idp": "Your home identity provider (guests)",
+    "ver": "Token format version",
+}
+
+
+@dataclass(frozen=True)
+class When:
+    iso: str  # for <time datetime=…>
+    text: str  # "2026-11-25 14:03 UTC (in 52 min)"
+
+
+@dataclass(frozen=True)
+class ClaimRow:
+    name: str
+    value: Any
+    what: str | None
+    text: str  # the value as shown, when it is not a date
+    when: When | None  # set for NumericDate claims
+
+
+def ago(seconds: float) -> str:
+    """``seconds`` from now in words: "in 52 min", "3 min ago", "in 1 h 5 min", "2 days ago"."""
+    past, left = seconds < 0, int(abs(seconds))
+    if left < 5:
+        return "just now"
+    if left < 60:
+        words = f"{left} s"
+    elif left < 3600:
+        words = f"{left // 60} min"
+    elif left < 48 * 3600:
+        hours, minutes = divmod(left // 60, 60)
+        words = f"{hours} h {minutes} min" if minutes else f"{hours} h"
+    else:
+        words = f"{left // 86400} days"
+    return f"{words} ago" if past else f"in {words}"
+
+
+def numeric_date(value: Any, now: float) -> When | None:
+    """A NumericDate shown as a UTC date and how far it is from ``now``; None if not one."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    try:
+        moment = datetime.fromtimestamp(value, timezone.utc)
+    except (OverflowError, OSError, ValueError):
+        return None
+    return When(
+        iso=moment.isoformat(timespec="seconds").replace("+00:00", "Z"),
+        text=f"{moment:%Y-%m-%d %H:%M} UTC ({ago(value - now)})",
+    )
+
+
+def claim_rows(claims: Mapping[str, Any], now: float) -> list[ClaimRow]:
+    rows = []
+    for name, value in claims.items():
+        when = numeric_date(value, now) if name in NUMERIC_DATE_CLAIMS else None
+        if isinstance(value, list) and all(isinstance(v, str) for v in value):
+            text = ", ".join(value)
+        elif isinstance(value, (dict, list)):
+            text = json.dumps(value)
+        else:
+            text = str(value)
+        rows.append(ClaimRow(name, value, CLAIM_MEANINGS.get(name), text, when))
+    return rows
 
 
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
@@ -57,7 +146,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     @app.get("/claims")
     @auth.login_required
     def claims() -> str:
-        return render_template("claims.html")
+        rows = claim_rows(current_user.claims if current_user else {}, time.time())
+        return render_template("claims.html", claims=rows)
 
     @app.get("/call-api")
     @auth.login_required
@@ -74,6 +164,12 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
             return render_template("problem.html", error=problem), 502
         return render_template("api_result.html", status=answer.status_code, body=answer.json())
 
+    @app.get("/admin")
+    @auth.login_required(roles=["Admin"])  # signed in without the app role Admin: a 403 page
+    def admin() -> str:
+        roles = current_user.claims.get("roles") if current_user else None
+        return render_template("admin.html", roles=roles or [])
+
     @app.get("/secure-data")
     @api.require_token(scopes=[API_SCOPE_NAME])
     def secure_data() -> dict[str, Any]:
@@ -85,6 +181,14 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
             "scopes": sorted(principal.scopes),
             "roles": sorted(principal.roles),
         }
+
+    @app.get("/favicon.ico")  # for pages without the <link rel="icon"> (and for tools)
+    def favicon() -> Response:
+        return app.send_static_file("favicon.svg")
+
+    @app.errorhandler(NotFound)
+    def not_found(error: NotFound) -> tuple[str, int]:
+        return render_template("not_found.html"), 404
 
     return app
 

@@ -81,6 +81,31 @@ def page(context: BrowserContext, request: pytest.FixtureRequest) -> Iterator[Pa
         page.screenshot(path=str(ARTIFACTS / f"{request.node.name}-failure.png"), full_page=True)
 
 
+# A phone: the width of an iPhone SE/mini-class screen, the narrowest the demo must fit.
+PHONE = {"width": 375, "height": 812}
+
+
+@pytest.fixture
+def phone_context(browser: Browser) -> Iterator[BrowserContext]:
+    """A browser context the size of a phone, touch and mobile viewport on."""
+    context = browser.new_context(
+        viewport=PHONE, device_scale_factor=2, is_mobile=True, has_touch=True
+    )
+    context.set_default_timeout(WAIT_MS)
+    yield context
+    context.close()
+
+
+@pytest.fixture
+def phone_page(phone_context: BrowserContext, request: pytest.FixtureRequest) -> Iterator[Page]:
+    page = phone_context.new_page()
+    yield page
+    failed = getattr(request.node, "rep_call", None)
+    if failed is not None and failed.failed:
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / f"{request.node.name}-failure.png"), full_page=True)
+
+
 @pytest.fixture
 def demo(entra_emulator: EntraEmulator, tmp_path: Path) -> Iterator[Demo]:
     with serve_demo(entra_emulator, tmp_path / "sessions") as (base, app):
