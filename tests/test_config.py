@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from entra_auth.config import EntraConfig, fingerprint
-from entra_auth.errors import ConfigurationError
+from entra_auth.config import DOTENV_RULE, EntraConfig, fingerprint, names_in_dotenv
+from entra_auth.errors import ConfigurationError, MissingSettingError
 
 from .helpers import API, CONTOSO
 
@@ -146,3 +146,157 @@ def test_from_mapping_names_a_value_of_the_wrong_type(key: str, value: object) -
         EntraConfig.from_mapping(settings)
     assert caught.value.message.startswith(f"{key} is ")
     assert caught.value.remedy
+
+
+# -- missing settings: all at once, where they were looked for, and the .env rule ----------------
+REQUIRED = ("client_id", "client_secret")
+
+
+@pytest.fixture
+def no_entra_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """An environment without ENTRA_*, in an empty working directory (no ./.env)."""
+    import os
+
+    for name in [n for n in os.environ if n.startswith("ENTRA_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def test_every_missing_setting_is_named_at_once(no_entra_environment: Path) -> None:
+    with pytest.raises(MissingSettingError) as caught:
+        EntraConfig.from_env({}, require=REQUIRED)
+    error = caught.value
+    assert isinstance(error, ConfigurationError)  # still the family callers catch
+    assert error.code == "missing_setting"
+    assert error.missing == (
+        "ENTRA_AUTHORITY (or ENTRA_TENANT_ID)",
+        "ENTRA_CLIENT_ID",
+        "ENTRA_CLIENT_SECRET",
+    )
+    assert error.message == (
+        "ENTRA_AUTHORITY (or ENTRA_TENANT_ID), ENTRA_CLIENT_ID and ENTRA_CLIENT_SECRET are not "
+        "set: looked in the environment."
+    )
+    for what in (
+        "Directory (tenant) ID",
+        "Application (client) ID",
+        "the Value, not the Secret ID",
+    ):
+        assert what in error.remedy
+    assert DOTENV_RULE in error.remedy
+    assert "nothing loaded it" not in error.remedy  # there is no ./.env here
+    # With the authority set, the remaining two are still named together.
+    with pytest.raises(MissingSettingError) as rest:
+        EntraConfig.from_env({"ENTRA_TENANT_ID": CONTOSO}, require=REQUIRED)
+    assert rest.value.missing == ("ENTRA_CLIENT_ID", "ENTRA_CLIENT_SECRET")
+    assert EntraConfig.from_env(
+        {"ENTRA_TENANT_ID": CONTOSO, "ENTRA_CLIENT_ID": API, "ENTRA_CLIENT_SECRET": SECRET},
+        require=REQUIRED,
+    ).sources == ("the environment",)
+
+
+def test_a_dotenv_nothing_loaded_is_named(no_entra_environment: Path) -> None:
+    (no_entra_environment / ".env").write_text(
+        "# the tutorial's settings\n"
+        f"export ENTRA_TENANT_ID={CONTOSO}\n"
+        f"ENTRA_CLIENT_ID = '{API}'\n"
+        f'ENTRA_CLIENT_SECRET="{SECRET}"  # from the portal\n'
+        "ENTRA_REDIRECT_URI=\n"
+    )
+    with pytest.raises(MissingSettingError) as caught:
+        EntraConfig.from_env({}, require=(*REQUIRED, "redirect_uri"))
+    remedy = caught.value.remedy
+    assert remedy.startswith(
+        "./.env sets ENTRA_TENANT_ID, ENTRA_CLIENT_ID and ENTRA_CLIENT_SECRET but nothing loaded "
+        "it: run with `flask run` or call `load_dotenv()`"
+    )
+    assert "ENTRA_REDIRECT_URI" in caught.value.message  # empty in the file: not set there either
+    assert "ENTRA_REDIRECT_URI but" not in remedy
+    assert SECRET not in str(caught.value)  # names only, never a value
+    assert API not in str(caught.value)
+
+
+def test_without_python_dotenv_the_fix_says_to_install_it(
+    no_entra_environment: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`flask run` skips .env silently when python-dotenv is missing."""
+    import importlib.util
+
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "dotenv" else find_spec(name)
+    )
+    (no_entra_environment / ".env").write_text(f"ENTRA_TENANT_ID={CONTOSO}\n")
+    with pytest.raises(MissingSettingError) as caught:
+        EntraConfig.from_env({})
+    assert caught.value.remedy.startswith(
+        "./.env sets ENTRA_TENANT_ID but nothing loaded it: install python-dotenv, then run with "
+        "`flask run` or call `load_dotenv()`"
+    )
+
+
+def test_a_config_built_in_code_says_so(no_entra_environment: Path) -> None:
+    (no_entra_environment / ".env").write_text(f"ENTRA_CLIENT_SECRET={SECRET}\n")
+    config = EntraConfig(tenant_id=CONTOSO)
+    with pytest.raises(MissingSettingError) as caught:
+        config.require("api_audiences", "client_secret")
+    error = caught.value
+    assert error.missing == ("ENTRA_API_AUDIENCE (or ENTRA_CLIENT_ID)", "ENTRA_CLIENT_SECRET")
+    assert error.message.endswith("looked in the EntraConfig built in code.")
+    assert ".env" not in str(error)  # no environment was read, so a .env file is beside the point
+
+
+def test_the_flask_adapter_says_where_it_looked(no_entra_environment: Path) -> None:
+    from flask import Flask
+
+    from entra_auth.integrations.flask import ApiProtector, EntraAuth, config_from_app
+
+    (no_entra_environment / ".env").write_text(f"ENTRA_CLIENT_SECRET={SECRET}\n")
+    app = Flask(__name__)
+    app.config.update(SECRET_KEY="k" * 32, ENTRA_TENANT_ID=CONTOSO)
+    with pytest.raises(MissingSettingError) as caught:
+        config_from_app(app, require=REQUIRED)
+    assert caught.value.message == (
+        "ENTRA_CLIENT_ID and ENTRA_CLIENT_SECRET are not set: looked in app.config and the "
+        "environment."
+    )
+    assert "./.env sets ENTRA_CLIENT_SECRET but nothing loaded it" in caught.value.remedy
+    assert DOTENV_RULE in caught.value.remedy
+    # The adapters themselves: sign-in needs the client id and secret, an API its audience.
+    with pytest.raises(MissingSettingError) as signin:
+        EntraAuth(app)
+    assert set(signin.value.missing) == {"ENTRA_CLIENT_ID", "ENTRA_CLIENT_SECRET"}
+    assert signin.value.sources == ("app.config", "the environment")
+    with pytest.raises(MissingSettingError) as api:
+        ApiProtector(app)
+    assert api.value.missing == ("ENTRA_API_AUDIENCE (or ENTRA_CLIENT_ID)",)
+    assert "looked in app.config and the environment" in api.value.message
+    with pytest.raises(MissingSettingError) as nothing:
+        ApiProtector(Flask(__name__))
+    assert nothing.value.missing == ("ENTRA_AUTHORITY (or ENTRA_TENANT_ID)",)
+    assert "looked in app.config and the environment" in nothing.value.message
+
+
+@pytest.mark.parametrize(
+    ("line", "sets"),
+    [
+        ("ENTRA_CLIENT_ID=x", True),
+        ("export ENTRA_CLIENT_ID=x", True),
+        ("  ENTRA_CLIENT_ID = x  ", True),
+        ("ENTRA_CLIENT_ID='x'", True),
+        ('ENTRA_CLIENT_ID="x # not a comment"', True),
+        ("ENTRA_CLIENT_ID=", False),
+        ("ENTRA_CLIENT_ID=''", False),
+        ('ENTRA_CLIENT_ID=""', False),
+        ("ENTRA_CLIENT_ID= # only a comment", False),
+        ("# ENTRA_CLIENT_ID=x", False),
+        ("ENTRA_CLIENT_IDx=x", False),
+    ],
+)
+def test_names_in_dotenv(tmp_path: Path, line: str, sets: bool) -> None:
+    path = tmp_path / "settings.env"
+    path.write_text(f"{line}\nOTHER=1\n")
+    assert ("ENTRA_CLIENT_ID" in names_in_dotenv(path)) is sets
+    assert "OTHER" in names_in_dotenv(path)
+    assert names_in_dotenv(tmp_path / "absent.env") == frozenset()

@@ -7,16 +7,23 @@ from __future__ import annotations
 
 import json
 import re
+import socket
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
+import requests
 from click.testing import CliRunner, Result
 from cryptography.hazmat.primitives.asymmetric import rsa
+from requests import PreparedRequest, Response
+from requests.adapters import HTTPAdapter
 
-from entra_auth import aadsts
+from entra_auth import aadsts, diagnostics
 from entra_auth.cli import main
-from entra_auth.config import fingerprint
+from entra_auth.config import PUBLIC_CLOUD, EntraConfig, fingerprint
 from entra_auth.emulator import EntraEmulator, Fault
 from entra_auth.errors import EntraAuthError
 
@@ -164,6 +171,153 @@ def test_doctor_names_each_fault_and_its_fix(
     )
 
 
+ALL_SETTINGS = dict.fromkeys(
+    [
+        "ENTRA_AUTHORITY",
+        "ENTRA_TENANT_ID",
+        "ENTRA_CLIENT_ID",
+        "ENTRA_CLIENT_SECRET",
+        "ENTRA_CA_BUNDLE",
+        "ENTRA_REDIRECT_URI",
+        "ENTRA_API_AUDIENCE",
+    ]
+)
+MISSING = ("ENTRA_AUTHORITY (or ENTRA_TENANT_ID)", "ENTRA_CLIENT_ID", "ENTRA_CLIENT_SECRET")
+
+
+def test_doctor_lists_every_missing_setting_at_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # no ./.env
+    result = run("doctor", env=ALL_SETTINGS)
+    assert result.exit_code == 1
+    checks = lines(result)
+    assert list(checks) == list(MISSING), result.output
+    for name, line in checks.items():
+        assert line.startswith("❌ not set in the environment (no ./.env here) | fix: Set "), line
+        assert name.split()[0] in line.split("fix:")[1]  # the fix names what to set
+    assert "Directory (tenant) ID" in checks[MISSING[0]]
+    assert "Application (client) ID" in checks["ENTRA_CLIENT_ID"]
+    assert "the Value, not the Secret ID" in checks["ENTRA_CLIENT_SECRET"]
+    assert "✅" not in result.output
+    report = json.loads(run("doctor", "--json", env=ALL_SETTINGS).output)
+    assert report["ok"] is False
+    assert [(c["name"], c["ok"]) for c in report["checks"]] == [(m, False) for m in MISSING]
+
+
+def test_doctor_never_says_not_set_in_green(
+    entra_emulator: EntraEmulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Half a configuration: what is there is read from ./.env, what is not is a red line."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / ".env").write_text(f"ENTRA_AUTHORITY={entra_emulator.authority}\n")
+    result = run("doctor", env={**ALL_SETTINGS, "ENTRA_CLIENT_ID": WEB})
+    assert result.exit_code == 1
+    checks = lines(result)
+    assert list(checks) == ["ENTRA_CLIENT_SECRET"], result.output
+    assert checks["ENTRA_CLIENT_SECRET"].startswith("❌ not set in the environment or ./.env")
+    assert "not set" not in "".join(v for v in checks.values() if v.startswith("✅"))
+    # Once everything is set, the configuration line says where it was read from.
+    (tmp_path / ".env").write_text(
+        "".join(f"{k}={v}\n" for k, v in env(entra_emulator).items() if v is not None)
+    )
+    healthy = run("doctor", env=ALL_SETTINGS)
+    assert healthy.exit_code == 0, healthy.output
+    configuration = lines(healthy)["configuration"]
+    assert configuration.startswith("✅ authority ")
+    assert configuration.endswith("(read from the environment and ./.env)")
+    assert "not set" not in healthy.output
+
+
+class ToEmulator(HTTPAdapter):
+    """Sends what is addressed to Entra's public cloud to the local Entra ID: the authority
+    that ENTRA_TENANT_ID alone makes, answered by the emulator."""
+
+    def __init__(self, emulator: EntraEmulator):
+        super().__init__()
+        self.base = emulator.urls.https_base
+
+    def send(self, request: PreparedRequest, **kwargs: Any) -> Response:
+        request.url = str(request.url).replace(PUBLIC_CLOUD, self.base, 1)
+        return super().send(request, **kwargs)
+
+
+def test_doctor_wrong_tenant_fix_names_the_setting_that_was_set(
+    entra_emulator: EntraEmulator,
+) -> None:
+    unknown = "0b1c2d3e-4f50-4a6b-8c7d-9e0f1a2b3c4d"
+    # ENTRA_AUTHORITY names a tenant the IdP does not know: the fix is about ENTRA_AUTHORITY.
+    by_authority = run(
+        "doctor",
+        env=env(entra_emulator, ENTRA_AUTHORITY=entra_emulator.authority_for("nosuch.example")),
+    )
+    fix = lines(by_authority)["authority"]
+    assert fix.startswith("❌ AADSTS90002"), by_authority.output
+    assert "ENTRA_AUTHORITY names the tenant 'nosuch.example'" in fix
+    assert "ENTRA_TENANT_ID" not in fix
+    # Both set, to the same unknown tenant: the fix names both.
+    both = run(
+        "doctor",
+        env=env(
+            entra_emulator,
+            ENTRA_AUTHORITY=entra_emulator.authority_for(unknown),
+            ENTRA_TENANT_ID=unknown,
+        ),
+    )
+    fix = lines(both)["authority"]
+    assert f"ENTRA_AUTHORITY and ENTRA_TENANT_ID name the tenant {unknown}" in fix
+    # ENTRA_TENANT_ID alone (the public cloud's authority): the fix is about ENTRA_TENANT_ID.
+    session = requests.Session()
+    session.mount(PUBLIC_CLOUD, ToEmulator(entra_emulator))
+    settings = {
+        "ENTRA_TENANT_ID": unknown,
+        "ENTRA_CLIENT_ID": WEB,
+        "ENTRA_CLIENT_SECRET": secret_of(entra_emulator, WEB),
+        "ENTRA_CA_BUNDLE": str(entra_emulator.ca_path),
+    }
+
+    def load() -> EntraConfig:
+        return EntraConfig.from_env(settings)
+
+    for given in (set(settings), None):  # from the CLI's settings, or a config built in code
+        checks = {c.name: c for c in diagnostics.doctor(load, session=session, given=given)}
+        assert checks["authority"].ok is False
+        assert checks["authority"].detail.startswith("AADSTS90002")
+        assert checks["authority"].fix.startswith(f"ENTRA_TENANT_ID is {unknown}, a tenant ")
+        assert "ENTRA_AUTHORITY" not in checks["authority"].fix
+
+
+@pytest.fixture
+def nothing_listening() -> Iterator[int]:
+    """A loopback port bound but never listening: connections to it are refused."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as held:
+        held.bind(("127.0.0.1", 0))
+        yield int(held.getsockname()[1])
+
+
+@pytest.mark.parametrize("host", ["localhost", "127.0.0.1"])
+def test_doctor_says_to_start_the_emulator_when_nothing_listens(
+    entra_emulator: EntraEmulator, nothing_listening: int, host: str
+) -> None:
+    authority = f"https://{host}:{nothing_listening}/{CONTOSO}"
+    result = run("doctor", env=env(entra_emulator, ENTRA_AUTHORITY=authority))
+    assert result.exit_code == 1
+    check = lines(result)["authority"]
+    assert check.startswith("❌ "), result.output
+    assert "connection refused" in check
+    assert (
+        f"fix: Nothing listens on {host}:{nothing_listening}: start the local Entra ID "
+        f"(`entra-auth emulator --port {nothing_listening}`), or set ENTRA_AUTHORITY to the one "
+        "it prints."
+    ) in check
+    # On the emulator's own default port, the plain command is the fix.
+    default = diagnostics._reach_fix(
+        "connection refused (nothing listens on that port)",
+        urlsplit(f"https://localhost:8443/{CONTOSO}"),
+    )
+    assert "(`entra-auth emulator`)" in default
+
+
 def test_doctor_bad_configuration_and_json(entra_emulator: EntraEmulator) -> None:
     bad = run("doctor", "--json", env=env(entra_emulator, ENTRA_CLIENT_ID="my-app"))
     assert bad.exit_code == 1
@@ -227,7 +381,28 @@ def test_explain_unknown_code() -> None:
     result = run("explain", "AADSTS99999999", env={})
     assert result.exit_code == 1
     assert "not in the catalogue" in result.output
-    assert run("explain", "hello", env={}).exit_code == 1
+    # Microsoft's own lookup, as "Microsoft Entra authentication and authorization error
+    # codes" documents it: the page, with the code's digits appended.
+    assert "https://login.microsoftonline.com/error?code=99999999" in result.output
+    bare = run("explain", "12345", env={})
+    assert "https://login.microsoftonline.com/error?code=12345" in bare.output
+    nothing = run("explain", "hello", env={})
+    assert nothing.exit_code == 1
+    assert "https://login.microsoftonline.com/error" in nothing.output
+    data = json.loads(run("explain", "--json", "AADSTS99999999 and AADSTS50011", env={}).output)
+    assert data["unknown"] == ["AADSTS99999999"]
+    assert data["lookups"] == {
+        "AADSTS99999999": "https://login.microsoftonline.com/error?code=99999999",
+        "AADSTS50011": "https://login.microsoftonline.com/error?code=50011",
+    }
+    assert data["codes"][0]["lookup"] == "https://login.microsoftonline.com/error?code=50011"
+
+
+def test_explain_a_known_code_links_microsofts_page_too() -> None:
+    result = run("explain", "AADSTS50011", env={})
+    assert result.exit_code == 0
+    assert "Microsoft's page: https://login.microsoftonline.com/error?code=50011" in result.output
+    assert aadsts.lookup_url(7000215) == "https://login.microsoftonline.com/error?code=7000215"
 
 
 # -- decode -------------------------------------------------------------------------------------
@@ -250,6 +425,72 @@ def test_decode_shows_claims_not_verified_and_elides_the_signature(
     assert data["verified"] is False
     assert data["claims"]["oid"] == "0a9c7b3e-4d2f-4e8a-b1c6-5f3d2e1a0b9c"
     assert token.split(".")[2] not in json.dumps(data)
+
+
+def test_decode_takes_a_pasted_bearer_value_or_header_line(entra_emulator: EntraEmulator) -> None:
+    token = entra_emulator.issue_token(
+        client_id=WEB, resource=f"api://{API}", user=ADELE, scopes=["access_as_user"]
+    )
+    pasted = [
+        f"Bearer {token}",
+        f"bearer {token}",
+        f"Authorization: Bearer {token}",
+        f"  authorization:BEARER \t{token}  ",
+        f"AUTHORIZATION : Bearer {token}",
+        f'"Authorization: Bearer {token}"',  # copied with curl's quotes
+    ]
+    for text in pasted:
+        for result in (
+            run("decode", text, env={}),
+            run("decode", "-", env={}, stdin=f"{text}\r\n"),
+        ):
+            assert result.exit_code == 0, (text[:30], result.output)
+            assert "NOT VERIFIED" in result.output
+            assert "Adele Vance" in result.output
+            no_secrets(result.output, token)
+    # Unquoted, the shell splits the line into words: they are one paste.
+    split = run("decode", "Authorization:", "Bearer", token, "--json", env={})
+    assert split.exit_code == 0, split.output
+    assert json.loads(split.output)["claims"]["name"] == "Adele Vance"
+    # --verify checks the token inside the header line.
+    settings = env(entra_emulator)
+    verified = run("decode", "--verify", f"Authorization: Bearer {token}", env=settings)
+    assert verified.exit_code == 0, verified.output
+    assert "NOT VERIFIED" not in verified.output
+
+
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [
+        ("Bearer", "no token after Bearer"),
+        ("Authorization: Bearer", "no token after Bearer"),
+        ("Authorization:", "no token here"),
+        ("Bearer a.b.c d.e.f", "more than one word after Bearer"),
+        ("Authorization: Basic dXNlcjpodW50ZXIy", "the Basic scheme, not Bearer"),
+        ("Basic dXNlcjpodW50ZXIy", "the Basic scheme, not Bearer"),
+        ("hello world", "more than one word, not a token"),
+    ],
+)
+def test_decode_refuses_what_is_not_one_bearer_token(text: str, says: str) -> None:
+    for result in (run("decode", text, env={}), run("decode", "-", env={}, stdin=text)):
+        assert result.exit_code != 0
+        assert says in result.output, result.output
+        assert "Traceback" not in result.output
+        assert "dXNlcjpodW50ZXIy" not in result.output  # a Basic credential is never echoed
+
+
+def test_decode_verify_names_every_missing_setting(
+    entra_emulator: EntraEmulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    token = Mint(entra_emulator).token()
+    result = run("decode", token, "--verify", env=ALL_SETTINGS)
+    assert result.exit_code != 0
+    assert (
+        "ENTRA_AUTHORITY (or ENTRA_TENANT_ID) and ENTRA_API_AUDIENCE (or ENTRA_CLIENT_ID) are "
+        "not set: looked in the environment (no ./.env here)."
+    ) in result.output
+    assert "Traceback" not in result.output
 
 
 def test_decode_expired_shows_ago_and_bad_input(entra_emulator: EntraEmulator) -> None:

@@ -3,16 +3,25 @@
 With ``ENTRA_AUTHORITY`` set in the environment, the demo runs against that tenant instead and
 no emulator starts (see the README for the registration steps).
 
-``DEMO_PORT`` picks the app's port; ``DEMO_PORT=0`` lets the system pick a free one (what the
-tests do): the app's address is printed once it listens, its redirect URI registered with the
-local Entra ID on that port.
+Three ports, each its own variable: ``DEMO_PORT`` (the app, default 5000),
+``DEMO_EMULATOR_PORT`` (the local Entra ID's HTTPS, 8443) and ``DEMO_EMULATOR_BROWSER_PORT``
+(its sign-in pages over plain http, 8444). ``0`` lets the system pick a free one (what the tests
+do): the app's address is printed once it listens, its redirect URI registered with the local
+Entra ID on that port. A port that is taken stops the demo with one line naming the port and
+the variable to set, never a traceback.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import io
 import logging
 import os
+import socket
+import sys
 import threading
+from collections.abc import Mapping
 from typing import Any
 
 from rich.console import Console
@@ -20,14 +29,24 @@ from werkzeug.serving import make_server
 
 from entra_auth.cli import wait_for_stop
 from entra_auth.emulator import EntraEmulator
+from entra_auth.errors import EmulatorError
 
 from .app import create_app
 
 WEB_APP = "4b7d2f1c-3a5e-4c8b-9d61-2e0f7a9b3c15"
 API_APP = "a1c3e5f7-2b4d-4e6f-8a0c-1d3e5f7a9b2c"
-PORT = int(os.environ.get("DEMO_PORT", "5000"))
+HOST = "127.0.0.1"  # the app's and the local Entra ID's: loopback only
+APP_PORT = "DEMO_PORT"
+EMULATOR_PORT = "DEMO_EMULATOR_PORT"
+BROWSER_PORT = "DEMO_EMULATOR_BROWSER_PORT"
+DEFAULT_PORTS = {APP_PORT: 5000, EMULATOR_PORT: 8443, BROWSER_PORT: 8444}
 
 console = Console(soft_wrap=True)
+
+
+class CannotStart(Exception):
+    """The demo cannot start (a port taken, a bad port setting): the message is the one line
+    the user sees."""
 
 
 def _not_yet(environ: dict[str, Any], start_response: Any) -> list[bytes]:
@@ -35,21 +54,127 @@ def _not_yet(environ: dict[str, Any], start_response: Any) -> list[bytes]:
     raise RuntimeError("the demo app is not set up yet")
 
 
+def read_ports(environ: Mapping[str, str], *, emulator: bool) -> dict[str, int]:
+    """The ports from the environment (the emulator's only when it runs), each checked."""
+    names = list(DEFAULT_PORTS) if emulator else [APP_PORT]
+    ports: dict[str, int] = {}
+    for name in names:
+        raw = environ.get(name, "").strip() or str(DEFAULT_PORTS[name])
+        if not (raw.isascii() and raw.isdigit() and int(raw) <= 65535):
+            raise CannotStart(
+                f"{name} is {raw[:20]!r}, not a port: set it to a number from 1 to 65535 "
+                f"(0 lets the system pick a free one)"
+            )
+        port = int(raw)
+        same = [other for other, taken in ports.items() if port and taken == port]
+        if same:
+            raise CannotStart(
+                f"{same[0]} and {name} are both {port}: give each its own port "
+                f"({name}={_suggest(name, ports)} make demo)"
+            )
+        ports[name] = port
+    return ports
+
+
+def _listen(port: int) -> socket.socket:
+    """A listening socket on the loopback ``port``, as werkzeug would make it."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        # As werkzeug: a port left in TIME_WAIT by the demo's previous run is free to take.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((HOST, port))
+        sock.listen(128)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def _suggest(name: str, ports: Mapping[str, int]) -> int:
+    """A port to offer instead: the next one up that is free now and not another setting's."""
+    start = ports.get(name) or DEFAULT_PORTS[name]
+    taken = {p for other, p in ports.items() if other != name} | set(DEFAULT_PORTS.values())
+    for candidate in range(start + 1, min(start + 50, 65536)):
+        if candidate in taken:
+            continue
+        try:
+            _listen(candidate).close()
+        except OSError:
+            continue
+        return candidate
+    return start + 1 if start < 65535 else 5001
+
+
+def _problem(name: str, ports: Mapping[str, int], exc: OSError) -> CannotStart:
+    port = ports[name]
+    if exc.errno == errno.EADDRINUSE:
+        said = f"Port {port} is in use"
+    elif exc.errno == errno.EACCES:
+        said = f"Port {port} needs privileges this user does not have"
+    else:  # the OS's own words (no address, too many files …), still one line
+        said = f"Port {port} cannot be used ({exc.strerror or type(exc).__name__})"
+    return CannotStart(
+        f"{said}: set {name} to another port ({name}={_suggest(name, ports)} make demo)"
+    )
+
+
+def take_port(name: str, ports: Mapping[str, int]) -> socket.socket:
+    """Listen on the named setting's port, or say in one line which port and what to set."""
+    try:
+        return _listen(ports[name])
+    except OSError as exc:
+        raise _problem(name, ports, exc) from None
+
+
+def start_emulator(ports: Mapping[str, int], state_dir: str) -> EntraEmulator:
+    """The local Entra ID on its two ports; a taken one is a CannotStart naming it."""
+    # Checked first, to name the port and its variable: the emulator's own error names both
+    # ports at once, and werkzeug prints two lines of its own before it.
+    for name in (EMULATOR_PORT, BROWSER_PORT):
+        if ports[name]:
+            take_port(name, ports).close()
+    emulator = EntraEmulator(
+        state_dir=state_dir, port=ports[EMULATOR_PORT], browser_port=ports[BROWSER_PORT]
+    )
+    try:
+        # Taken between the check and now: werkzeug's own lines go nowhere, ours says it.
+        with contextlib.redirect_stderr(io.StringIO()):
+            return emulator.start()
+    except EmulatorError as exc:
+        for name in (EMULATOR_PORT, BROWSER_PORT):
+            if ports[name]:
+                take_port(name, ports).close()
+        raise CannotStart(f"{exc.message} {exc.remedy}") from None
+
+
 def main() -> None:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        run()
+    except CannotStart as problem:
+        # One line on stderr and a failing exit status: what `make demo` shows, no traceback.
+        print(problem, file=sys.stderr)
+        raise SystemExit(1) from None
+
+
+def run() -> None:
+    with_emulator = not os.environ.get("ENTRA_AUTHORITY")
+    ports = read_ports(os.environ, emulator=with_emulator)
     # Listen first: with DEMO_PORT=0 the port is known only now, and the redirect URI needs it.
-    server = make_server("127.0.0.1", PORT, _not_yet, threaded=True)
+    # Our own socket, handed to werkzeug: its make_server prints lines of its own and exits when
+    # the port is taken, where the demo says it in one line.
+    listening = take_port(APP_PORT, ports)
+    try:
+        server = make_server(HOST, 0, _not_yet, threaded=True, fd=listening.fileno())
+    finally:
+        listening.close()  # werkzeug listens on its own duplicate of it
     port = server.port
     here = f"http://localhost:{port}"
     emulator: EntraEmulator | None = None
     config: dict[str, str] = {}
     try:
-        if not os.environ.get("ENTRA_AUTHORITY"):
-            emulator = EntraEmulator(
-                state_dir=os.environ.get("DEMO_STATE_DIR", ".entra-emulator"),
-                port=int(os.environ.get("DEMO_EMULATOR_PORT", "8443")),
-                browser_port=int(os.environ.get("DEMO_EMULATOR_BROWSER_PORT", "8444")),
-            ).start()
+        if with_emulator:
+            emulator = start_emulator(ports, os.environ.get("DEMO_STATE_DIR", ".entra-emulator"))
             if port != 5000:  # the seed registers the tutorial's http://localhost:5000
                 emulator.add_redirect_uri(WEB_APP, f"{here}/get_token")
                 emulator.add_redirect_uri(WEB_APP, f"{here}/")

@@ -33,6 +33,17 @@ class AadstsCode:
 
 _PLACEHOLDER = re.compile(r"\{(\w+)\}")
 
+# Microsoft's own error-code lookup: "Microsoft Entra authentication and authorization error
+# codes" (learn.microsoft.com/entra/identity-platform/reference-error-codes) documents it, and
+# linking straight to one code by appending ?code=<number>. Codes change; this page is current.
+ERROR_LOOKUP = "https://login.microsoftonline.com/error"
+
+
+def lookup_url(code: int) -> str:
+    """Microsoft's page for one AADSTS code: ``https://login.microsoftonline.com/error?code=N``."""
+    return f"{ERROR_LOOKUP}?code={int(code)}"
+
+
 _CODES = (
     AadstsCode(
         50011,
@@ -64,7 +75,10 @@ _CODES = (
         "signing into the correct cloud. Check with your subscription administrator, this may "
         "happen if there are no active subscriptions for the tenant.",
         "The tenant in the authority URL does not exist.",
-        "Set ENTRA_TENANT_ID to the Directory (tenant) ID or a verified domain of your tenant.",
+        # ENTRA_TENANT_ID must be a GUID: a domain belongs only in the authority's path.
+        "Put your tenant in the authority: ENTRA_AUTHORITY=https://login.microsoftonline.com/"
+        "<Directory (tenant) ID or a verified domain>, or ENTRA_TENANT_ID=<Directory (tenant) "
+        "ID> (the Overview page in the Entra admin center).",
     ),
     AadstsCode(
         7000215,

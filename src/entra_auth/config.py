@@ -7,24 +7,154 @@ Secrets are shown only as a fingerprint (``repr``, logs, ``doctor``).
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import os
 import re
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from .errors import ConfigurationError
+from .errors import ConfigurationError, MissingSettingError
 
 PUBLIC_CLOUD = "https://login.microsoftonline.com"
 MULTI_TENANT = ("common", "organizations")
 _TOKEN_VERSIONS = ("1.0", "2.0")
 
+# Where settings were looked for, as error messages name it (``EntraConfig.sources``).
+ENVIRONMENT = "the environment"
+APP_CONFIG = "app.config"
+
+# The settings read from a mapping: field name -> ENTRA_* name.
+_TEXT_SETTINGS = {
+    "tenant_id": "ENTRA_TENANT_ID",
+    "client_id": "ENTRA_CLIENT_ID",
+    "authority": "ENTRA_AUTHORITY",
+    "client_secret": "ENTRA_CLIENT_SECRET",
+    "ca_bundle": "ENTRA_CA_BUNDLE",
+    "v1_issuer_template": "ENTRA_V1_ISSUER",
+    "redirect_path": "ENTRA_REDIRECT_PATH",
+    "redirect_uri": "ENTRA_REDIRECT_URI",
+    "post_logout_redirect_uri": "ENTRA_POST_LOGOUT_REDIRECT_URI",
+    "graph_url": "ENTRA_GRAPH_URL",
+}
+_LIST_SETTINGS = {
+    "token_cache_keys": "ENTRA_TOKEN_CACHE_KEY",
+    "api_audiences": "ENTRA_API_AUDIENCE",
+    "allowed_tenants": "ENTRA_ALLOWED_TENANTS",
+    "scopes": "ENTRA_SCOPES",
+}
+
+# What a feature may require, as the error names it, and the fields any of which satisfies it:
+# the API's audiences default to its client id, and the tenant id can come from the authority.
+_REQUIREMENTS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "authority": ("ENTRA_AUTHORITY (or ENTRA_TENANT_ID)", ("authority", "tenant_id")),
+    "tenant_id": ("ENTRA_TENANT_ID", ("tenant_id",)),
+    "client_id": ("ENTRA_CLIENT_ID", ("client_id",)),
+    "client_secret": ("ENTRA_CLIENT_SECRET", ("client_secret",)),
+    "api_audiences": ("ENTRA_API_AUDIENCE (or ENTRA_CLIENT_ID)", ("api_audiences", "client_id")),
+}
+
+# What to set for each requirement, in the words of the Entra admin center (the remedy of a
+# "not set" error, and the fix on `entra-auth doctor`'s line for it).
+WHAT_TO_SET = {
+    "ENTRA_AUTHORITY (or ENTRA_TENANT_ID)": (
+        "Set ENTRA_TENANT_ID to your Directory (tenant) ID (Entra admin center → Overview), or "
+        "ENTRA_AUTHORITY to the authority URL (https://login.microsoftonline.com/<tenant id>, "
+        "or the local Entra ID's, which `entra-auth emulator` prints)."
+    ),
+    "ENTRA_TENANT_ID": (
+        "Set ENTRA_TENANT_ID to your Directory (tenant) ID: the authority names the tenant by a "
+        "domain, and tokens carry the tenant's GUID."
+    ),
+    "ENTRA_CLIENT_ID": (
+        "Set ENTRA_CLIENT_ID to the Application (client) ID on the app registration's Overview."
+    ),
+    "ENTRA_CLIENT_SECRET": (
+        "Set ENTRA_CLIENT_SECRET to a client secret's Value (app registration → Certificates & "
+        "secrets; the Value, not the Secret ID)."
+    ),
+    "ENTRA_API_AUDIENCE (or ENTRA_CLIENT_ID)": (
+        "Set ENTRA_API_AUDIENCE to the audiences your API accepts (<API client id>,api://<API "
+        "client id>), or ENTRA_CLIENT_ID to the API's Application (client) ID."
+    ),
+}
+
+# Who reads a .env file: not the app. Said with every "not set" error, since a .env file that
+# works under `flask run` and `entra-auth doctor` but not under `python app.py` or gunicorn is
+# the likeliest reason for one.
+DOTENV_RULE = (
+    "A .env file is read only by `flask run` (when python-dotenv is installed) and by "
+    "`entra-auth doctor` and `decode --verify`, and by python-dotenv's `load_dotenv()` if the app "
+    "calls it."
+)
+_SETTING_NAME = re.compile(r"ENTRA_[A-Z0-9_]+")
+_DOTENV_LINE = re.compile(r"\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=(.*)")
+
 
 def fingerprint(secret: str) -> str:
     """A short, stable, non-reversible label for a secret: ``sha256:1a2b3c4d``."""
     return "sha256:" + hashlib.sha256(secret.encode()).hexdigest()[:8]
+
+
+def names_in_dotenv(path: str | Path = ".env") -> frozenset[str]:
+    """The names a ``.env`` file gives a non-empty value (never the values: they may be
+    secrets). Read the way python-dotenv reads it, closely enough to say which names it sets;
+    an unreadable or absent file sets none."""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as handle:
+            text = handle.read(1 << 20)
+    except OSError:
+        return frozenset()
+    names = set()
+    for line in text.splitlines():
+        match = _DOTENV_LINE.fullmatch(line)
+        if match is None:
+            continue
+        value = match.group(2).strip()
+        if value[:1] in ("'", '"'):
+            value = value[1:].split(value[0], 1)[0]
+        else:
+            value = re.split(r"\s#", value, maxsplit=1)[0].strip()
+            value = "" if value.startswith("#") else value
+        if value:
+            names.add(match.group(1))
+    return frozenset(names)
+
+
+def _joined(items: Sequence[str], word: str = "and") -> str:
+    return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} {word} {items[-1]}"
+
+
+def missing_setting_error(
+    missing: Sequence[str], sources: Sequence[str], *, dotenv: str | Path = ".env"
+) -> MissingSettingError:
+    """One error naming every missing setting, where they were looked for, and what to set.
+
+    When the environment was among the places looked in and ``dotenv`` (``./.env``) sets one of
+    them, it says so: the file is there, but nothing loaded it.
+    """
+    where = _joined(list(sources), "and") if sources else "the EntraConfig built in code"
+    verb = "is" if len(missing) == 1 else "are"
+    message = f"{_joined(list(missing))} {verb} not set: looked in {where}."
+    fixes = [WHAT_TO_SET.get(name, f"Set {name}.") for name in missing]
+    if ENVIRONMENT in sources:
+        in_file = names_in_dotenv(dotenv)
+        found = [n for need in missing for n in _SETTING_NAME.findall(need) if n in in_file]
+        if found:
+            # Without python-dotenv, `flask run` skips .env silently: say what to install.
+            install = "" if importlib.util.find_spec("dotenv") else "install python-dotenv, then "
+            fixes.insert(
+                0,
+                f"./.env sets {_joined(found)} but nothing loaded it: {install}run with `flask "
+                "run` or call `load_dotenv()` (python-dotenv) before the app reads its settings.",
+            )
+        fixes.append(DOTENV_RULE)
+    return MissingSettingError(
+        message, missing=tuple(missing), sources=tuple(sources), remedy=" ".join(fixes)
+    )
 
 
 def _is_guid(value: str) -> bool:
@@ -77,15 +207,14 @@ class EntraConfig:
     # Seconds to wait for the identity provider (and Graph) to connect and to answer each
     # request: a hanging provider must not hold a worker longer than this (ENTRA_HTTP_TIMEOUT).
     http_timeout: float = 5.0
+    # Where the settings were looked for (``from_env``: the environment; the Flask adapter:
+    # app.config, then the environment), so that a "not set" error can say so. Not a setting.
+    sources: tuple[str, ...] = field(default=(), repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.authority is None:
             if not self.tenant_id:
-                raise ConfigurationError(
-                    "Neither ENTRA_AUTHORITY nor ENTRA_TENANT_ID is set.",
-                    remedy="Set ENTRA_TENANT_ID to your Directory (tenant) ID, or ENTRA_AUTHORITY "
-                    "to the authority URL (https://login.microsoftonline.com/<tenant id>).",
-                )
+                raise missing_setting_error([_REQUIREMENTS["authority"][0]], self.sources)
             object.__setattr__(self, "authority", f"{PUBLIC_CLOUD}/{self.tenant_id}")
         authority = str(self.authority).rstrip("/")
         object.__setattr__(self, "authority", authority)
@@ -200,37 +329,63 @@ class EntraConfig:
         return f"{parts.scheme}://{parts.netloc}/"
 
     def require(self, *names: str) -> None:
-        """Fail at start when a value a feature needs is missing."""
-        env = {f.name: f"ENTRA_{f.name.upper()}" for f in fields(self)}
-        env["api_audiences"] = "ENTRA_API_AUDIENCE"
+        """Fail at start when values a feature needs are missing: one ``MissingSettingError``
+        naming all of them, where they were looked for (``sources``) and what to set."""
+        missing: list[str] = []
         for name in names:
             value = self.audiences if name == "api_audiences" else getattr(self, name)
             if not value:
-                raise ConfigurationError(
-                    f"{env.get(name, name)} is not set.",
-                    remedy=f"Set {env.get(name, name)} in the environment or the app's config.",
-                )
+                label = _REQUIREMENTS.get(name, (_env_name(name), ()))[0]
+                if label not in missing:
+                    missing.append(label)
+        if missing:
+            raise missing_setting_error(missing, self.sources)
 
     def __repr__(self) -> str:
         secret = fingerprint(self.client_secret) if self.client_secret else None
         shown = ", ".join(
             f"{f.name}={getattr(self, f.name)!r}"
             for f in fields(self)
-            if f.name not in ("client_secret", "token_cache_keys")
+            if f.name not in ("client_secret", "token_cache_keys", "sources")
         )
         return f"EntraConfig({shown}, client_secret={secret!r})"
 
     # -- loading ------------------------------------------------------------------------------
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> EntraConfig:
+    def from_env(
+        cls,
+        environ: Mapping[str, str] | None = None,
+        *,
+        require: Iterable[str] = (),
+        **overrides: Any,
+    ) -> EntraConfig:
         """Read ``ENTRA_*`` variables (default: ``os.environ``); ``overrides`` win over them."""
-        return cls.from_mapping(os.environ if environ is None else environ, **overrides)
+        return cls.from_mapping(
+            os.environ if environ is None else environ,
+            sources=(ENVIRONMENT,),
+            require=require,
+            **overrides,
+        )
 
     @classmethod
-    def from_mapping(cls, settings: Mapping[str, Any], **overrides: Any) -> EntraConfig:
+    def from_mapping(
+        cls,
+        settings: Mapping[str, Any],
+        *,
+        sources: Sequence[str] | None = None,
+        require: Iterable[str] = (),
+        **overrides: Any,
+    ) -> EntraConfig:
         """Read ``ENTRA_*`` keys from a mapping: the environment's strings
         (``ENTRA_API_AUDIENCE="a,b"``, ``ENTRA_LEEWAY="30"``) or a framework's native values
-        (``["a", "b"]``, ``30``, ``False``); ``overrides`` (field names) win over them."""
+        (``["a", "b"]``, ``30``, ``False``); ``overrides`` (field names) win over them.
+
+        ``require`` names the fields a feature needs (``"client_id"``, ``"client_secret"``,
+        ``"api_audiences"`` …): when some are missing, one ``MissingSettingError`` names every
+        one of them, the authority included, and ``sources`` (where ``settings`` came from).
+        """
+        where = tuple(sources) if sources is not None else ("the settings given",)
+        required = tuple(require)
         values: dict[str, Any] = {}
 
         def text(name: str) -> str | None:
@@ -259,26 +414,10 @@ class EntraConfig:
             found = tuple(p for p in items if p)
             return found or None
 
-        for key, name in (
-            ("tenant_id", "ENTRA_TENANT_ID"),
-            ("client_id", "ENTRA_CLIENT_ID"),
-            ("authority", "ENTRA_AUTHORITY"),
-            ("client_secret", "ENTRA_CLIENT_SECRET"),
-            ("ca_bundle", "ENTRA_CA_BUNDLE"),
-            ("v1_issuer_template", "ENTRA_V1_ISSUER"),
-            ("redirect_path", "ENTRA_REDIRECT_PATH"),
-            ("redirect_uri", "ENTRA_REDIRECT_URI"),
-            ("post_logout_redirect_uri", "ENTRA_POST_LOGOUT_REDIRECT_URI"),
-            ("graph_url", "ENTRA_GRAPH_URL"),
-        ):
+        for key, name in _TEXT_SETTINGS.items():
             if (value := text(name)) is not None:
                 values[key] = value
-        for key, name in (
-            ("token_cache_keys", "ENTRA_TOKEN_CACHE_KEY"),
-            ("api_audiences", "ENTRA_API_AUDIENCE"),
-            ("allowed_tenants", "ENTRA_ALLOWED_TENANTS"),
-            ("scopes", "ENTRA_SCOPES"),
-        ):
+        for key, name in _LIST_SETTINGS.items():
             if (items := listing(name)) is not None:
                 values[key] = items
         if (versions := listing("ENTRA_ACCEPTED_TOKEN_VERSIONS")) is not None:
@@ -293,7 +432,24 @@ class EntraConfig:
         if guests is not None and guests != "":
             values["allow_guests"] = _flag("ENTRA_ALLOW_GUESTS", guests)
         values.update({k: v for k, v in overrides.items() if v is not None})
-        return cls(**values)
+        # Every missing value at once, before the first one stops the constructor. The tenant id
+        # is left to require(): it may come from the authority's path.
+        missing: list[str] = []
+        for name in ("authority", *required):
+            label, satisfied_by = _REQUIREMENTS.get(name, (_env_name(name), (name,)))
+            present = any(values.get(f) for f in satisfied_by)
+            if name != "tenant_id" and not present and label not in missing:
+                missing.append(label)
+        if missing:
+            raise missing_setting_error(missing, where)
+        config = cls(**values, sources=where)
+        config.require(*required)
+        return config
+
+
+def _env_name(name: str) -> str:
+    """The ``ENTRA_*`` setting behind a field name."""
+    return {**_TEXT_SETTINGS, **_LIST_SETTINGS}.get(name) or f"ENTRA_{name.upper()}"
 
 
 def _whole_seconds(name: str, value: object) -> int:

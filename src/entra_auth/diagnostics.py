@@ -11,9 +11,10 @@ import binascii
 import email.utils
 import hashlib
 import json
+import re
 import secrets
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -24,13 +25,21 @@ from cryptography import x509
 
 from . import aadsts
 from ._http import FetchError, cause_of, retry_after_seconds
-from .config import EntraConfig, fingerprint
+from .config import PUBLIC_CLOUD, WHAT_TO_SET, EntraConfig, fingerprint
 from .discovery import Discovery, ProviderMetadata, on_authority_host
-from .errors import ConfigurationError, EntraAuthError, InsufficientScopeError, InvalidTokenError
+from .errors import (
+    ConfigurationError,
+    EntraAuthError,
+    InsufficientScopeError,
+    InvalidTokenError,
+    MissingSettingError,
+)
 from .keys import JwksCache
 from .tokens import MAX_NUMERIC_DATE, AccessTokenValidator, IdTokenValidator, Principal
 
 CLOCK_SKEW_LIMIT = 300
+LOOPBACK = ("localhost", "127.0.0.1", "::1")
+EMULATOR_PORT = 8443  # `entra-auth emulator`'s default HTTPS port
 
 
 @dataclass
@@ -53,22 +62,39 @@ def doctor(
     session: requests.Session | None = None,
     timeout: float = 10.0,
     clock: Callable[[], float] = time.time,
+    given: Collection[str] | None = None,
 ) -> list[Check]:
-    """Every check that applies, in order; later checks are skipped when earlier ones fail."""
+    """Every check that applies, in order; later checks are skipped when earlier ones fail.
+
+    ``given`` is the ``ENTRA_*`` names the configuration was given (not derived), so that a fix
+    names the setting the user wrote: the wrong tenant in ENTRA_AUTHORITY or in ENTRA_TENANT_ID.
+    """
     checks: list[Check] = []
     try:
         config = load_config()
+        config.require("client_id", "client_secret")
+    except MissingSettingError as exc:
+        # Each missing setting on a line of its own, all at once: fixing one at a time, a run
+        # of doctor each, is what a newcomer's first hour should not be.
+        where = _places(exc.sources, "or")
+        return [
+            Check(name, False, f"not set in {where}", WHAT_TO_SET.get(name, f"Set {name}."))
+            for name in exc.missing
+        ]
     except ConfigurationError as exc:
         return [Check("configuration", False, exc.message, exc.remedy)]
-    secret = fingerprint(config.client_secret) if config.client_secret else "not set"
+    # Both are set here (require above): the line never says "not set" in green.
+    secret = fingerprint(str(config.client_secret))
+    read_from = f" (read from {_places(config.sources, 'and')})" if config.sources else ""
     checks.append(
         Check(
             "configuration",
             True,
-            f"authority {config.authority}, client id {config.client_id or 'not set'}, "
-            f"client secret {secret}",
+            f"authority {config.authority}, client id {config.client_id}, "
+            f"client secret {secret}{read_from}",
         )
     )
+    tenant_settings = _tenant_settings(config, given)
     http = session or requests.Session()
     if config.ca_bundle:
         http.trust_env = False
@@ -77,7 +103,7 @@ def doctor(
     if not checks[-1].ok:
         return checks
 
-    reachable, date_header = _check_authority(config, http, verify, timeout)
+    reachable, date_header = _check_authority(config, http, verify, timeout, tenant_settings)
     checks.append(reachable)
     if not reachable.ok:
         return checks
@@ -96,7 +122,9 @@ def doctor(
                 False,
                 str(exc),
                 "Set ENTRA_AUTHORITY to the tenant's own authority "
-                "(https://login.microsoftonline.com/<tenant id>).",
+                "(https://login.microsoftonline.com/<tenant id>)."
+                if "ENTRA_AUTHORITY" in tenant_settings
+                else "Check ENTRA_TENANT_ID: the Directory (tenant) ID on your tenant's Overview.",
             )
         )
         return checks
@@ -120,9 +148,29 @@ def doctor(
     return checks
 
 
+def _places(places: Iterable[str], word: str = "and") -> str:
+    items = list(places) or ["the EntraConfig built in code"]
+    return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} {word} {items[-1]}"
+
+
+def _tenant_settings(config: EntraConfig, given: Collection[str] | None) -> tuple[str, ...]:
+    """Which of ENTRA_AUTHORITY and ENTRA_TENANT_ID name the tenant, as the user set them."""
+    named = tuple(n for n in ("ENTRA_AUTHORITY", "ENTRA_TENANT_ID") if n in (given or ()))
+    if named:
+        return named
+    # Built in code: the authority was given unless it is the one the tenant id makes.
+    derived = config.tenant_id and config.authority == f"{PUBLIC_CLOUD}/{config.tenant_id}"
+    return ("ENTRA_TENANT_ID",) if derived else ("ENTRA_AUTHORITY",)
+
+
 def _check_ca_bundle(config: EntraConfig) -> Check:
     if not config.ca_bundle:
-        return Check("CA bundle", True, "the system's trusted CAs (ENTRA_CA_BUNDLE not set)")
+        return Check(
+            "CA bundle",
+            True,
+            "the system's trusted CAs (ENTRA_CA_BUNDLE is for a private CA such as the local "
+            "Entra ID's)",
+        )
     try:
         with open(config.ca_bundle, "rb") as handle:
             certificates = x509.load_pem_x509_certificates(handle.read())
@@ -138,7 +186,11 @@ def _check_ca_bundle(config: EntraConfig) -> Check:
 
 
 def _check_authority(
-    config: EntraConfig, http: requests.Session, verify: str | bool, timeout: float
+    config: EntraConfig,
+    http: requests.Session,
+    verify: str | bool,
+    timeout: float,
+    tenant_settings: tuple[str, ...] = ("ENTRA_AUTHORITY",),
 ) -> tuple[Check, str | None]:
     url = config.metadata_url
     parts = urlsplit(url)
@@ -154,9 +206,8 @@ def _check_authority(
         ), None
     except requests.RequestException as exc:
         cause = cause_of(exc, timeout)
-        return Check(
-            "authority", False, f"{url} could not be reached: {cause}.", _reach_fix(cause, parts)
-        ), None
+        fix = _reach_fix(cause, parts, tenant_settings)
+        return Check("authority", False, f"{url} could not be reached: {cause}.", fix), None
     elapsed = time.monotonic() - started
     if response.status_code == 429 or response.status_code >= 500:
         wait = retry_after_seconds(response.headers.get("Retry-After"))
@@ -181,6 +232,9 @@ def _check_authority(
         return Check("authority", True, f"{url} answered"), response.headers.get("Date")
     codes = aadsts.codes_in(response.text)
     entry = aadsts.lookup(codes[0]) if codes else None
+    if entry is not None and entry.code == 90002:
+        fix = _wrong_tenant_fix(config, parts, tenant_settings)
+        return Check("authority", False, f"{entry.name}: {entry.meaning}", fix), None
     if entry is not None:
         return Check("authority", False, f"{entry.name}: {entry.meaning}", entry.fix), None
     return Check(
@@ -191,16 +245,49 @@ def _check_authority(
     ), None
 
 
-def _reach_fix(cause: str, parts: SplitResult) -> str:
+def _wrong_tenant_fix(
+    config: EntraConfig, parts: SplitResult, tenant_settings: tuple[str, ...]
+) -> str:
+    """AADSTS90002, in terms of the setting that named the tenant: the authority's path, the
+    tenant id, or both."""
+    host, tenant = parts.netloc, config.tenant
+    local = " (`entra-auth emulator` prints its own)" if parts.hostname in LOOPBACK else ""
+    if tenant_settings == ("ENTRA_TENANT_ID",):
+        return (
+            f"ENTRA_TENANT_ID is {tenant}, a tenant {host} does not know: set ENTRA_TENANT_ID to "
+            "the Directory (tenant) ID on your tenant's Overview in the Entra admin center."
+        )
+    if "ENTRA_TENANT_ID" in tenant_settings:
+        return (
+            f"ENTRA_AUTHORITY and ENTRA_TENANT_ID name the tenant {tenant}, which {host} does not "
+            "know: set ENTRA_TENANT_ID to your Directory (tenant) ID and ENTRA_AUTHORITY to "
+            f"https://{host}/<that ID>{local}."
+        )
+    return (
+        f"ENTRA_AUTHORITY names the tenant {tenant!r}, which {host} does not know: set "
+        f"ENTRA_AUTHORITY to https://{host}/<your Directory (tenant) ID or a verified "
+        f"domain>{local}."
+    )
+
+
+def _reach_fix(
+    cause: str, parts: SplitResult, tenant_settings: tuple[str, ...] = ("ENTRA_AUTHORITY",)
+) -> str:
     """What to do about an authority that cannot be reached, by cause."""
     host = parts.hostname or ""
-    if cause.startswith("connection refused") and host in ("localhost", "127.0.0.1", "::1"):
+    if cause.startswith("connection refused") and host in LOOPBACK:
+        # Nothing listens on a loopback authority: the local Entra ID is not running (yet).
+        port = parts.port or 443
+        start = "entra-auth emulator" + (f" --port {port}" if port != EMULATOR_PORT else "")
         return (
-            f"Nothing listens on {parts.netloc}: start the local Entra ID (`entra-auth "
-            "emulator`), or set ENTRA_AUTHORITY to the one it prints."
+            f"Nothing listens on {parts.netloc}: start the local Entra ID (`{start}`), or set "
+            "ENTRA_AUTHORITY to the one it prints."
         )
     if cause.startswith("connection refused"):
         return f"Nothing listens on {parts.netloc}: check ENTRA_AUTHORITY's host and port."
+    if cause.startswith("DNS") and "ENTRA_AUTHORITY" not in tenant_settings:
+        # The public cloud's host, made from ENTRA_TENANT_ID: nothing in the settings to fix.
+        return f"The name {host} does not resolve: check this machine's network and DNS (a proxy?)."
     if cause.startswith("DNS"):
         return (
             f"The name {host} does not resolve: check ENTRA_AUTHORITY's host name, this "
@@ -342,6 +429,8 @@ def _check_redirect_uri(
                 "callback), and register that URI.",
             )
         ]
+    if config.redirect_uri is None:
+        notes.insert(0, "the default: set ENTRA_REDIRECT_URI to the one you registered")
     static = Check(
         "redirect URI", True, f"{uri} is well formed" + (f" ({'; '.join(notes)})" if notes else "")
     )
@@ -416,6 +505,61 @@ class DecodedToken:
             "kind": self.kind,
             "signature": f"<{self.signature_length} characters, elided>",
         }
+
+
+_HEADER_NAME = re.compile(r"authorization[ \t]*:[ \t]*", re.IGNORECASE)
+_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9!#$%&'*+.^_`|~-]*")  # RFC 9110 token
+_WHITESPACE = re.compile(r"\s+")
+_OTHER_SCHEMES = ("basic", "digest", "negotiate", "ntlm", "pop", "dpop")
+
+
+def token_from_paste(text: str) -> str:
+    """The token in what a developer pastes: the token itself, ``Bearer <token>``, or a whole
+    ``Authorization: Bearer <token>`` header line (header name and scheme in any case, any
+    whitespace around them). Another scheme, or more than one word after it, is refused,
+    naming the scheme at most (a ``Basic`` credential is a password: never echoed)."""
+    pasted = text.strip()
+    if len(pasted) > 1 and pasted[0] == pasted[-1] and pasted[0] in "'\"":
+        pasted = pasted[1:-1].strip()  # copied with the shell's quotes (curl -H "...")
+    had_header = _HEADER_NAME.match(pasted) is not None
+    rest = _HEADER_NAME.sub("", pasted, count=1) if had_header else pasted
+    if not rest:
+        raise InvalidTokenError(
+            "There is no token here.",
+            reason="malformed",
+            remedy="Paste the token, `Bearer <token>`, or the whole `Authorization: Bearer "
+            "<token>` line.",
+        )
+    words = _WHITESPACE.split(rest, maxsplit=1)
+    if len(words) == 2:
+        scheme, credential = words
+        if scheme.lower() != "bearer":
+            # A scheme is named only when it is one (after "Authorization:", or a known one),
+            # and only in its own harmless characters; "hello world" is just two words.
+            known = had_header or scheme.lower() in _OTHER_SCHEMES
+            said = scheme if known and _SCHEME.fullmatch(scheme) and len(scheme) <= 20 else ""
+            raise InvalidTokenError(
+                f"This is an Authorization value of the {said} scheme, not Bearer."
+                if said
+                else "This is more than one word, not a token.",
+                reason="malformed",
+                remedy="Paste the token, `Bearer <token>`, or the whole `Authorization: Bearer "
+                "<token>` line.",
+            )
+        if _WHITESPACE.search(credential.strip()):
+            raise InvalidTokenError(
+                "There is more than one word after Bearer.",
+                reason="malformed",
+                remedy="Paste one token after Bearer, nothing else on the line.",
+            )
+        return credential.strip()
+    if len(words) == 1 and words[0].lower() == "bearer":
+        raise InvalidTokenError(
+            "There is no token after Bearer.",
+            reason="malformed",
+            remedy="Paste the whole header value: Bearer <token>.",
+        )
+    return rest
 
 
 def _lenient_b64(segment: str) -> bytes:

@@ -37,6 +37,29 @@ class ConfigurationError(EntraAuthError):
     )
 
 
+class MissingSettingError(ConfigurationError):
+    """Settings a feature needs are not set. ``missing`` names each of them at once (a pair
+    that either satisfies reads ``"ENTRA_AUTHORITY (or ENTRA_TENANT_ID)"``); ``sources`` says
+    where they were looked for (``app.config``, the environment, a ``.env`` file …)."""
+
+    code = "missing_setting"
+    default_remedy = (
+        "Set each named setting where the app reads it (app.config or the environment); "
+        "`entra-auth doctor` lists every one that is missing."
+    )
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        missing: tuple[str, ...],
+        sources: tuple[str, ...] = (),
+        remedy: str | None = None,
+    ):
+        super().__init__(message, remedy=remedy)
+        self.missing, self.sources = missing, sources
+
+
 class EmulatorError(EntraAuthError):
     """The local Entra ID could not start or was asked for something it does not have."""
 

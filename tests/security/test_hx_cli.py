@@ -202,6 +202,29 @@ def test_HX08_odd_digits_and_numbers_print_without_a_traceback(wide_console: Non
         assert re.search(r"│ exp\s+│ not a valid date: ", result.output), result.output
 
 
+def test_HX08_decode_a_pasted_header_line_is_inert(wide_console: None) -> None:
+    """`decode` takes `Authorization: Bearer …` lines: what surrounds the token is pasted text
+    too. A hostile token inside one prints as inert as on its own; anything else pasted is
+    refused in our words, naming at most a scheme (never markup, escapes or a credential)."""
+    header, claims = hostile_token()
+    token = unsigned(header, claims)
+    inside = run("decode", f"Authorization: Bearer {token}")
+    assert inside.exit_code == 0
+    assert_inert(inside.output)
+    assert_verdict(inside, "NOT VERIFIED")
+    for text in HOSTILE.values():
+        assert shown(text) in inside.output
+    for text in HOSTILE.values():
+        for pasted in (f"Authorization: {text} x", f"{text} {token}", f"Basic {text}"):
+            result = run("decode", pasted)
+            assert result.exit_code != 0, pasted
+            assert_inert(result.output)
+            assert result.output.startswith("Error: "), result.output
+            assert "VERIFIED" not in result.output  # nothing of the paste is echoed
+            assert "[link" not in result.output
+            assert token not in result.output
+
+
 def test_HX08_explain_a_hostile_pasted_description() -> None:
     pasted = "AADSTS50011: " + " ".join(HOSTILE.values())
     for args in ([pasted], ["--json", pasted]):

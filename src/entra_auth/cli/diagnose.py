@@ -18,7 +18,7 @@ from rich.table import Table
 from rich.text import Text
 
 from .. import aadsts, diagnostics
-from ..config import EntraConfig
+from ..config import ENVIRONMENT, EntraConfig
 from ..errors import EntraAuthError
 from ._console import inert, say
 
@@ -28,7 +28,7 @@ def _config_options(command: Callable[..., Any]) -> Callable[..., Any]:
     options = [
         click.option(
             "--env-file",
-            type=click.Path(dir_okay=False, path_type=Path),
+            type=click.Path(exists=True, dir_okay=False, path_type=Path),
             help="A .env file to read ENTRA_* from (default: ./.env if present).",
         ),
         click.option("--authority", help="ENTRA_AUTHORITY"),
@@ -44,26 +44,48 @@ def _config_options(command: Callable[..., Any]) -> Callable[..., Any]:
     return command
 
 
-def _config_loader(env_file: Path | None, **flags: str | None) -> Callable[[], EntraConfig]:
-    names = {
-        "authority": "ENTRA_AUTHORITY",
-        "tenant_id": "ENTRA_TENANT_ID",
-        "client_id": "ENTRA_CLIENT_ID",
-        "redirect_uri": "ENTRA_REDIRECT_URI",
-        "audience": "ENTRA_API_AUDIENCE",
-        "ca_bundle": "ENTRA_CA_BUNDLE",
-    }
+_FLAG_SETTINGS = {
+    "authority": "ENTRA_AUTHORITY",
+    "tenant_id": "ENTRA_TENANT_ID",
+    "client_id": "ENTRA_CLIENT_ID",
+    "redirect_uri": "ENTRA_REDIRECT_URI",
+    "audience": "ENTRA_API_AUDIENCE",
+    "ca_bundle": "ENTRA_CA_BUNDLE",
+}
+
+
+def _settings(
+    env_file: Path | None, flags: dict[str, str | None]
+) -> tuple[dict[str, str], tuple[str, ...]]:
+    """The settings a command reads (flags over the environment over the .env file), and
+    where it looked, in that order, as the messages name it."""
+    path = env_file or (Path(".env") if Path(".env").is_file() else None)
+    values: dict[str, str] = {}
+    if path is not None:
+        values.update({k: v for k, v in dotenv_values(path).items() if v is not None})
+    values.update(os.environ)
+    flagged = {_FLAG_SETTINGS[k]: v for k, v in flags.items() if v}
+    values.update(flagged)
+    sources = ["the command line"] if flagged else []
+    if path is None:
+        # Said where it helps: a .env file in another directory is the usual surprise.
+        sources.append(f"{ENVIRONMENT} (no ./.env here)")
+    else:
+        sources += [ENVIRONMENT, str(env_file) if env_file else "./.env"]
+    return values, tuple(sources)
+
+
+def _config_loader(
+    env_file: Path | None, require: tuple[str, ...] = (), **flags: str | None
+) -> tuple[Callable[[], EntraConfig], frozenset[str]]:
+    """A loader of the configuration, and the ENTRA_* names it was given (not derived)."""
+    values, sources = _settings(env_file, flags)
+    given = frozenset(k for k, v in values.items() if k.startswith("ENTRA_") and v.strip())
 
     def load() -> EntraConfig:
-        path = env_file or (Path(".env") if Path(".env").is_file() else None)
-        values: dict[str, str] = {}
-        if path is not None:
-            values.update({k: v for k, v in dotenv_values(path).items() if v is not None})
-        values.update(os.environ)
-        values.update({names[k]: v for k, v in flags.items() if v})
-        return EntraConfig.from_env(values)
+        return EntraConfig.from_mapping(values, sources=sources, require=require)
 
-    return load
+    return load, given
 
 
 def _emit(data: object) -> None:
@@ -74,7 +96,9 @@ def _emit(data: object) -> None:
 @_config_options
 def doctor(env_file: Path | None, as_json: bool, **flags: str | None) -> None:
     """Check the configuration against the identity provider, each line with its fix."""
-    checks = diagnostics.doctor(_config_loader(env_file, **flags))
+    # What doctor checks needs both: a client id and secret (client credentials, redirect URI).
+    load, given = _config_loader(env_file, ("client_id", "client_secret"), **flags)
+    checks = diagnostics.doctor(load, given=given)
     failed = [c for c in checks if not c.ok]
     if as_json:
         _emit({"ok": not failed, "checks": [c.as_dict() for c in checks]})
@@ -113,13 +137,16 @@ def explain(text: tuple[str, ...], as_json: bool) -> None:
                         "causes": list(e.causes),
                         "fix": e.fix,
                         "message": e.message,
+                        "lookup": aadsts.lookup_url(e.code),
                     }
                     for e in entries
                 ],
                 "unknown": [f"AADSTS{n}" for n in unknown],
+                "lookups": {f"AADSTS{n}": aadsts.lookup_url(n) for n in numbers},
             }
         )
     else:
+        # The codes and URLs below are our own digits (at most 8, ASCII), never pasted text.
         for entry in entries:
             say(f"[bold]{entry.name}[/] ({entry.error}): {escape(entry.meaning)}")
             for cause in entry.causes:
@@ -127,21 +154,23 @@ def explain(text: tuple[str, ...], as_json: bool) -> None:
             say(f"  [yellow]fix:[/] {escape(entry.fix)}")
             template = re.sub(r"\{(\w+)\}", r"<\1>", entry.message)
             say(f"  Entra says: {escape(template)}", style="dim")
+            say(f"  Microsoft's page: {aadsts.lookup_url(entry.code)}", style="dim")
         for number in unknown:
             say(
-                f"AADSTS{number} is not in the catalogue; Microsoft's error-code "
-                "reference lists every code."
+                f"AADSTS{number} is not in the catalogue: look it up on Microsoft's error-code "
+                f"page, {aadsts.lookup_url(number)}"
             )
         if not numbers:
             say(
-                "No AADSTS code found: paste the code (AADSTS50011) or the whole error_description."
+                "No AADSTS code found: paste the code (AADSTS50011) or the whole "
+                f"error_description. Microsoft's error-code page: {aadsts.ERROR_LOOKUP}"
             )
     if not entries:
         raise SystemExit(1)
 
 
 @click.command()
-@click.argument("token")
+@click.argument("token", nargs=-1, required=True)
 @_config_options
 @click.option(
     "--verify",
@@ -153,7 +182,7 @@ def explain(text: tuple[str, ...], as_json: bool) -> None:
 @click.option("--scope", "scopes", multiple=True, help="A scope the token must carry.")
 @click.option("--role", "roles", multiple=True, help="An app role the token must carry.")
 def decode(
-    token: str,
+    token: tuple[str, ...],
     env_file: Path | None,
     as_json: bool,
     do_verify: bool,
@@ -162,17 +191,25 @@ def decode(
     roles: tuple[str, ...],
     **flags: str | None,
 ) -> None:
-    """Show a token's header and claims (TOKEN, or - for stdin); --verify checks it."""
-    from_stdin = token == "-"  # noqa: S105 - the conventional name for standard input
-    raw = (sys.stdin.read() if from_stdin else token).strip()
+    """Show a token's header and claims; --verify checks it.
+
+    TOKEN is the token, `Bearer <token>`, or a whole `Authorization: Bearer <token>` line
+    (quoted or not); - reads any of them from stdin.
+    """
+    # Several words: a pasted `Bearer eyJ…` or header line that the shell split, unquoted.
+    from_stdin = token == ("-",)
+    pasted = sys.stdin.read() if from_stdin else " ".join(token)
     try:
+        raw = diagnostics.token_from_paste(pasted)
         decoded = diagnostics.decode_unverified(raw)
     except EntraAuthError as exc:
         raise click.ClickException(inert(exc).plain) from None
     result: diagnostics.Verification | None = None
     if do_verify:
+        # What the validator needs, all missing ones named at once and where they were sought.
+        needs = ("client_id",) if id_token else ("api_audiences",)
         try:
-            config = _config_loader(env_file, **flags)()
+            config = _config_loader(env_file, needs, **flags)[0]()
         except EntraAuthError as exc:  # quotes the configuration's values
             raise click.ClickException(inert(exc).plain) from None
         result = diagnostics.verify(raw, config, id_token=id_token, scopes=scopes, roles=roles)

@@ -274,8 +274,9 @@ class EntraAuth:
             self.init_app(app)
 
     def init_app(self, app: Flask) -> None:
-        config = self._config or config_from_app(app)
-        config.require("client_id", "client_secret")
+        needed = ("client_id", "client_secret")
+        config = self._config or config_from_app(app, require=needed)
+        config.require(*needed)
         self.config = config
         self.sign_in = SignInFlow(config)
         # Graph answers its own errors (GraphClient reads them): a plain session, not MSAL's.
