@@ -1,7 +1,9 @@
-"""`entra-auth emulator` as a newcomer runs it, and seed files that are wrong fail clearly."""
+"""`entra-auth emulator` as a newcomer runs it (with a .env for their app, their app's redirect
+URI, a seed of their own to start from), and seed files that are wrong fail clearly."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
@@ -15,8 +17,13 @@ from urllib.parse import urlsplit
 
 import pytest
 import requests
+from dotenv import dotenv_values
 
+from entra_auth.cli.emulator import ENV_FILE_MARKER
+from entra_auth.config import EntraConfig
 from entra_auth.emulator import load_seed
+from entra_auth.emulator.admin import ADMIN_HEADER
+from entra_auth.emulator.seed import default_seed_path
 from entra_auth.errors import EmulatorError
 
 BIN = Path(sys.executable).parent / "entra-auth"
@@ -26,7 +33,7 @@ PATIENCE = 30.0  # seconds: far beyond a healthy start or stop, reached only by 
 class Command:
     """``entra-auth emulator`` on ports 0, in a process of its own; killed if a test fails."""
 
-    def __init__(self, tmp_path: Path):
+    def __init__(self, tmp_path: Path, *extra: str, cwd: Path | None = None):
         self.process = subprocess.Popen(
             [
                 str(BIN),
@@ -37,10 +44,12 @@ class Command:
                 "0",
                 "--state-dir",
                 str(tmp_path),
+                *extra,
             ],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
+            cwd=cwd,
         )
         self.banner = self._read_banner()
 
@@ -238,3 +247,180 @@ def test_default_seed_has_the_demo_directory() -> None:
         "Bob Kelly (Fabrikam)"
     ]
     assert os.path.basename(str(seed.tenant("contoso.example"))) != ""
+
+
+# -- what the command gives the user's project ----------------------------------------------------
+WEB = "4b7d2f1c-3a5e-4c8b-9d61-2e0f7a9b3c15"
+API = "a1c3e5f7-2b4d-4e6f-8a0c-1d3e5f7a9b2c"
+WEB_SECRET = "Dem8Q~local-web-app-secret.not-for-production"  # the seed's, public
+ON_FREE_PORTS = ("emulator", "--port", "0", "--browser-port", "0")
+
+
+def run(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """``entra-auth`` run to its end (a refusal, or a command that exits), bounded in time."""
+    return subprocess.run(
+        [str(BIN), *args], capture_output=True, text=True, timeout=PATIENCE * 2, cwd=cwd
+    )
+
+
+def project(tmp_path: Path) -> Path:
+    path = tmp_path / "project"
+    path.mkdir()
+    return path
+
+
+def test_env_file_is_written_private_and_points_an_app_at_the_emulator(tmp_path: Path) -> None:
+    here = project(tmp_path)
+    state = tmp_path / "state"
+    extra = ("--env-file", ".env", "--redirect-uri", "http://localhost:5001/get_token")
+    command = Command(state, *extra, cwd=here)
+    try:
+        authority = command.field(r"Authority \(ENTRA_AUTHORITY\): (\S+)")
+        admin_key = command.field(rf"{ADMIN_HEADER}: (\S+)")
+        assert "Wrote .env: the ENTRA_* settings for entra-auth demo web app" in command.banner
+        assert WEB_SECRET not in command.banner  # written to the file, not shown
+        env_file = here / ".env"
+        assert oct(env_file.stat().st_mode & 0o777) == "0o600"  # it holds the client secret
+        assert env_file.read_text().splitlines()[0] == ENV_FILE_MARKER
+        assert dotenv_values(env_file) == {
+            "ENTRA_AUTHORITY": authority,
+            "ENTRA_CLIENT_ID": WEB,
+            "ENTRA_CA_BUNDLE": str((state / "ca.pem").resolve()),
+            "ENTRA_CLIENT_SECRET": WEB_SECRET,
+            "ENTRA_REDIRECT_URI": "http://localhost:5001/get_token",  # the --redirect-uri
+            "ENTRA_API_AUDIENCE": f"{API},api://{API}",
+        }
+        # What an app reads from it reaches the emulator, trusting its CA.
+        config = EntraConfig.from_mapping(dotenv_values(env_file))
+        http = requests.Session()
+        http.trust_env = False
+        http.verify = str(config.ca_bundle)
+        assert http.get(config.metadata_url, timeout=PATIENCE).json()["issuer"] == (
+            f"{authority}/v2.0"
+        )
+        # A URI given on the command line is part of the start: the control API's reset keeps
+        # it, and drops one added while running.
+        apps = f"{authority.rsplit('/', 1)[0]}/_emulator/apps/{WEB}/redirect-uris"
+        key = {ADMIN_HEADER: admin_key}
+        http.post(apps, json={"uri": "http://localhost:5002/get_token"}, headers=key)
+        assert http.post(apps.replace(f"apps/{WEB}/redirect-uris", "reset"), headers=key).ok
+        after = http.post(apps, json={"uri": "http://localhost:5003/"}, headers=key).json()
+        assert after["redirect_uris"] == [
+            "http://localhost:5000/get_token",
+            "http://localhost:5001/get_token",
+            "http://localhost:5003/",
+        ]
+        assert command.stop(signal.SIGTERM) == 0
+    finally:
+        command.close()
+    # The next start rewrites the file it wrote (new ports), without --force.
+    again = Command(state, *extra, cwd=here)
+    try:
+        authority = again.field(r"Authority \(ENTRA_AUTHORITY\): (\S+)")
+        assert dotenv_values(here / ".env")["ENTRA_AUTHORITY"] == authority
+        assert oct((here / ".env").stat().st_mode & 0o777) == "0o600"
+        assert again.stop(signal.SIGTERM) == 0
+    finally:
+        again.close()
+
+
+def test_env_file_never_replaces_the_users_own_file_without_force(tmp_path: Path) -> None:
+    here = project(tmp_path)
+    state = str(tmp_path / "state")
+    mine = here / ".env"
+    mine.write_text("FLASK_SECRET_KEY=mine\n")
+    mine.chmod(0o644)
+    refused = run(*ON_FREE_PORTS, "--state-dir", state, "--env-file", ".env", cwd=here)
+    assert refused.returncode != 0
+    assert "Press Ctrl-C" not in refused.stdout  # refused before starting
+    assert refused.stderr.strip() == (
+        "Error: Not writing .env: it exists and entra-auth emulator did not write it. "
+        "Pass --force to replace it, or name another file with --env-file."
+    )
+    assert mine.read_text() == "FLASK_SECRET_KEY=mine\n"
+    # Never through a link, --force or not: the target stays as it was.
+    target = tmp_path / "elsewhere"
+    target.write_text("untouched\n")
+    (here / "linked.env").symlink_to(target)
+    linked = run(
+        *ON_FREE_PORTS, "--state-dir", state, "--env-file", "linked.env", "--force", cwd=here
+    )
+    assert linked.returncode != 0
+    assert "Cannot write linked.env" in linked.stderr
+    assert "Local Entra ID stopped." in linked.stdout  # it had started: stopped, then the error
+    assert target.read_text() == "untouched\n"
+    # --force replaces the user's file, and makes it private.
+    forced = Command(tmp_path / "state", "--env-file", ".env", "--force", cwd=here)
+    try:
+        assert dotenv_values(mine)["ENTRA_CLIENT_ID"] == WEB
+        assert oct(mine.stat().st_mode & 0o777) == "0o600"
+        assert forced.stop(signal.SIGTERM) == 0
+    finally:
+        forced.close()
+
+
+def test_env_file_dash_prints_the_settings_of_the_app_chosen(tmp_path: Path) -> None:
+    here = project(tmp_path)
+    command = Command(
+        tmp_path / "state", "--env-file", "-", "--app", "entra-auth demo API", cwd=here
+    )
+    try:
+        authority = command.field(r"Authority \(ENTRA_AUTHORITY\): (\S+)")
+        printed = command.banner.split("local and public):\n", 1)[1].split("Try: curl")[0]
+        assert dotenv_values(stream=io.StringIO(printed)) == {
+            "ENTRA_AUTHORITY": authority,
+            "ENTRA_CLIENT_ID": API,  # an API: no secret, no redirect URI
+            "ENTRA_CA_BUNDLE": str((tmp_path / "state" / "ca.pem").resolve()),
+            "ENTRA_API_AUDIENCE": f"{API},api://{API}",
+        }
+        assert command.stop(signal.SIGINT) == 0
+    finally:
+        command.close()
+    assert list(here.iterdir()) == []  # printed, not written
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ("--redirect-uri", "http://app.example/get_token"),
+            "Error: The redirect URI 'http://app.example/get_token' is plain http on a host "
+            "other than localhost or 127.0.0.1.",
+        ),
+        (("--redirect-uri", "https://app.example/#x"), "has a fragment"),
+        (("--app", "nope", "--env-file", ".env"), "Error: The seed has no app 'nope'."),
+        (("--api", "nope"), "Error: The seed has no app 'nope'."),
+    ],
+)
+def test_a_wrong_app_or_redirect_uri_is_refused_before_the_start(
+    tmp_path: Path, args: tuple[str, ...], message: str
+) -> None:
+    here = project(tmp_path)
+    state = str(tmp_path / "state")
+    result = run(*ON_FREE_PORTS, "--state-dir", state, *args, cwd=here)
+    assert result.returncode != 0
+    assert message in result.stderr
+    assert "What to do:" in result.stderr
+    assert "Press Ctrl-C" not in result.stdout
+    assert list(here.iterdir()) == []
+
+
+def test_write_seed_gives_a_seed_to_start_from(tmp_path: Path) -> None:
+    result = run("emulator", "--write-seed", "my-seed.toml", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "entra-auth emulator --seed my-seed.toml" in result.stdout
+    assert "entra_emulator_seed = my-seed.toml" in result.stdout
+    written = tmp_path / "my-seed.toml"
+    assert written.read_bytes() == default_seed_path().read_bytes()  # its comments too
+    assert load_seed(written) == load_seed()
+    # It never overwrites: the user's edits stay.
+    written.write_text(written.read_text() + "# my edits\n")
+    edited = written.read_text()
+    again = run("emulator", "--write-seed", "my-seed.toml", cwd=tmp_path)
+    assert again.returncode != 0
+    assert "Not writing my-seed.toml: it exists" in again.stderr
+    assert written.read_text() == edited
+    both = run("emulator", "--write-seed", "x.toml", "--seed", "my-seed.toml", cwd=tmp_path)
+    assert both.returncode == 2  # a usage error
+    assert "drop --seed" in both.stderr
+    assert not (tmp_path / "x.toml").exists()

@@ -21,6 +21,7 @@ from ..helpers import (
     DAEMON,
     GUEST,
     LEGACY_URI,
+    MEGAN,
     WEB,
     confidential_client,
     sign_in,
@@ -205,3 +206,18 @@ def test_lifetimes_are_configurable(
         options={"verify_signature": False},
     )
     assert lifetime[0] <= token["exp"] - token["iat"] <= lifetime[1]
+
+
+def test_id_token_roles_are_the_users_roles_of_the_signing_in_app(
+    entra_emulator: EntraEmulator, web_app
+) -> None:
+    # Entra puts in an ID token the app roles the user holds on the app signing in (the
+    # default seed's web app defines Admin, assigned to Adele and not to Megan); roles of other
+    # apps (Adele's Data.Read.All on the API) go only into that API's access tokens.
+    adele = sign_in(entra_emulator, web_app, [API_SCOPE])
+    assert adele["id_token_claims"]["roles"] == ["Admin"]
+    access = jwt.decode(adele["access_token"], options={"verify_signature": False})
+    assert access["aud"] == API
+    assert access["roles"] == ["Data.Read.All"]
+    megan = sign_in(entra_emulator, web_app, ["User.Read"], user=MEGAN)
+    assert "roles" not in megan["id_token_claims"]

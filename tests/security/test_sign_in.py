@@ -217,10 +217,12 @@ def test_FL05_error_at_callback_escaped_friendly(web: Web, error: str) -> None:
         web.callback({"error": error, "error_description": evil, "state": state}), web
     )
     assert "<script>" not in text
-    assert 'id="remedy"' in text and 'id="retry"' in text  # words for the user, "Try again"
+    assert 'id="remedy"' in text
+    assert 'id="retry"' in text
     # Entra's (escaped) description is for the developer: folded away, not the main message.
     main, detail = text.split('<details id="detail">')
-    assert "AADSTS65004" in detail and "AADSTS65004" not in main
+    assert "AADSTS65004" in detail
+    assert "AADSTS65004" not in main
 
 
 def test_FL05_declined_consent_through_the_idp(web: Web) -> None:

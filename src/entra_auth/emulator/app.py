@@ -83,9 +83,12 @@ def _headers(response: Response) -> Response:
     response.headers.setdefault("Cache-Control", "no-store")
     response.headers["X-Content-Type-Options"] = "nosniff"
     if response.mimetype == "text/html":
-        response.headers["Content-Security-Policy"] = (
+        # A page that frames other sites (sign-out, for front-channel logout) sets its own
+        # policy naming exactly those frames; every other page gets this one.
+        response.headers.setdefault(
+            "Content-Security-Policy",
             "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; "
-            "form-action *; frame-ancestors 'none'"
+            "form-action *; frame-ancestors 'none'",
         )
         response.headers["Referrer-Policy"] = "no-referrer"
     return response

@@ -117,16 +117,19 @@ class TokenMinter:
         return rewriter(claims) if rewriter is not None else self.sign(claims)
 
     def user_roles(self, user: User, app: App | None) -> list[str]:
+        """The app roles ``user`` is assigned on ``app``: the ``roles`` of their ID token when
+        ``app`` signs them in, of their access token when ``app`` is the API called."""
         if app is None:
             return []
         names = {app.client_id.lower(), *(u.lower().rstrip("/") for u in app.identifier_uris)}
-        return [
+        values = [
             role.value
             for assignment in user.app_roles
             if assignment.app.lower().rstrip("/") in names
             for role in [app.role(assignment.role)]
             if role is not None and "User" in role.allowed_member_types
         ]
+        return list(dict.fromkeys(values))  # a role assigned twice is in the claim once
 
     def access_token(
         self,

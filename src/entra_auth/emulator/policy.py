@@ -20,8 +20,10 @@ def usable_in(client: App, tenant: Tenant) -> bool:
 
 def assigned(user: User, client: App) -> bool:
     """Whether ``user`` holds one of ``client``'s app roles (for assignment-required apps)."""
-    names = {client.client_id.lower(), *(u.lower() for u in client.identifier_uris)}
-    return any(a.app.lower() in names for a in user.app_roles)
+    # Compared as the seed and the token minter compare them (case and a trailing slash aside):
+    # a role that reaches the token must also count as an assignment.
+    names = {client.client_id.lower(), *(u.lower().rstrip("/") for u in client.identifier_uris)}
+    return any(a.app.lower().rstrip("/") in names for a in user.app_roles)
 
 
 def admin_granted(client: App) -> set[str]:

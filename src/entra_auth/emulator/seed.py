@@ -14,6 +14,7 @@ tenant by id or domain, a user's guest account names its home tenant).
 from __future__ import annotations
 
 import difflib
+import ipaddress
 import json
 import re
 import sys
@@ -24,6 +25,7 @@ from datetime import datetime, timezone
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
+from urllib.parse import urlsplit
 
 import msgspec
 
@@ -70,6 +72,7 @@ class AppRole:
     description: str
     allowed_member_types: tuple[str, ...] = ("User", "Application")
     id: str = ""
+    display_name: str = ""  # what admins see when they assign it; the token carries `value`
 
 
 @dataclass(frozen=True)
@@ -97,6 +100,9 @@ class App:
     assignment_required: bool = False
     app_permissions: tuple[PermissionGrant, ...] = ()
     admin_consented_scopes: tuple[str, ...] = ()
+    # Entra's "Front-channel logout URL" (manifest `logoutUrl`, Graph `web.logoutUrl`): one per
+    # app; a sign-out loads it in a hidden iframe, with `?sid=`, for every app of the session.
+    front_channel_logout_url: str | None = None
 
     @property
     def service_principal_id(self) -> str:
@@ -248,6 +254,7 @@ class ScopeEntry(_Entry):
 
 class AppRoleEntry(_Entry):
     value: NonEmpty
+    display_name: str = ""  # the value when absent
     description: str = ""
     allowed_member_types: tuple[MemberType, ...] = ()  # none given: users and applications
 
@@ -273,6 +280,7 @@ class AppEntry(_Entry):
     assignment_required: bool = False
     app_permissions: tuple[PermissionEntry, ...] = ()
     admin_consented_scopes: tuple[str, ...] = ()
+    front_channel_logout_url: str | None = None  # checked by front_channel_url_problem
 
 
 class RoleAssignmentEntry(_Entry):
@@ -372,6 +380,7 @@ class _Directory:
                     allowed_member_types=r.allowed_member_types or ("User", "Application"),
                     # From the app and the role's place: the same on every start.
                     id=str(uuid.uuid5(uuid.NAMESPACE_URL, f"role:{client_id}:{j}")),
+                    display_name=r.display_name or r.value,
                 )
                 for j, r in enumerate(entry.app_roles)
             ),
@@ -381,7 +390,22 @@ class _Directory:
                 PermissionGrant(resource=p.resource, roles=p.roles) for p in entry.app_permissions
             ),
             admin_consented_scopes=entry.admin_consented_scopes,
+            front_channel_logout_url=self._logout_url(
+                entry.front_channel_logout_url, f"{path}.front_channel_logout_url"
+            ),
         )
+
+    def _logout_url(self, url: str | None, path: str) -> str | None:
+        if url is None:
+            return None
+        problem = front_channel_url_problem(url)
+        if problem:
+            raise EmulatorError(
+                f"Seed {self.origin}: {path}: {problem} (got {url!r}).",
+                remedy="Give the absolute address of the app's front-channel logout route, "
+                f"such as http://localhost:5000/logout/front-channel. {_REMEDY}",
+            )
+        return url
 
     def _user(self, entry: UserEntry, path: str, apps: tuple[App, ...]) -> User:
         home_tenant_id = home_oid = None
@@ -443,6 +467,53 @@ class _Directory:
                 remedy=f"Its roles for users: {', '.join(for_users) or 'none'}. {_REMEDY}",
             )
         return RoleAssignment(app=entry.app, role=entry.role)
+
+
+# -- the front-channel logout URL ----------------------------------------------------------------
+# The characters a URI may hold (RFC 3986): anything else (a space, a double quote, `<`, a
+# control character) is a typo, and refusing it here means the URL can go into an iframe's src
+# and the page's Content-Security-Policy with no way to break out of either.
+_URI_CHARS = re.compile(r"[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%]+")
+_HOST = re.compile(r"[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)*")
+
+
+def front_channel_url_problem(url: str) -> str | None:
+    """What is wrong with ``url`` as a front-channel logout URL; None when it is fine.
+
+    Entra's rules for the field: HTTPS, except plain http for the local machine (``localhost``
+    or a 127.0.0.0/8 address); OpenID Connect Front-Channel Logout 1.0 adds: absolute, no
+    fragment (a query is allowed and kept). An IPv6 literal such as ``[::1]`` is refused
+    because a Content-Security-Policy source cannot name one, so no page could frame it.
+    """
+    if url and not _URI_CHARS.fullmatch(url):
+        return "must be a URL without spaces, quotes or other characters a URL cannot hold"
+    parts = urlsplit(url)
+    if parts.scheme.lower() not in ("https", "http") or not parts.netloc:
+        return "must be an absolute https:// URL"
+    if "#" in url:
+        return "must not have a fragment (#...)"
+    if parts.username is not None or parts.password is not None:
+        return "must not carry a user name or password"
+    host = (parts.hostname or "").lower()
+    if "[" in parts.netloc or not _HOST.fullmatch(host):
+        # What a Content-Security-Policy source can name: no IPv6 literal, no underscore.
+        return "must name its host with letters, digits, dots and hyphens (or an IPv4 address)"
+    try:
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number in range
+    except ValueError:
+        return "has a port that is not a number from 0 to 65535"
+    if parts.scheme.lower() == "http" and not _loopback(host):
+        return "must use https (plain http only for localhost or 127.0.0.1)"
+    return None
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.IPv4Address(host).is_loopback
+    except ValueError:
+        return False
 
 
 # -- schema errors in the seed's own words --------------------------------------------------------

@@ -17,6 +17,7 @@ from typing import Any
 
 import requests
 
+from ..config import EntraConfig
 from ..errors import EmulatorError
 from .app import create_app
 from .faults import Fault
@@ -25,7 +26,7 @@ from .pki import ADMIN_KEY_FILE, SigningKey, ensure_signing_key, ensure_tls, wri
 from .scopes import resolve_resource, resolve_scopes
 from .seed import App, Seed, User, load_seed
 from .serving import EmulatorServer
-from .state import EmulatorSettings, EmulatorState
+from .state import EmulatorSettings, EmulatorState, with_redirect_uri
 
 log = logging.getLogger("entra_auth.emulator")
 
@@ -168,14 +169,99 @@ class EntraEmulator:
         session.verify = str(self.ca_path)
         return session
 
-    def app(self, name_or_id: str) -> App:
-        """An app of the seed by client id or display name."""
-        found = self.seed.app(name_or_id) or next(
-            (a for a in self.seed.apps if a.display_name == name_or_id), None
+    @property
+    def directory(self) -> Seed:
+        """The tenants, apps and users served now: the seed plus redirect URIs added since."""
+        return self._state.seed if self._state is not None else self.seed
+
+    def app(self, name_or_id: str | None = None) -> App:
+        """An app of the directory by client id, App ID URI (``api://…``) or display name;
+        by default the seed's first web app (one with a redirect URI and a client secret)."""
+        if name_or_id is None:
+            return self._web_app()
+        directory = self.directory
+        found = directory.app_by_identifier(name_or_id) or next(
+            (a for a in directory.apps if a.display_name == name_or_id), None
         )
         if found is None:
-            raise EmulatorError(f"The seed has no app {name_or_id!r}.", remedy="Check the seed.")
+            known = "; ".join(f"{a.display_name!r} ({a.client_id})" for a in directory.apps)
+            raise EmulatorError(
+                f"The seed has no app {name_or_id!r}.",
+                remedy=f"Name an app by client id, App ID URI or display name: {known or 'none'}.",
+                code="unknown_app",
+            )
         return found
+
+    def env_for(
+        self, app: str | None = None, *, api: str | None = None, redirect_uri: str | None = None
+    ) -> dict[str, str]:
+        """The ``ENTRA_*`` settings that point an app of the seed at this emulator.
+
+        ``app`` is a client id, App ID URI or display name; by default the seed's first web
+        app (one with a redirect URI and a client secret). The result holds ENTRA_AUTHORITY,
+        ENTRA_CLIENT_ID, ENTRA_CA_BUNDLE (an absolute path), and when the app has them
+        ENTRA_CLIENT_SECRET (its first secret not expired) and ENTRA_REDIRECT_URI
+        (``redirect_uri``, which must be registered; by default the app's first). With ``api``
+        (by default the app itself when it exposes an API, else the first API of its tenant),
+        ENTRA_API_AUDIENCE (the API's client id and App ID URIs), and
+        ENTRA_ACCEPTED_TOKEN_VERSIONS=1 when that API receives v1 tokens.
+        Every value is the seed's: local and public, a test's to use as it likes.
+        """
+        client = self.app(app)
+        env = {
+            "ENTRA_AUTHORITY": self.authority_for(client.tenant_id),
+            "ENTRA_CLIENT_ID": client.client_id,
+            # Absolute: the app (or a test that changes directory) may run elsewhere; with
+            # forward slashes (Windows takes them too), which a .env holds as they are.
+            "ENTRA_CA_BUNDLE": Path(self.ca_path).resolve().as_posix(),
+        }
+        now = self.state.now()
+        secret = next((s for s in client.secrets if s.expires.timestamp() > now), None)
+        if secret is not None:
+            env["ENTRA_CLIENT_SECRET"] = secret.value
+        if redirect_uri is not None and redirect_uri not in client.redirect_uris:
+            raise EmulatorError(
+                f"{redirect_uri!r} is not a redirect URI of {client.display_name!r}.",
+                remedy="Register it first: add_redirect_uri(client_id, uri), or "
+                "`entra-auth emulator --redirect-uri URI`.",
+                code="unregistered_redirect_uri",
+            )
+        if redirect_uri or client.redirect_uris:
+            env["ENTRA_REDIRECT_URI"] = redirect_uri or client.redirect_uris[0]
+        target = self.app(api) if api is not None else self._api_of(client)
+        if target is not None:
+            env["ENTRA_API_AUDIENCE"] = ",".join((target.client_id, *target.identifier_uris))
+            if target.access_token_accepted_version != 2:  # Entra: absent means v1 tokens
+                env["ENTRA_ACCEPTED_TOKEN_VERSIONS"] = "1"  # noqa: S105 - not a secret
+        return env
+
+    def config_for(
+        self, app: str | None = None, *, api: str | None = None, redirect_uri: str | None = None
+    ) -> EntraConfig:
+        """``EntraConfig`` from ``env_for(app, api=…, redirect_uri=…)``."""
+        return EntraConfig.from_mapping(self.env_for(app, api=api, redirect_uri=redirect_uri))
+
+    def _web_app(self) -> App:
+        """The seed's first app that signs users in: a redirect URI and a client secret."""
+        directory = self.directory
+        ordered = sorted(directory.apps, key=lambda a: a.tenant_id != directory.default_tenant)
+        found = next((a for a in ordered if a.redirect_uris and a.secrets), None)
+        if found is None:
+            raise EmulatorError(
+                "The seed has no web app (an app with a redirect URI and a client secret).",
+                remedy="Name the app: env_for(app=…), or `entra-auth emulator --app …`.",
+                code="unknown_app",
+            )
+        return found
+
+    def _api_of(self, client: App) -> App | None:
+        """The API an app's settings name by default: its own, else its tenant's first."""
+        if _exposes_api(client):
+            return client
+        return next(
+            (a for a in self.directory.apps if a.tenant_id == client.tenant_id and _exposes_api(a)),
+            None,
+        )
 
     def user(self, ref: str, tenant: str | None = None) -> User:
         return self.state.find_user(ref, tenant)
@@ -211,8 +297,16 @@ class EntraEmulator:
         self.state.reset()
 
     def add_redirect_uri(self, client_id: str, uri: str) -> None:
-        """Register one more redirect URI for an app, until ``reset()``."""
-        self.state.add_redirect_uri(client_id, uri)
+        """Register one more redirect URI for an app, checked as Entra checks it.
+
+        Before ``start()`` it is part of the starting directory, which ``reset()`` goes back
+        to (what ``entra-auth emulator --redirect-uri`` does); while running, it lasts until
+        ``reset()``. An ``EmulatorError`` for an unknown app or a URI Entra would refuse.
+        """
+        if self._state is None:
+            self.seed = with_redirect_uri(self.seed, self.app(client_id).client_id, uri)
+        else:
+            self._state.add_redirect_uri(self.app(client_id).client_id, uri)
 
     def rewrite_id_tokens(self, rewriter: Callable[[dict[str, Any]], str] | None) -> None:
         """Tests only: ``rewriter(claims)`` gives the ID token to send (forged, altered...)."""
@@ -260,6 +354,12 @@ class EntraEmulator:
 
     def client_info_for(self, user: str) -> str:
         return client_info(self.user(user))
+
+
+def _exposes_api(app: App) -> bool:
+    """Entra's "Expose an API": an App ID URI or a scope. App roles alone do not make an API
+    (a web app's roles reach its ID tokens)."""
+    return bool(app.identifier_uris or app.scopes)
 
 
 class _Placeholder:

@@ -9,17 +9,95 @@ from __future__ import annotations
 
 import copy
 import random
+import re
 import secrets
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from ..errors import EmulatorError
 from .faults import FaultPoints
 from .pki import SigningKey
 from .seed import Seed, User
+
+# Entra's limits for a web app's redirect URIs (learn.microsoft.com, "Redirect URI (reply URL)
+# restrictions"): 256 characters each, 256 per app.
+REDIRECT_URI_MAX_LENGTH = 256
+REDIRECT_URIS_PER_APP = 256
+_LOOPBACK_HOSTS = ("localhost", "127.0.0.1")  # Entra takes plain http for these alone
+_UNPRINTABLE = re.compile(r"[\x00-\x20\x7f-\x9f]")  # whitespace and control characters
+
+
+def check_redirect_uri(uri: object) -> str:
+    """``uri`` if Entra would register it as a web redirect URI; else an ``EmulatorError``.
+
+    An absolute https URL (plain http only for localhost and 127.0.0.1), without a fragment,
+    wildcard, user name or password, at most 256 characters.
+    """
+    remedy = (
+        "Register an absolute URL such as http://localhost:5001/get_token or "
+        "https://app.example/get_token: https, or http for localhost and 127.0.0.1 only; no "
+        f"#fragment, no wildcard, at most {REDIRECT_URI_MAX_LENGTH} characters."
+    )
+    if not isinstance(uri, str) or not uri:
+        raise EmulatorError(
+            "A redirect URI must be a non-empty string.",
+            remedy=remedy,
+            code="invalid_redirect_uri",
+        )
+    shown = repr(uri[:REDIRECT_URI_MAX_LENGTH])  # repr: what was given, escapes and all
+    if len(uri) > REDIRECT_URI_MAX_LENGTH:
+        problem = f"is longer than {REDIRECT_URI_MAX_LENGTH} characters"
+    elif _UNPRINTABLE.search(uri):
+        problem = "holds a space or a control character"
+    else:
+        parts = urlsplit(uri)
+        try:
+            parts.port  # noqa: B018 - raises ValueError for a port that is not one
+            bad_port = False
+        except ValueError:
+            bad_port = True
+        if parts.scheme not in ("https", "http") or not parts.hostname:
+            problem = "is not an absolute http(s) URL"
+        elif parts.scheme == "http" and parts.hostname not in _LOOPBACK_HOSTS:
+            problem = "is plain http on a host other than localhost or 127.0.0.1"
+        elif "#" in uri:
+            problem = "has a fragment (#...)"
+        elif "*" in uri:
+            problem = "has a wildcard"
+        elif parts.username is not None or parts.password is not None:
+            problem = "has a user name or password"
+        elif bad_port:
+            problem = "has an invalid port"
+        else:
+            return uri
+    raise EmulatorError(
+        f"The redirect URI {shown} {problem}.", remedy=remedy, code="invalid_redirect_uri"
+    )
+
+
+def with_redirect_uri(seed: Seed, client_id: str, uri: str) -> Seed:
+    """``seed`` with ``uri`` registered for the app; the same seed when it already is."""
+    uri = check_redirect_uri(uri)
+    app = seed.app(client_id)
+    if app is None:
+        raise EmulatorError(
+            f"The local Entra ID has no app with client id {client_id!r}.",
+            remedy="Name an app of the seed by its client id.",
+            code="unknown_app",
+        )
+    if uri in app.redirect_uris:  # Entra refuses duplicates; here registering twice is a no-op
+        return seed
+    if len(app.redirect_uris) >= REDIRECT_URIS_PER_APP:
+        raise EmulatorError(
+            f"The app {app.client_id} has {REDIRECT_URIS_PER_APP} redirect URIs, Entra's limit.",
+            remedy="Reset the emulator, or register fewer redirect URIs.",
+        )
+    changed = replace(app, redirect_uris=(*app.redirect_uris, uri))
+    return replace(seed, apps=tuple(changed if a is app else a for a in seed.apps))
 
 
 @dataclass
@@ -104,6 +182,9 @@ class EmulatorState:
     revoked_before: dict[tuple[str, str], float] = field(default_factory=dict)
     revoked_families: set[str] = field(default_factory=set)
     sso_sessions: set[str] = field(default_factory=set)  # live sign-in sessions, by sid
+    # The client ids that signed in through each live session (by sid), in order: the apps
+    # whose front-channel logout URL its sign-out loads.
+    sso_apps: dict[str, list[str]] = field(default_factory=dict)
     lock: threading.RLock = field(default_factory=threading.RLock)
 
     def __post_init__(self) -> None:
@@ -165,14 +246,13 @@ class EmulatorState:
         cutoff = self.revoked_before.get((grant.tenant_id, grant.user_oid))
         return cutoff is not None and grant.issued_at <= cutoff
 
-    def add_redirect_uri(self, client_id: str, uri: str) -> None:
-        """Register one more redirect URI for an app (until ``reset``)."""
+    def add_redirect_uri(self, client_id: str, uri: str) -> tuple[str, ...]:
+        """Register one more redirect URI for an app, until ``reset``; its URIs after."""
         with self.lock:
-            apps = tuple(
-                replace(a, redirect_uris=(*a.redirect_uris, uri)) if a.client_id == client_id else a
-                for a in self.seed.apps
-            )
-            self.seed = replace(self.seed, apps=apps)
+            self.seed = with_redirect_uri(self.seed, client_id, uri)
+            app = self.seed.app(client_id)
+            assert app is not None  # with_redirect_uri refused an unknown app
+            return app.redirect_uris
 
     def find_user(self, ref: str, tenant_id: str | None = None) -> User:
         tenants = [tenant_id] if tenant_id else [t.id for t in self.seed.tenants]
@@ -194,7 +274,11 @@ class EmulatorState:
             self.consents.setdefault((tenant_id, user_oid, client_id), set()).update(keys)
 
     def reset(self) -> None:
-        """Back to the state at start: keys, settings, no grants, consents, faults or offset."""
+        """Back to the state at start: keys, settings, no grants, consents, faults or offset.
+
+        The directory too: redirect URIs added while running go, those registered before the
+        emulator started (``entra-auth emulator --redirect-uri``) stay.
+        """
         with self.lock:
             self.keys = list(self._initial.keys)
             self.seed = self._initial.seed
@@ -208,4 +292,5 @@ class EmulatorState:
             self.revoked_before.clear()
             self.revoked_families.clear()
             self.sso_sessions.clear()
+            self.sso_apps.clear()
             self.clock_offset = 0.0

@@ -3,13 +3,19 @@
 Registered through the ``pytest11`` entry point, so installing entra-auth is enough::
 
     def test_my_api(entra_emulator):
+        app = create_app(entra_emulator.env_for(WEB_APP_ID, api="api://my-api"))
         token = entra_emulator.issue_token(
-            client_id=WEB_APP_ID, resource="api://my-api", user="adele@contoso.example"
+            client_id=WEB_APP_ID, resource="api://my-api", user="adele@contoso.example",
+            scopes=["access_as_user"],
         )
+        assert app.test_client().get("/data", headers={"Authorization": f"Bearer {token}"}).ok
 
 ``entra_emulator`` is one emulator per test session, reset before each test (keys, clock,
-faults, counters, grants and consents back to the start). Set the ini option
-``entra_emulator_seed`` to a seed file to model your own registrations.
+faults, counters, grants, consents and redirect URIs added while running back to the start).
+``env_for(app)`` gives the ``ENTRA_*`` settings that point an app of the seed at it, and
+``config_for(app)`` the same as an ``EntraConfig``. Set the ini option ``entra_emulator_seed``
+to a seed file to model your own registrations (``entra-auth emulator --write-seed FILE``
+writes the default one to start from).
 
 Every project that has entra-auth installed loads this module at pytest's start, so it imports
 nothing heavy: the emulator (Flask, the PKI) loads only when a test asks for the fixture.

@@ -37,7 +37,7 @@ def guard() -> None:
 @blueprint.errorhandler(EmulatorError)
 def emulator_error(exc: EmulatorError) -> Response:
     response = jsonify({"error": exc.code, "error_description": str(exc)})
-    response.status_code = 400
+    response.status_code = 404 if exc.code == "unknown_app" else 400
     return response
 
 
@@ -107,6 +107,16 @@ def fault(endpoint: str) -> Response:
         abort(400, description=f"kind is one of {', '.join(FAULT_KINDS)}.")
     current().state.faults.inject(endpoint, spec)
     return jsonify({})
+
+
+@blueprint.post("/apps/<client_id>/redirect-uris")
+def add_redirect_uri(client_id: str) -> Response:
+    """Register one more redirect URI for the app, checked as Entra checks it; until reset."""
+    uri = _body().get("uri")
+    if not isinstance(uri, str):
+        abort(400, description='Send JSON {"uri": "http://localhost:5001/get_token"}.')
+    uris = current().state.add_redirect_uri(client_id, uri)  # EmulatorError: a 400 that says why
+    return jsonify({"client_id": client_id, "redirect_uris": list(uris)})
 
 
 @blueprint.delete("/faults")

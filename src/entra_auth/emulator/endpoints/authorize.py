@@ -3,7 +3,9 @@
 Until the redirect URI is known to be registered for the client, errors are shown on the
 emulator's own page; after that they go back to the app in the request's response mode, as
 Entra does. The browser's sign-in session (SSO) lives in a Flask session cookie, and each live
-session's id is kept server-side too, so that signing out ends every copy of the cookie.
+session's id is kept server-side too, so that signing out ends every copy of the cookie; with
+it, the apps that signed in through the session, whose front-channel logout URLs its sign-out
+loads (``logout.py``).
 """
 
 from __future__ import annotations
@@ -29,6 +31,9 @@ from .common import PageError, single, tenant_or_error
 blueprint = Blueprint("authorize", __name__)
 
 RESPONSE_MODES = ("query", "form_post", "fragment")
+# How many replaced sessions a browser remembers for sign-out (each fresh sign-in in a tenant
+# replaces one); a bound, so that the cookie cannot grow without end.
+MAX_EARLIER = 20
 # The answer of a page: HTML (with its status) or a redirect back to the app.
 Page = str | tuple[str, int] | WerkzeugResponse
 
@@ -120,8 +125,9 @@ def login(tenant: str) -> Page:
         if match is not None and hmac.compare_digest(match.password.encode(), password.encode()):
             user = match
     if user is None:
-        message = f"AADSTS50126: {AadError(50126).message}"
-        return _sign_in_page(auth, found, error=message), 200
+        # Kept in the field, as Entra does, so that the user retypes only the password.
+        typed = (form.get("username") or "").strip()
+        return _sign_in_page(auth, found, error=AadError(50126), username=typed), 200
     return _after_sign_in(auth, user, found, fresh=True)
 
 
@@ -155,7 +161,20 @@ def _pending(txn: str | None) -> AuthorizeRequest:
     return auth
 
 
-def _sign_in_page(auth: AuthorizeRequest, tenant: Tenant | None, error: str = "") -> str:
+# What Entra's sign-in page tells the user, in words; the AADSTS text is for developers and
+# stays on the page folded away (Entra puts it in the sign-in logs and "Troubleshooting details").
+USER_MESSAGES = {
+    50126: "Your account or password is incorrect. "
+    "If you don't remember your password, reset it now.",
+}
+
+
+def _sign_in_page(
+    auth: AuthorizeRequest,
+    tenant: Tenant | None,
+    error: AadError | None = None,
+    username: str = "",
+) -> str:
     seed = current().state.seed
     users = seed.users_of(tenant.id) if tenant else list(seed.users)
     return render_template(
@@ -165,7 +184,8 @@ def _sign_in_page(auth: AuthorizeRequest, tenant: Tenant | None, error: str = ""
         client=seed.app(auth.client_id),
         tenant=tenant,
         error=error,
-        login_hint=auth.login_hint or "",
+        error_message=USER_MESSAGES.get(error.code, error.message) if error else "",
+        username=username or auth.login_hint or "",
     )
 
 
@@ -180,6 +200,14 @@ def _after_sign_in(
     assert user_tenant is not None
     sso = dict(session.get("sso", {}))
     if fresh or user_tenant.id not in sso:
+        replaced = sso.get(user_tenant.id, {}).get("sid")
+        if replaced:
+            # The browser is still signed in to the apps of the session this sign-in replaces:
+            # remembered, so that signing out ends it too and tells its apps.
+            session["earlier_sids"] = [
+                *session.get("earlier_sids", [])[-(MAX_EARLIER - 1) :],
+                replaced,
+            ]
         sid = str(uuid.uuid4())
         sso[user_tenant.id] = {"oid": user.oid, "sid": sid, "auth_time": int(state.now())}
         session["sso"] = sso
@@ -211,6 +239,12 @@ def _after_sign_in(
 def _issue_code(auth: AuthorizeRequest, user: User, tenant: Tenant) -> Page:
     state = current().state
     sso = session.get("sso", {}).get(tenant.id, {})
+    sid = sso.get("sid")
+    with state.lock:
+        if sid in state.sso_sessions:  # the app is now signed in through this session
+            apps = state.sso_apps.setdefault(sid, [])
+            if auth.client_id not in apps:
+                apps.append(auth.client_id)
     code = state.store_code(
         AuthorizationCode(
             client_id=auth.client_id,

@@ -1,32 +1,57 @@
-"""The end-session endpoint: ends the browser's sign-in sessions and returns to the app.
+"""The end-session endpoint: ends the browser's sign-in sessions, tells their apps, returns.
 
 It returns only to an address registered for the app (a redirect or post-logout URI), named by
 ``client_id`` or by the audience of an ``id_token_hint`` the emulator itself signed.
+
+Single sign-out, as Entra does it: every app that signed in through a session this sign-out
+ends, and that registered a front-channel logout URL, has that URL loaded in a hidden iframe of
+the sign-out page, with ``?sid=<the session's id>`` (the ``sid`` claim of the ID tokens it got).
+Entra sends ``sid`` alone, without the ``iss`` of OpenID Connect Front-Channel Logout 1.0 (and
+its discovery does not advertise ``frontchannel_logout_session_supported``). The app that asked
+to sign out is framed too. Only URLs from the directory go into a frame, and the page's
+Content-Security-Policy allows exactly those; once they have loaded (or after a bounded wait)
+the page continues to the post-logout redirect, or at once with a plain 302 when there is no
+frame to load.
 """
 
 from __future__ import annotations
 
-from urllib.parse import urlencode, urlsplit, urlunsplit
+import secrets
+from dataclasses import dataclass
+from urllib.parse import quote, urlencode, urlsplit, urlunsplit
 
 import jwt
-from flask import Blueprint, redirect, render_template, request, session
+from flask import Blueprint, make_response, redirect, render_template, request, session
 from werkzeug.wrappers import Response as WerkzeugResponse
 
 from ..context import current
 from ..faults import fault_point
+from ..seed import front_channel_url_problem
 from .common import single
 
 blueprint = Blueprint("logout", __name__)
 
+# How long the sign-out page waits for the front-channel frames before it continues anyway: an
+# app that never answers must not keep the user on the page.
+FRAME_WAIT_MS = 5000
+_SCRIPT_SCHEMES = ("javascript", "data", "vbscript")
+
+
+@dataclass(frozen=True)
+class Frame:
+    """A front-channel logout URL to load: an app of an ended session, and that session."""
+
+    client_id: str
+    app_name: str
+    url: str  # the registered URL with ?sid= added
+
 
 @blueprint.route("/<tenant>/oauth2/v2.0/logout", methods=["GET", "POST"])
 @fault_point("logout")
-def logout(tenant: str) -> str | WerkzeugResponse:
+def logout(tenant: str) -> WerkzeugResponse:
     state = current().state
     params = single(request.values, page=True)
-    with state.lock:
-        for entry in (session.pop("sso", None) or {}).values():
-            state.sso_sessions.discard(entry.get("sid"))
+    frames = _frames(_end_sessions())
     session.pop("txns", None)
     target = params.get("post_logout_redirect_uri")
     client_id = params.get("client_id") or _hint_audience(params.get("id_token_hint"))
@@ -42,12 +67,101 @@ def logout(tenant: str) -> str | WerkzeugResponse:
             if params.get("state"):
                 extra = urlencode({"state": params["state"]})
                 parts = parts._replace(query=f"{parts.query}&{extra}" if parts.query else extra)
-            return redirect(urlunsplit(parts), 302)
-        notice = (
-            "The app asked to return to an address that is not registered for it, so you "
-            "stay here. Register it as a redirect URI (or post-logout URI) of the app."
+            if not frames:
+                return redirect(urlunsplit(parts), 302)
+            # Never a link or script navigation to a URL that runs code in this page's origin.
+            if parts.scheme.lower() not in _SCRIPT_SCHEMES:
+                return _signed_out_page(frames, continue_to=urlunsplit(parts))
+        else:
+            notice = (
+                "The app asked to return to an address that is not registered for it, so you "
+                "stay here. Register it as a redirect URI (or post-logout URI) of the app."
+            )
+    return _signed_out_page(frames, notice=notice)
+
+
+def _end_sessions() -> list[tuple[str, list[str]]]:
+    """End every session this browser started; the live ones', with the apps signed in."""
+    state = current().state
+    current_sids = [entry.get("sid") for entry in (session.pop("sso", None) or {}).values()]
+    sids = current_sids + list(session.pop("earlier_sids", None) or [])
+    ended: list[tuple[str, list[str]]] = []
+    with state.lock:
+        for sid in sids:
+            if not isinstance(sid, str):
+                continue
+            apps = state.sso_apps.pop(sid, [])
+            # A session already ended (by another copy of the cookie) has no one left to tell.
+            if sid in state.sso_sessions:
+                state.sso_sessions.discard(sid)
+                ended.append((sid, apps))
+    return ended
+
+
+def _frames(ended: list[tuple[str, list[str]]]) -> list[Frame]:
+    """The front-channel logout URL of each app of ``ended`` that registered one, with ``sid``."""
+    seed = current().state.seed
+    frames: list[Frame] = []
+    for sid, client_ids in ended:
+        for client_id in client_ids:
+            app = seed.app(client_id)
+            registered = app.front_channel_logout_url if app else None
+            # Checked again here (the seed checked it at load): only a URL that is safe in an
+            # iframe's src and in the page's CSP is ever framed.
+            if app is None or not registered or front_channel_url_problem(registered):
+                continue
+            parts = urlsplit(registered)
+            # Entra's request: GET the URL with `sid` added; a registered query is kept.
+            extra = urlencode({"sid": sid})
+            url = urlunsplit(
+                parts._replace(query=f"{parts.query}&{extra}" if parts.query else extra)
+            )
+            if all(f.url != url for f in frames):
+                frames.append(Frame(app.client_id, app.display_name, url))
+    return frames
+
+
+def _signed_out_page(
+    frames: list[Frame], *, continue_to: str = "", notice: str = ""
+) -> WerkzeugResponse:
+    nonce = secrets.token_urlsafe(18)
+    response = make_response(
+        render_template(
+            "signed_out.html",
+            frames=frames,
+            continue_to=continue_to,
+            notice=notice,
+            nonce=nonce,
+            wait_ms=FRAME_WAIT_MS,
         )
-    return render_template("signed_out.html", notice=notice)
+    )
+    response.headers["Content-Security-Policy"] = page_policy(frames, nonce)
+    return response
+
+
+def page_policy(frames: list[Frame], nonce: str) -> str:
+    """The sign-out page's Content-Security-Policy: it may frame exactly ``frames``, run only
+    its own script (by nonce), and be framed by no one."""
+    frame_src = " ".join(sorted({frame_source(f.url) for f in frames})) or "'none'"
+    return (
+        "default-src 'none'; style-src 'unsafe-inline'; "
+        f"script-src 'nonce-{nonce}'; frame-src {frame_src}; "
+        "form-action 'none'; base-uri 'none'; frame-ancestors 'none'"
+    )
+
+
+def frame_source(url: str) -> str:
+    """The CSP source expression that allows ``url`` in a frame and nothing else on its host.
+
+    Scheme, host, port and path, without the query (a CSP source cannot hold one; it matches
+    any). The path is percent-encoded where a CSP would read a character as syntax (`;`, `,`,
+    a quote); a path ending in ``/`` allows what is under it, as CSP defines.
+    """
+    parts = urlsplit(url)
+    host = (parts.hostname or "").lower()
+    port = f":{parts.port}" if parts.port is not None else ""
+    path = quote(parts.path, safe="/-._~!$&()*+=:@%")
+    return f"{parts.scheme.lower()}://{host}{port}{path}"
 
 
 def _hint_audience(hint: str | None) -> str | None:
