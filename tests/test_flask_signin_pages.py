@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 import pytest
 import redis
@@ -288,3 +288,60 @@ def test_back_to_the_callback_after_sign_in_goes_on_quietly(
     again = web.callback(params)  # the Back button
     assert again.status_code == 302
     assert again.headers["Location"] == path
+
+
+def test_signing_out_of_one_app_signs_the_user_out_of_the_other(tmp_path: Path) -> None:
+    """Two apps (two registrations, two EntraAuth apps) share one Entra sign-in; signing out of
+    one makes the IdP's page frame both front-channel URLs, and both sessions end."""
+    from importlib.resources import files
+
+    import tomllib
+
+    from entra_auth.emulator.seed import seed_from_dict
+    from entra_auth.testing.driver import BrowserlessUser
+
+    other = "5c8e3a1d-7b2f-4d6e-9a0c-3f1e5d7b9a2c"
+    raw = tomllib.loads(files("entra_auth.emulator").joinpath("default_seed.toml").read_text())
+    raw["apps"].append(
+        {
+            "client_id": other,
+            "tenant": "contoso.example",
+            "display_name": "Second web app",
+            "redirect_uris": ["http://localhost:5001/get_token"],
+            "post_logout_redirect_uris": ["http://localhost:5001/"],
+            "front_channel_logout_url": "http://localhost:5001/logout/front-channel",
+            "secrets": [{"value": "second-app-local-secret", "expires": "2099-01-01T00:00:00Z"}],
+        }
+    )
+    with EntraEmulator(
+        seed_from_dict(raw), state_dir=tmp_path / "idp", port=0, browser_port=0
+    ) as emulator:
+        first = make_app(emulator, tmp_path / "one")
+        second = make_app(
+            emulator,
+            tmp_path / "two",
+            ENTRA_CLIENT_ID=other,
+            ENTRA_CLIENT_SECRET="second-app-local-secret",
+            ENTRA_REDIRECT_URI="http://localhost:5001/get_token",
+        )
+        browser = BrowserlessUser()  # one browser: one sign-in at the IdP for both apps
+        one, two = Web(emulator, first), Web(emulator, second)
+        one.idp = two.idp = browser
+        one.sign_in()
+        two.sign_in()
+        assert one.who() == "Adele Vance"
+        assert two.who() == "Adele Vance"
+        assert _sid(one) == _sid(two)
+
+        leaving = one.client.post("/logout")
+        out = browser.sign_out(leaving.headers["Location"])
+        by_port = {5000: first, 5001: second}
+        assert sorted(urlsplit(u).port for u in out.front_channel_urls) == [5000, 5001]
+        for url in out.front_channel_urls:  # the hidden frames, with no cookie of the apps'
+            parts = urlsplit(url)
+            assert parts.path == "/logout/front-channel"
+            app = by_port[parts.port or 80]
+            assert app.test_client().get(f"{parts.path}?{parts.query}").status_code == 200
+        assert one.who() is None
+        assert two.who() is None
+        assert out.continue_to == "http://localhost:5000/"
