@@ -178,15 +178,8 @@ def run() -> None:
             if port != 5000:  # the seed registers the tutorial's http://localhost:5000
                 emulator.add_redirect_uri(WEB_APP, f"{here}/get_token")
                 emulator.add_redirect_uri(WEB_APP, f"{here}/")
-            web = emulator.app(WEB_APP)
-            config = {
-                "ENTRA_AUTHORITY": emulator.authority,
-                "ENTRA_CLIENT_ID": WEB_APP,
-                "ENTRA_CLIENT_SECRET": web.secrets[0].value,
-                "ENTRA_REDIRECT_URI": f"{here}/get_token",
-                "ENTRA_API_AUDIENCE": f"{API_APP},api://{API_APP}",
-                "ENTRA_CA_BUNDLE": str(emulator.ca_path),
-            }
+            # The seed's settings for the web app and the demo API (what --env-file writes).
+            config = emulator.env_for(WEB_APP, api=API_APP, redirect_uri=f"{here}/get_token")
         server.app = create_app(config)
     except BaseException:
         server.server_close()
