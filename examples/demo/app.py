@@ -162,7 +162,11 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         except requests.RequestException as exc:
             problem = EntraAuthError(f"The API could not be reached ({type(exc).__name__}).")
             return render_template("problem.html", error=problem), 502
-        return render_template("api_result.html", status=answer.status_code, body=answer.json())
+        try:
+            body = answer.json()
+        except ValueError:  # a proxy's page, a crash: show what came back, as text
+            body = {"not JSON": answer.text[:2000]}
+        return render_template("api_result.html", status=answer.status_code, body=body)
 
     @app.get("/admin")
     @auth.login_required(roles=["Admin"])  # signed in without the app role Admin: a 403 page
