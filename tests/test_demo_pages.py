@@ -1,12 +1,25 @@
-"""The demo's own pages: dates for NumericDate claims, the 404 page, the icon."""
+"""The demo's own pages: dates for NumericDate claims, the 404 page, the icon; and the demo
+pointed at an API on the portal's default (v1 access tokens), end to end."""
 
 from __future__ import annotations
 
 import re
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
 
 import pytest
-from examples.demo.app import ago, claim_rows, numeric_date
+import requests
+from examples.demo.app import ago, claim_rows, create_app, numeric_date
+from werkzeug.serving import make_server
 
+from entra_auth.diagnostics import decode_unverified
+from entra_auth.emulator import EntraEmulator
+from entra_auth.testing.driver import BrowserlessUser
+
+from .helpers import ADELE, HANG_GUARD, LEGACY, LEGACY_URI, WEB, demo_config
 from .security.web import Web
 
 # 2026-11-25 14:03:20 UTC
@@ -102,3 +115,106 @@ def test_the_icon_is_served_and_linked(web: Web) -> None:
         assert response.status_code == 200, path
         assert response.mimetype == "image/svg+xml", path
         assert response.get_data().startswith(b"<svg ")
+
+
+# -- the demo on a v1 API ------------------------------------------------------------------------
+Wsgi = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+
+
+@contextmanager
+def demo_served(
+    emulator: EntraEmulator, session_dir: Path, **settings: str
+) -> Iterator[tuple[str, list[str]]]:
+    """The demo served on a port the system picks, with ``settings`` over its usual ones; also
+    the bearer tokens its /secure-data received, as the demo's own /call-api sent them."""
+    received: list[str] = []
+
+    def not_yet(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+        raise RuntimeError("never served: the app is set before serve_forever starts")
+
+    server = make_server("127.0.0.1", 0, not_yet, threaded=True)
+    thread: threading.Thread | None = None
+    try:
+        base = f"http://localhost:{server.port}"
+        emulator.add_redirect_uri(WEB, f"{base}/get_token")
+        app = create_app(
+            demo_config(
+                emulator,
+                ENTRA_REDIRECT_URI=f"{base}/get_token",
+                ENTRA_SESSION_DIR=str(session_dir),
+                **settings,
+            )
+        )
+        wsgi: Wsgi = app.wsgi_app
+
+        def recording(environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+            if environ.get("PATH_INFO") == "/secure-data":
+                received.append(environ.get("HTTP_AUTHORIZATION", "").removeprefix("Bearer "))
+            return wsgi(environ, start_response)
+
+        server.app = recording  # type: ignore[assignment]
+        thread = threading.Thread(target=server.serve_forever, daemon=True, name="demo-v1")
+        thread.start()
+        yield base, received
+    finally:
+        if thread is not None:
+            server.shutdown()
+        server.server_close()
+        if thread is not None:
+            thread.join(timeout=HANG_GUARD)
+
+
+def call_api_signed_in(base: str) -> requests.Response:
+    """Sign Adele in, then open /call-api: consent to the API's scope at the identity provider,
+    back to /call-api, which calls the API with the token."""
+    browser, idp = requests.Session(), BrowserlessUser()
+    browser.trust_env = False
+
+    def through_idp(start: requests.Response) -> requests.Response:
+        assert start.status_code == 302, start.text[:300]
+        answer = idp.authorize(start.headers["Location"], user=ADELE)
+        return browser.get(f"{base}/get_token", params=answer, timeout=HANG_GUARD)
+
+    through_idp(browser.get(f"{base}/login", allow_redirects=False, timeout=HANG_GUARD))
+    return through_idp(browser.get(f"{base}/call-api", allow_redirects=False, timeout=HANG_GUARD))
+
+
+# The seed's legacy API is registered as the portal leaves an API: no accessTokenAcceptedVersion,
+# so Entra (and the local Entra ID) give it v1 tokens.
+LEGACY_SETTINGS = {
+    "ENTRA_API_AUDIENCE": f"{LEGACY},{LEGACY_URI}",
+    "DEMO_API_SCOPE": f"{LEGACY_URI}/Legacy.Read",
+}
+
+
+def test_fid06_the_demo_calls_a_v1_api_end_to_end(
+    entra_emulator: EntraEmulator, tmp_path: Path
+) -> None:
+    with demo_served(
+        entra_emulator, tmp_path, ENTRA_ACCEPTED_TOKEN_VERSIONS="1", **LEGACY_SETTINGS
+    ) as (base, received):
+        page = call_api_signed_in(base)
+    assert page.status_code == 200
+    text = page.text
+    assert '<span id="api-status" class="status">200</span>' in text, text[:2000]
+    assert "Hello Adele Vance, this data is protected." in text
+    assert "Legacy.Read" in text
+    assert len(received) == 1
+    claims = decode_unverified(received[0]).claims
+    assert claims["ver"] == "1.0"
+    assert claims["iss"] == f"https://sts.windows.net/{entra_emulator.tenant_id}/"
+    assert claims["aud"] == LEGACY_URI
+    assert claims["scp"] == "Legacy.Read"
+    assert claims["appid"] == WEB
+
+
+def test_fid06_the_demo_on_a_v1_api_with_the_v2_default_says_why(
+    entra_emulator: EntraEmulator, tmp_path: Path
+) -> None:
+    """The mismatch `entra-auth doctor` reports: the API refuses the v1 token, and says why."""
+    with demo_served(entra_emulator, tmp_path, **LEGACY_SETTINGS) as (base, received):
+        page = call_api_signed_in(base)
+    assert '<span id="api-status" class="status">401</span>' in page.text
+    assert "The token is a v1 access token, and this API accepts v2 only." in page.text
+    assert "ENTRA_ACCEPTED_TOKEN_VERSIONS" in page.text
+    assert decode_unverified(received[0]).claims["ver"] == "1.0"

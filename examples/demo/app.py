@@ -125,6 +125,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         if audience
         else f"api://{auth.config.client_id}/{API_SCOPE_NAME}"
     )
+    # What /secure-data requires: the scope the web app asks for (DEMO_API_SCOPE points the demo
+    # at another API, e.g. one on the portal's default v1 tokens, with its own scope name).
+    required_scope = api_scope.rsplit("/", 1)[-1]
     callback = urlsplit(auth.config.callback_url)
     app_origin = f"{callback.scheme}://{callback.netloc}"
 
@@ -175,7 +178,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         return render_template("admin.html", roles=roles or [])
 
     @app.get("/secure-data")
-    @api.require_token(scopes=[API_SCOPE_NAME])
+    @api.require_token(scopes=[required_scope])
     def secure_data() -> dict[str, Any]:
         principal = g.principal
         return {

@@ -80,7 +80,9 @@ def parse(token: object, known_headers: dict[str, dict[str, Any]]) -> Parsed:
     if header is None:
         header = json_object(b64decode(header_b64, "header"), "header")
         check_header(header)
-        if len(known_headers) < MAX_KNOWN_HEADERS:
+        # Graph's tokens carry a fresh header nonce each: remembering them would fill the memo
+        # with headers never seen again, and leave no room for the signing keys' own.
+        if len(known_headers) < MAX_KNOWN_HEADERS and "nonce" not in header:
             known_headers[header_b64] = header
     signature = b64decode(signature_b64, "signature")
     if not signature:

@@ -12,8 +12,24 @@ from dataclasses import dataclass
 
 
 @dataclass(frozen=True)
+class ForUser:
+    """What the person signing in is told about a code, in plain words: the error page's title,
+    what happened, and what they can do. ``ask_admin``: only their organization can change it,
+    so the page also says when it happened (the sign-in logs find it by time)."""
+
+    title: str
+    message: str
+    remedy: str
+    ask_admin: bool = False
+
+
+@dataclass(frozen=True)
 class AadstsCode:
-    """One AADSTS code: the OAuth ``error`` value Entra pairs it with, and what to do about it."""
+    """One AADSTS code: the OAuth ``error`` value Entra pairs it with, and what to do about it.
+
+    ``meaning``, ``causes`` and ``fix`` are for the app's developer (``entra-auth explain``, the
+    folded details of an error page); ``user``, when set, is what the person signing in reads.
+    """
 
     code: int
     error: str
@@ -21,6 +37,7 @@ class AadstsCode:
     meaning: str
     fix: str
     causes: tuple[str, ...] = ()
+    user: ForUser | None = None
 
     @property
     def name(self) -> str:
@@ -44,6 +61,170 @@ def lookup_url(code: int) -> str:
     return f"{ERROR_LOOKUP}?code={int(code)}"
 
 
+# What the person signing in reads, shared by the codes that mean the same to them. Plain words:
+# no AADSTS number, no OAuth term; the developer's detail stays folded away on the page.
+_IT = "your organization's IT department"
+COMPLIANT_DEVICE = ForUser(
+    "This device can't be used for this app",
+    "Your organization requires a compliant device to use this app: one it manages, that "
+    "meets its rules. This device isn't one, or its state couldn't be checked.",
+    "Sign in from a device your organization manages, or ask " + _IT + " to enroll this one "
+    "(for example in Intune or the Company Portal app), then try again.",
+    ask_admin=True,
+)
+DOMAIN_JOINED_DEVICE = ForUser(
+    "This device can't be used for this app",
+    "Your organization requires a work device joined to its network to use this app, and this "
+    "device isn't one.",
+    "Sign in from your work computer, or ask " + _IT + " which devices may be used.",
+    ask_admin=True,
+)
+REGISTERED_DEVICE = ForUser(
+    "This device needs to be registered",
+    "Your organization requires this device to be registered with it before you can use this "
+    "app, and the device couldn't be verified.",
+    "Register the device with your work or school account (on Windows: Settings → Accounts → "
+    "Access work or school), or use a device that is, then try again. A private browser window "
+    "can hide the device: use a normal one. If it keeps happening, ask " + _IT + ".",
+    ask_admin=True,
+)
+DEVICE_DISABLED = ForUser(
+    "This device has been disabled",
+    "Your organization has disabled this device, so it can't be used to sign in.",
+    "Use another device, or ask " + _IT + " to enable this one.",
+    ask_admin=True,
+)
+APPROVED_APP = ForUser(
+    "Use an approved app",
+    "Your organization allows access to this only from apps it has approved, and this isn't "
+    "one of them.",
+    "Open it from an app your organization approves, or ask " + _IT + " which apps you may use.",
+    ask_admin=True,
+)
+BLOCKED_BY_POLICY = ForUser(
+    "Your organization blocked this sign-in",
+    "Your organization's security policy doesn't allow this sign-in right now: because of where "
+    "you are, the device or app you use, or something about the sign-in that looked risky.",
+    "Try again from your usual place and device. If it keeps happening, ask " + _IT + ": they "
+    "can see which policy blocked it.",
+    ask_admin=True,
+)
+MFA_REQUIRED = ForUser(
+    "An extra verification step is needed",
+    "Your organization requires a second verification step (multi-factor authentication) for "
+    "this app, and it wasn't completed.",
+    "Try again, and complete the verification when you are asked: a code, a phone call or an "
+    "approval in the Microsoft Authenticator app.",
+)
+MFA_REGISTRATION = ForUser(
+    "Set up a verification method first",
+    "Your organization requires you to set up a second verification method (multi-factor "
+    "authentication) before you can sign in to this app.",
+    "Try again: you'll be guided through setting one up (for example the Microsoft "
+    "Authenticator app). If you can't, ask " + _IT + ".",
+)
+MFA_REGISTRATION_BLOCKED = ForUser(
+    "You can't set up verification from here",
+    "Your organization requires you to set up a second verification method, but doesn't allow "
+    "that from this sign-in because it looked risky.",
+    "Ask " + _IT + " to help you set it up, then sign in again.",
+    ask_admin=True,
+)
+PASSWORD_EXPIRED = ForUser(
+    "Your password has expired",
+    "Your password has expired: change it, then sign in again.",
+    "Try again: Microsoft's sign-in page offers to change it. If it doesn't, use your "
+    "organization's password reset page or ask " + _IT + ".",
+)
+PASSWORD_CHANGE_REQUIRED = ForUser(
+    "You need to change your password",
+    "Your organization requires you to change your password before you sign in again, because "
+    "your account may be at risk.",
+    "Try again and change your password when you are asked. If you aren't asked, ask " + _IT + ".",
+    ask_admin=True,
+)
+PASSWORD_RESET_SETUP = ForUser(
+    "Finish setting up password reset",
+    "The sign-in stopped so that you could set up how to reset your password.",
+    "Try again and finish the set-up when you are asked.",
+)
+PASSWORD_NOT_CHECKED = ForUser(
+    "We couldn't check your password",
+    "Your password couldn't be checked for this sign-in.",
+    "Try again and enter your password. If it keeps happening, ask " + _IT + ".",
+)
+SESSION_ENDED = ForUser(
+    "Please sign in again",
+    "Your sign-in ended because your password was changed or has expired.",
+    "Sign in again (with your new password).",
+)
+SIGN_IN_AGAIN = ForUser(
+    "Please sign in again",
+    "Your organization requires you to sign in again after a while, and that time has come.",
+    "Sign in again to continue.",
+)
+STAY_SIGNED_IN = ForUser(
+    "The sign-in was interrupted",
+    "The sign-in stopped at the “Stay signed in?” question.",
+    "Try again and answer the question (either answer is fine).",
+)
+ACCOUNT_LOCKED = ForUser(
+    "Your account is locked",
+    "Your account is temporarily locked: there were too many sign-in attempts with a wrong "
+    "password, or attempts from a suspicious place.",
+    "Wait a few minutes and try again, or ask " + _IT + " to unlock it.",
+    ask_admin=True,
+)
+ACCOUNT_DISABLED = ForUser(
+    "Your account is disabled",
+    "Your account has been disabled, so it can't sign in.",
+    "Ask " + _IT + " to enable it.",
+    ask_admin=True,
+)
+ACCOUNT_ELSEWHERE = ForUser(
+    "This account can't sign in here",
+    "The account you used doesn't belong to the organization that runs this app, and hasn't "
+    "been invited to it.",
+    "Sign in with your account at that organization, or ask its IT department to invite you as "
+    "a guest. Signed in with the wrong account? Try again and pick another.",
+)
+ACCOUNT_NOT_FOUND = ForUser(
+    "We couldn't find that account",
+    "There is no account with that name in the organization that runs this app.",
+    "Check the address you typed, or sign in with your account at that organization.",
+)
+ACCOUNT_TYPE = ForUser(
+    "Use your work or school account",
+    "This app accepts a different kind of account than the one you used (for example a work or "
+    "school account, not a personal Microsoft account).",
+    "Try again and sign in with your work or school account.",
+)
+CROSS_TENANT_BLOCKED = ForUser(
+    "Your organization doesn't allow this",
+    "The rules between your organization and the one that runs this app don't allow your "
+    "account to sign in here.",
+    "Ask " + _IT + ": their cross-organization access settings decide this.",
+    ask_admin=True,
+)
+NOT_ASSIGNED = ForUser(
+    "You don't have access to this app",
+    "Your account hasn't been given access to this app.",
+    "Ask the app's administrator to give you access, then sign in again.",
+    ask_admin=True,
+)
+ADMIN_APPROVAL = ForUser(
+    "This app needs an administrator's approval",
+    "This app asks for permissions that only an administrator of your organization can grant.",
+    "Ask " + _IT + " to approve the app, then try again.",
+    ask_admin=True,
+)
+
+# The entries after "codes of real tenants" below quote the wording of Microsoft's reference
+# ("Microsoft Entra authentication and authorization error codes",
+# learn.microsoft.com/entra/identity-platform/reference-error-codes), its code names left out.
+# The OAuth ``error`` follows this table's rule: interaction_required where the user can satisfy
+# the code in an interactive sign-in, access_denied for a policy's block, invalid_grant for the
+# account's or device's state (Entra's token endpoint answers invalid_grant for most of them).
 _CODES = (
     AadstsCode(
         50011,
@@ -156,6 +337,12 @@ _CODES = (
         "Conditional Access requires multi-factor authentication for this sign-in.",
         "Send the user through an interactive sign-in, passing the 'claims' challenge the error "
         "carries; silent refresh cannot satisfy MFA.",
+        (
+            "a Conditional Access policy or per-user MFA applies to this app or resource",
+            "a sign-in from a new location or device",
+            "a refresh token from a sign-in without MFA",
+        ),
+        user=MFA_REQUIRED,
     ),
     AadstsCode(
         50079,
@@ -164,6 +351,11 @@ _CODES = (
         "location, you must enroll in multi-factor authentication to access '{resource}'.",
         "The user must register for multi-factor authentication first.",
         "Send the user through an interactive sign-in; they will be asked to register MFA.",
+        (
+            "MFA became required (Conditional Access, security defaults) for a user who has "
+            "no method registered",
+        ),
+        user=MFA_REGISTRATION,
     ),
     AadstsCode(
         50074,
@@ -171,6 +363,11 @@ _CODES = (
         "Strong Authentication is required.",
         "A second factor is required and was not presented.",
         "Sign in interactively so the user can complete the second factor.",
+        (
+            "the user cancelled or failed the MFA prompt",
+            "a silent request for an MFA-protected app",
+        ),
+        user=MFA_REQUIRED,
     ),
     AadstsCode(
         50158,
@@ -179,6 +376,8 @@ _CODES = (
         "authentication provider to satisfy additional authentication challenges.",
         "A Conditional Access policy asked for more (a claims challenge).",
         "Sign in interactively, passing the claims challenge from the error to MSAL.",
+        ("an external MFA provider or custom control the user did not complete",),
+        user=MFA_REQUIRED,
     ),
     AadstsCode(
         53003,
@@ -186,7 +385,15 @@ _CODES = (
         "Access has been blocked by Conditional Access policies. The access policy does not allow "
         "token issuance.",
         "A Conditional Access policy blocks this user, app, device or location.",
-        "Ask the tenant's administrator which policy applies (sign-in logs show it).",
+        "Ask the tenant's administrator which policy applies: the sign-in logs (Entra admin "
+        "center → Monitoring & health → Sign-in logs → the failure → Conditional Access) name it.",
+        (
+            "a location or country the policy blocks",
+            "an unmanaged device or an unapproved app",
+            "a risky sign-in (Identity Protection)",
+            "a legacy client",
+        ),
+        user=BLOCKED_BY_POLICY,
     ),
     AadstsCode(
         53000,
@@ -195,6 +402,13 @@ _CODES = (
         "compliant device, and the device is not compliant.",
         "Conditional Access requires a managed, compliant device.",
         "Sign in from a compliant (Intune-managed) device, or ask the administrator.",
+        (
+            "a personal or unenrolled device",
+            "an enrolled device that fails a compliance rule",
+            "a browser that does not pass the device identity (a private window; Chrome on "
+            "Windows without Microsoft's sign-in extension)",
+        ),
+        user=COMPLIANT_DEVICE,
     ),
     AadstsCode(
         50020,
@@ -205,6 +419,7 @@ _CODES = (
         "Invite the user as a guest, or make the app multi-tenant and use the /organizations "
         "authority.",
         ("a personal Microsoft account on a work-only app", "signing in to the wrong tenant"),
+        user=ACCOUNT_ELSEWHERE,
     ),
     AadstsCode(
         50034,
@@ -213,6 +428,8 @@ _CODES = (
         "application, the account must be added to the directory.",
         "No such user in the directory.",
         "Check the username, or add the user to the tenant.",
+        ("a mistyped username", "an app that sent the user to the wrong tenant"),
+        user=ACCOUNT_NOT_FOUND,
     ),
     AadstsCode(
         50053,
@@ -221,13 +438,21 @@ _CODES = (
         "user ID or password.",
         "The account is locked (too many failed attempts, or sign-in from a blocked address).",
         "Wait and try again, or ask an administrator to unlock the account.",
+        (
+            "repeated wrong passwords (smart lockout)",
+            "sign-ins from an address with malicious activity",
+        ),
+        user=ACCOUNT_LOCKED,
     ),
     AadstsCode(
         50055,
         "invalid_grant",
         "The password is expired.",
         "The user's password has expired.",
-        "Sign in interactively to change the password.",
+        "Sign in interactively to change the password (Entra offers it), or reset it: self-service "
+        "password reset, or an administrator.",
+        ("the tenant's password expiration policy",),
+        user=PASSWORD_EXPIRED,
     ),
     AadstsCode(
         50057,
@@ -235,6 +460,8 @@ _CODES = (
         "The user account is disabled.",
         "The user account is disabled in the directory.",
         "Ask an administrator to enable the account.",
+        ("an account blocked from sign-in", "a disabled on-premises account synchronized to Entra"),
+        user=ACCOUNT_DISABLED,
     ),
     AadstsCode(
         50133,
@@ -242,6 +469,7 @@ _CODES = (
         "Session is invalid due to expiration or recent password change.",
         "The session ended: the password changed or the session expired.",
         "Sign in again.",
+        user=SESSION_ENDED,
     ),
     AadstsCode(
         16000,
@@ -293,14 +521,6 @@ _CODES = (
         "Client is public so neither 'client_assertion' nor 'client_secret' should be presented.",
         "A secret was sent for an app registered as a public client.",
         "Use a confidential (web) registration for a server app, or send no secret.",
-    ),
-    AadstsCode(
-        9002326,
-        "invalid_request",
-        "Cross-origin token redemption is permitted only for the 'Single-Page Application' "
-        "client-type.",
-        "A browser redeemed a code for a redirect URI registered as Web, not SPA.",
-        "Redeem codes server-side (a web app), or register the redirect URI as SPA.",
     ),
     AadstsCode(
         900144,
@@ -377,6 +597,7 @@ _CODES = (
         "Admin consent is required for the permissions requested by this application.",
         "A requested permission needs an administrator's consent.",
         "Ask an administrator to grant admin consent for the app.",
+        user=ADMIN_APPROVAL,
     ),
     AadstsCode(
         50126,
@@ -392,6 +613,7 @@ _CODES = (
         "users unless they are specifically granted ('assigned') access to the application.",
         "The app requires user assignment and the user is not assigned.",
         "Assign the user (or a group) to the app, or turn off 'Assignment required'.",
+        user=NOT_ASSIGNED,
     ),
     AadstsCode(
         500011,
@@ -460,14 +682,6 @@ _CODES = (
         "Check the request's parameters: each once, well-formed, form-encoded.",
     ),
     AadstsCode(
-        9002325,
-        "invalid_request",
-        "Proof Key for Code Exchange is required. {detail}",
-        "The authorization request had no PKCE code_challenge with method S256.",
-        "Send code_challenge and code_challenge_method=S256 (MSAL's initiate_auth_code_flow "
-        "does this).",
-    ),
-    AadstsCode(
         50194,
         "invalid_request",
         "Application '{client_id}'({app_name}) is not configured as a multi-tenant application. "
@@ -511,6 +725,346 @@ _CODES = (
         "response_type '{response_type}' is not enabled for the application.",
         "The app asked for a response type other than 'code'.",
         "Use the authorization code flow (response_type=code).",
+    ),
+    # -- From here on: codes of real tenants, in the wording of Microsoft's reference ----------
+    # Conditional Access
+    AadstsCode(
+        53001,
+        "interaction_required",
+        "Conditional Access policy requires a domain joined device, and the device isn't domain "
+        "joined. Have the user use a domain joined device.",
+        "Conditional Access requires a domain-joined (Microsoft Entra hybrid joined) device.",
+        "Sign in from a device joined to the organization's domain; the administrator sees the "
+        "policy in the sign-in logs.",
+        (
+            "a personal or cloud-only device",
+            "a browser that does not pass the device identity (a private window; Chrome on "
+            "Windows without Microsoft's sign-in extension)",
+        ),
+        user=DOMAIN_JOINED_DEVICE,
+    ),
+    AadstsCode(
+        53002,
+        "access_denied",
+        "The app used isn't an approved app for Conditional Access. User needs to use one of the "
+        "apps from the list of approved apps to use in order to get access.",
+        "Conditional Access allows this resource only from approved client apps (or apps with an "
+        "app protection policy), and the client is not one.",
+        "Use an approved client app; an administrator decides whether this app should be one "
+        "(the sign-in logs name the policy).",
+        ("a mobile browser or third-party app where the policy wants a Microsoft app",),
+        user=APPROVED_APP,
+    ),
+    AadstsCode(
+        530032,
+        "access_denied",
+        "The tenant admin has configured a security policy that blocks this request. Check the "
+        "security policies that are defined on the tenant level to determine if your request "
+        "meets the policy requirements.",
+        "A tenant-level security policy blocked the request.",
+        "Ask the tenant's administrator which policy applies (the sign-in logs show it) and "
+        "whether the request can meet it.",
+        user=BLOCKED_BY_POLICY,
+    ),
+    AadstsCode(
+        530035,
+        "access_denied",
+        "Access has been blocked by security defaults. This is due to the request using legacy "
+        "auth or being deemed unsafe by security defaults policies.",
+        "The tenant's security defaults blocked the request: legacy authentication, or a sign-in "
+        "they deem unsafe.",
+        "Use modern authentication (MSAL does) and let the user complete MFA interactively; the "
+        "administrator can review it in the sign-in logs.",
+        ("a legacy protocol or client", "a sign-in without the MFA security defaults require"),
+        user=BLOCKED_BY_POLICY,
+    ),
+    AadstsCode(
+        50131,
+        "access_denied",
+        "Indicates various Conditional Access errors such as bad Windows device state, request "
+        "blocked due to suspicious activity, access policy, or security policy decisions.",
+        "Conditional Access refused the sign-in (device state, suspicious activity, or a policy).",
+        "Ask the tenant's administrator: the sign-in logs give the failure reason and the policy.",
+        user=BLOCKED_BY_POLICY,
+    ),
+    AadstsCode(
+        50005,
+        "access_denied",
+        "User tried to sign in to a device from a platform not currently supported through "
+        "Conditional Access policy.",
+        "Conditional Access does not allow the device platform the user signs in from.",
+        "Sign in from a platform the policy allows, or ask the administrator to include it.",
+        ("a device platform (OS) the policy excludes or cannot identify",),
+        user=BLOCKED_BY_POLICY,
+    ),
+    AadstsCode(
+        53011,
+        "access_denied",
+        "User blocked due to risk on home tenant.",
+        "A guest's home tenant judged the user risky, and this tenant blocks risky users.",
+        "The user's home organization remediates the risk (password change, risk dismissed).",
+        user=CROSS_TENANT_BLOCKED,
+    ),
+    AadstsCode(
+        70043,
+        "invalid_grant",
+        "The refresh token has expired or is invalid due to sign-in frequency checks by "
+        "Conditional Access. The token was issued on {issued} and the maximum allowed lifetime "
+        "for this request is {lifetime}.",
+        "Conditional Access's sign-in frequency requires the user to sign in again.",
+        "Send the user through an interactive sign-in; a silent refresh cannot satisfy sign-in "
+        "frequency.",
+        user=SIGN_IN_AGAIN,
+    ),
+    # Multi-factor authentication and its registration
+    AadstsCode(
+        50072,
+        "interaction_required",
+        "User needs to enroll for second factor authentication (interactive).",
+        "The user must register a multi-factor authentication method, interactively.",
+        "Send the user through an interactive sign-in; Entra asks them to register a method.",
+        user=MFA_REGISTRATION,
+    ),
+    AadstsCode(
+        50078,
+        "interaction_required",
+        "Presented multifactor authentication has expired due to policies configured by your "
+        "administrator. You must refresh your multifactor authentication to access '{resource}'.",
+        "The user's earlier MFA is too old for the policy: it must be done again.",
+        "Send the user through an interactive sign-in with the claims challenge, to redo MFA.",
+        user=MFA_REQUIRED,
+    ),
+    AadstsCode(
+        53004,
+        "access_denied",
+        "User needs to complete the multifactor authentication registration process before "
+        "accessing this content. User should register for multifactor authentication.",
+        "MFA registration is required, but blocked for this sign-in because it is risky.",
+        "An administrator helps the user register (or remediates the risk); registering from a "
+        "trusted place or device may be allowed.",
+        user=MFA_REGISTRATION_BLOCKED,
+    ),
+    # Device state and device authentication
+    AadstsCode(
+        50097,
+        "interaction_required",
+        "Device authentication is required.",
+        "The sign-in needs the device's identity (a registered or joined device), and none was "
+        "presented.",
+        "Sign in from a registered or joined device, in a browser that passes its identity.",
+        (
+            "an unregistered device",
+            "a private window, or a browser without the device identity (Chrome on Windows "
+            "without Microsoft's sign-in extension)",
+        ),
+        user=REGISTERED_DEVICE,
+    ),
+    AadstsCode(
+        50129,
+        "interaction_required",
+        "Workplace join is required to register the device.",
+        "The device must be registered (workplace joined) with the organization first.",
+        "Register the device with the work or school account, then sign in again.",
+        user=REGISTERED_DEVICE,
+    ),
+    AadstsCode(
+        50155,
+        "invalid_grant",
+        "Device authentication failed for this user.",
+        "The device presented its identity, and it failed.",
+        "Re-register the device, or ask the administrator (the device may be deleted or "
+        "disabled in the directory).",
+        user=REGISTERED_DEVICE,
+    ),
+    AadstsCode(
+        50187,
+        "invalid_grant",
+        "The service failed to perform device authentication.",
+        "Device authentication could not be performed: no device information came with the "
+        "sign-in.",
+        "Sign in from a registered device, in a browser that passes its identity.",
+        user=REGISTERED_DEVICE,
+    ),
+    AadstsCode(
+        50099,
+        "invalid_grant",
+        "The JWT signature is invalid.",
+        "Device authentication (PKeyAuth) failed: the device's signed proof did not verify.",
+        "Re-register the device with the organization, or ask the administrator.",
+        user=REGISTERED_DEVICE,
+    ),
+    AadstsCode(
+        135011,
+        "invalid_grant",
+        "Device used during the authentication is disabled.",
+        "The device is disabled in the directory.",
+        "An administrator enables the device again (Entra admin center → Devices), or the user "
+        "signs in from another.",
+        user=DEVICE_DISABLED,
+    ),
+    # Passwords
+    AadstsCode(
+        50056,
+        "invalid_grant",
+        "Invalid or null password: password doesn't exist in the directory for this user. The "
+        "user should be asked to enter their password again.",
+        "The directory holds no password for this user, so it could not be checked.",
+        "Ask the user to enter the password again; if it persists, an administrator sets or "
+        "resets it.",
+        user=PASSWORD_NOT_CHECKED,
+    ),
+    AadstsCode(
+        50144,
+        "invalid_grant",
+        "User's Active Directory password has expired. Generate a new password for the user or "
+        "have the user use the self-service reset tool to reset their password.",
+        "The user's on-premises Active Directory password has expired.",
+        "Reset the password (self-service password reset, or an administrator).",
+        user=PASSWORD_EXPIRED,
+    ),
+    AadstsCode(
+        50135,
+        "interaction_required",
+        "Password change is required due to account risk.",
+        "Identity Protection judged the account at risk and requires a password change.",
+        "Sign the user in interactively to change the password, or an administrator resets it.",
+        user=PASSWORD_CHANGE_REQUIRED,
+    ),
+    AadstsCode(
+        50125,
+        "interaction_required",
+        "Sign-in was interrupted because of a password reset or password registration entry.",
+        "The sign-in stopped so the user could register for (or finish) password reset.",
+        "Send the user through an interactive sign-in again.",
+        user=PASSWORD_RESET_SETUP,
+    ),
+    AadstsCode(
+        50132,
+        "invalid_grant",
+        "The session isn't valid due to password expiration or recent password change.",
+        "The session ended: the password expired or was changed.",
+        "Sign the user in again.",
+        user=SESSION_ENDED,
+    ),
+    # "Keep me signed in"
+    AadstsCode(
+        50140,
+        "interaction_required",
+        'This error occurred due to "Keep me signed in" interrupt when the user was '
+        "signing-in. This is an expected part of the sign in flow, where a user is asked if they "
+        "want to remain signed into their current browser to make further logins easier.",
+        'The "Stay signed in?" question interrupted the sign-in: an expected step, logged as '
+        "an interrupt, not a failure.",
+        "Nothing to change in the app; if it reaches the app, sign in again.",
+        user=STAY_SIGNED_IN,
+    ),
+    # Accounts: from another tenant, of another kind, not here
+    AadstsCode(
+        51004,
+        "invalid_grant",
+        "The user account doesn't exist in the directory. An application likely chose the wrong "
+        "tenant to sign into, and the currently logged in user was prevented from doing so since "
+        "they did not exist in your tenant.",
+        "The user does not exist in the tenant the app signs in to.",
+        "Sign in to the user's own tenant, or add the user as a guest.",
+        user=ACCOUNT_ELSEWHERE,
+    ),
+    AadstsCode(
+        90072,
+        "invalid_grant",
+        "The external account that the user signs in with doesn't exist on the tenant that they "
+        "signed into; so the user can't satisfy the MFA requirements for the tenant.",
+        "The account is not in this tenant (not even as a guest), so it cannot do this tenant's "
+        "MFA.",
+        "Add the user as a guest (B2B invitation), or sign in with an account of this tenant.",
+        ("an uninvited external account", "a synchronized user whose ImmutableID does not match"),
+        user=ACCOUNT_ELSEWHERE,
+    ),
+    AadstsCode(
+        500208,
+        "invalid_request",
+        "The domain is not a valid login domain for the account type.",
+        "The account is of a kind the tenant does not accept (e.g. a personal Microsoft account "
+        "where only work or school accounts may sign in).",
+        "Sign in with a work or school account of the tenant, or change the app's supported "
+        "account types.",
+        user=ACCOUNT_TYPE,
+    ),
+    AadstsCode(
+        500212,
+        "access_denied",
+        "The user's administrator has set an outbound access policy that doesn't allow access to "
+        "the resource tenant.",
+        "The user's home tenant's cross-tenant access settings do not allow this tenant.",
+        "The user's administrator allows this tenant (or this app) in the outbound cross-tenant "
+        "access settings.",
+        user=CROSS_TENANT_BLOCKED,
+    ),
+    AadstsCode(
+        500213,
+        "access_denied",
+        "The resource tenant's cross-tenant access policy doesn't allow this user to access this "
+        "tenant.",
+        "This tenant's inbound cross-tenant access settings do not allow the user's tenant.",
+        "This tenant's administrator allows the user's organization (or this app) in the "
+        "inbound cross-tenant access settings.",
+        user=CROSS_TENANT_BLOCKED,
+    ),
+    # PKCE and single-page apps, in Entra's own words (learn.microsoft.com error-code reference
+    # and the answers developers quote from login.microsoftonline.com).
+    AadstsCode(
+        9002325,
+        "invalid_request",
+        "Proof Key for Code Exchange is required for cross-origin authorization code redemption.",
+        "A single-page app's authorization request (a redirect URI of the SPA platform) "
+        "had no PKCE code_challenge.",
+        "Send code_challenge (S256) with the request, as MSAL.js does; or register the "
+        "redirect URI under the Web platform if a server redeems the code.",
+    ),
+    AadstsCode(
+        9002326,
+        "invalid_request",
+        "Cross-origin token redemption is permitted only for the 'Single-Page Application' "
+        "client-type. Request origin: '{origin}'.",
+        "A token request came from a browser (it had an Origin header) for a grant that "
+        "was not issued to a redirect URI of the SPA platform.",
+        "Redeem the code on the server (a web app), or register the redirect URI under the "
+        "Single-page application platform.",
+    ),
+    AadstsCode(
+        9002327,
+        "invalid_request",
+        "Tokens issued for the 'Single-Page Application' client-type may only be redeemed "
+        "via cross-origin requests.",
+        "A code or refresh token issued to a single-page app was redeemed without an Origin "
+        "header (from a server, not the browser).",
+        "Redeem it in the browser (MSAL.js), or register the redirect URI under the Web "
+        "platform and redeem it on the server with the app's credential.",
+    ),
+    AadstsCode(
+        50148,
+        "invalid_grant",
+        "The code_verifier does not match the code_challenge supplied in the authorization "
+        "request for PKCE.",
+        "PKCE was used on one leg only: a code_verifier for a code requested without a "
+        "code_challenge, or none for a code requested with one.",
+        "Send code_challenge in the authorization request and its code_verifier when "
+        "redeeming the code, or neither.",
+    ),
+    AadstsCode(
+        50149,
+        "invalid_request",
+        "Invalid Code_Challenge_method parameter.",
+        "code_challenge_method is neither S256 nor plain.",
+        "Send code_challenge_method=S256 (or plain, or leave it out for plain).",
+    ),
+    AadstsCode(
+        501491,
+        "invalid_request",
+        "Invalid size of Code_Challenge parameter.",
+        "The PKCE code_challenge has the wrong size: an S256 challenge is 43 characters "
+        "(base64url, no '=' padding), a plain one 43 to 128.",
+        "Encode the SHA-256 of the verifier as base64url without padding.",
     ),
 )
 

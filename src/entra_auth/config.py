@@ -21,6 +21,11 @@ from .errors import ConfigurationError, MissingSettingError
 
 PUBLIC_CLOUD = "https://login.microsoftonline.com"
 MULTI_TENANT = ("common", "organizations")
+# ``/consumers`` (personal Microsoft accounts) is no template: its discovery document and its
+# tokens name this one fixed tenant, so it is configured as that tenant (Microsoft's
+# token-validation docs call "consumers" a nickname for it).
+CONSUMERS = "consumers"
+CONSUMERS_TENANT_ID = "9188040d-6c67-4c5b-b112-36a304b66dad"
 _TOKEN_VERSIONS = ("1.0", "2.0")
 
 # Where settings were looked for, as error messages name it (``EntraConfig.sources``).
@@ -66,8 +71,9 @@ WHAT_TO_SET = {
         "or the local Entra ID's, which `entra-auth emulator` prints)."
     ),
     "ENTRA_TENANT_ID": (
-        "Set ENTRA_TENANT_ID to your Directory (tenant) ID: the authority names the tenant by a "
-        "domain, and tokens carry the tenant's GUID."
+        "Set ENTRA_TENANT_ID to your Directory (tenant) ID (Entra admin center → Overview), or "
+        "end ENTRA_AUTHORITY with it (https://login.microsoftonline.com/<tenant id or verified "
+        "domain>): tokens name the tenant by its GUID, and nothing else here tells it."
     ),
     "ENTRA_CLIENT_ID": (
         "Set ENTRA_CLIENT_ID to the Application (client) ID on the app registration's Overview."
@@ -207,6 +213,9 @@ class EntraConfig:
     # Seconds to wait for the identity provider (and Graph) to connect and to answer each
     # request: a hanging provider must not hold a worker longer than this (ENTRA_HTTP_TIMEOUT).
     http_timeout: float = 5.0
+    # The app's tokens are signed by its own key (claims mapping), published only at the
+    # discovery and key-set URLs with ``?appid=<client id>`` (ENTRA_APP_SPECIFIC_KEYS).
+    app_specific_keys: bool = False
     # Where the settings were looked for (``from_env``: the environment; the Flask adapter:
     # app.config, then the environment), so that a "not set" error can say so. Not a setting.
     sources: tuple[str, ...] = field(default=(), repr=False, compare=False)
@@ -217,23 +226,62 @@ class EntraConfig:
                 raise missing_setting_error([_REQUIREMENTS["authority"][0]], self.sources)
             object.__setattr__(self, "authority", f"{PUBLIC_CLOUD}/{self.tenant_id}")
         authority = str(self.authority).rstrip("/")
-        object.__setattr__(self, "authority", authority)
         parts = urlsplit(authority)
         segments = [s for s in parts.path.split("/") if s]
+        if parts.scheme == "https" and parts.hostname and not segments and not parts.query:
+            # The instance alone (https://login.microsoftonline.com), as many samples write it,
+            # with the tenant in ENTRA_TENANT_ID: the authority is the two joined.
+            if not self.tenant_id:
+                raise MissingSettingError(
+                    f"ENTRA_AUTHORITY is {authority!r}, the instance without a tenant, and "
+                    "ENTRA_TENANT_ID is not set.",
+                    missing=("ENTRA_TENANT_ID",),
+                    sources=self.sources,
+                    remedy="Set ENTRA_TENANT_ID to your Directory (tenant) ID, or end "
+                    "ENTRA_AUTHORITY with the tenant (https://login.microsoftonline.com/<tenant id "
+                    "or verified domain>).",
+                )
+            authority = f"{authority}/{self.tenant_id.strip()}"
+            parts = urlsplit(authority)
+            segments = [s for s in parts.path.split("/") if s]
+        object.__setattr__(self, "authority", authority)
         if parts.scheme != "https" or not parts.hostname or len(segments) != 1 or parts.query:
             raise ConfigurationError(
                 f"ENTRA_AUTHORITY is {authority!r}, not an https URL with one tenant segment.",
-                remedy="Use https://login.microsoftonline.com/<tenant id> (or the local Entra "
-                "ID's authority, printed by `entra-auth emulator`).",
+                remedy="Use https://login.microsoftonline.com/<tenant id or verified domain> (or "
+                "the local Entra ID's authority, printed by `entra-auth emulator`).",
             )
         tenant_segment = segments[0]
         if self.tenant_id is None and _is_guid(tenant_segment):
             object.__setattr__(self, "tenant_id", tenant_segment.lower())
+        if tenant_segment.lower() == CONSUMERS:
+            # Personal accounts: one fixed tenant, known without discovery (so StaticKeys work).
+            # A tenant id that is no GUID at all is refused as such below.
+            given = self.tenant_id
+            if given is not None and _is_guid(given) and given.lower() != CONSUMERS_TENANT_ID:
+                raise ConfigurationError(
+                    f"ENTRA_AUTHORITY names /consumers (personal Microsoft accounts, tenant "
+                    f"{CONSUMERS_TENANT_ID}) but ENTRA_TENANT_ID is {self.tenant_id}.",
+                    remedy="Drop ENTRA_TENANT_ID for personal accounts; for accounts of your "
+                    "organization use ENTRA_AUTHORITY=https://login.microsoftonline.com/<tenant "
+                    "id>.",
+                )
+            if given is None or _is_guid(given):
+                object.__setattr__(self, "tenant_id", CONSUMERS_TENANT_ID)
+            if "2.0" not in self.accepted_token_versions:
+                raise ConfigurationError(
+                    "ENTRA_ACCEPTED_TOKEN_VERSIONS excludes 2 with /consumers: personal accounts "
+                    "get v2 tokens only.",
+                    remedy="Use ENTRA_ACCEPTED_TOKEN_VERSIONS=2 (an app for personal accounts "
+                    'has "requestedAccessTokenVersion": 2 in its manifest).',
+                )
         if self.tenant_id is not None:
             if not _is_guid(self.tenant_id):
                 raise ConfigurationError(
                     f"ENTRA_TENANT_ID is {self.tenant_id!r}, not a GUID.",
-                    remedy="Use the Directory (tenant) ID from the Entra admin center's Overview.",
+                    remedy="Use the Directory (tenant) ID from the Entra admin center's Overview "
+                    "(a verified domain goes in ENTRA_AUTHORITY: https://login.microsoftonline.com"
+                    "/<domain>).",
                 )
             object.__setattr__(self, "tenant_id", self.tenant_id.lower())
             if _is_guid(tenant_segment) and tenant_segment.lower() != self.tenant_id:
@@ -242,6 +290,13 @@ class EntraConfig:
                     f"{self.tenant_id}.",
                     remedy="Make them name the same tenant.",
                 )
+        if self.app_specific_keys and not self.client_id:
+            raise ConfigurationError(
+                "ENTRA_APP_SPECIFIC_KEYS is true but ENTRA_CLIENT_ID is not set: an app's own "
+                "signing keys are published under its client id.",
+                remedy="Set ENTRA_CLIENT_ID to the Application (client) ID of the app whose "
+                "tokens are validated (the API's), or drop ENTRA_APP_SPECIFIC_KEYS.",
+            )
         if self.client_id is not None and not _is_guid(self.client_id):
             raise ConfigurationError(
                 f"ENTRA_CLIENT_ID is {self.client_id!r}, not a GUID.",
@@ -302,8 +357,17 @@ class EntraConfig:
         return self.tenant.lower() in MULTI_TENANT
 
     @property
+    def tenant_by_domain(self) -> bool:
+        """The authority names one tenant by a verified domain (contoso.onmicrosoft.com) and
+        ENTRA_TENANT_ID is not set: the tenant's GUID is the discovery document's to tell."""
+        return self.tenant_id is None and not self.is_multi_tenant
+
+    @property
     def metadata_url(self) -> str:
-        return f"{self.authority}/v2.0/.well-known/openid-configuration"
+        """The discovery document; with ``app_specific_keys`` the app's own
+        (``?appid=<client id>``), whose ``jwks_uri`` holds the app's signing key."""
+        url = f"{self.authority}/v2.0/.well-known/openid-configuration"
+        return f"{url}?appid={self.client_id}" if self.app_specific_keys else url
 
     @property
     def audiences(self) -> tuple[str, ...]:
@@ -431,6 +495,9 @@ class EntraConfig:
         guests = settings.get("ENTRA_ALLOW_GUESTS")
         if guests is not None and guests != "":
             values["allow_guests"] = _flag("ENTRA_ALLOW_GUESTS", guests)
+        app_keys = settings.get("ENTRA_APP_SPECIFIC_KEYS")
+        if app_keys is not None and app_keys != "":
+            values["app_specific_keys"] = _flag("ENTRA_APP_SPECIFIC_KEYS", app_keys)
         values.update({k: v for k, v in overrides.items() if v is not None})
         # Every missing value at once, before the first one stops the constructor. The tenant id
         # is left to require(): it may come from the authority's path.

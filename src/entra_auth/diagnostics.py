@@ -50,6 +50,9 @@ class Check:
     ok: bool
     detail: str
     fix: str = ""
+    # Not a failure, but not known either: the identity provider could not be asked, so ``fix``
+    # says what to look at by hand. Shown as ⚠️; it does not fail doctor.
+    warn: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -144,7 +147,9 @@ def doctor(
             )
         )
     checks.append(_check_client(config, metadata, http, verify, timeout))
+    client_ok = checks[-1].ok
     checks.extend(_check_redirect_uri(config, metadata, http, verify, timeout))
+    checks.append(_check_token_version(config, metadata, http, verify, timeout, client_ok, given))
     return checks
 
 
@@ -490,6 +495,161 @@ def _check_redirect_uri(
     ]
 
 
+TOKEN_VERSION_CHECK = "API token version"  # noqa: S105 - a check's name, not a secret
+_GUID = re.compile(r"[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}")
+_NOT_FOUND = (500011, 50001)  # no such resource in the tenant: another of its names may be known
+
+
+def _check_token_version(
+    config: EntraConfig,
+    metadata: ProviderMetadata,
+    http: requests.Session,
+    verify: str | bool,
+    timeout: float,
+    can_ask: bool,
+    given: Collection[str] | None,
+) -> Check:
+    """Which access-token version the API gets, against ENTRA_ACCEPTED_TOKEN_VERSIONS.
+
+    The API's registration decides it (``requestedAccessTokenVersion``: null or 1 → v1, the
+    portal's default; 2 → v2), not the endpoint a client uses. Asked for real: a client-credentials
+    token for ``<API>/.default`` with the configured client (Entra issues one to any app of the
+    tenant, without roles unless granted), whose ``ver`` is read; only ``ver`` is kept. When the
+    identity provider cannot be asked, the line says where the portal shows it."""
+    # The client id first: an app asking a token for itself must name itself by its GUID
+    # (AADSTS90009), and a GUID names an API whatever its App ID URIs are.
+    audiences = list(config.audiences)
+    resources = [a for a in audiences if _GUID.fullmatch(a)]
+    resources += [a for a in audiences if a not in resources]
+    resources = resources[:3]
+    api = resources[0] if resources else "the API"
+    what = f"the API {api}" + (
+        "" if config.api_audiences else ", this app itself (ENTRA_API_AUDIENCE's default)"
+    )
+    accepted = " and ".join(f"v{v}" for v in config.accepted_token_versions)
+    setting = ",".join(v.split(".")[0] for v in config.accepted_token_versions)
+    accepts = f"ENTRA_ACCEPTED_TOKEN_VERSIONS accepts {accepted}"
+    if given is not None and "ENTRA_ACCEPTED_TOKEN_VERSIONS" not in given:
+        accepts += " only (its default)"
+    by_hand = (
+        f"Look in the Entra admin center: App registrations → the API ({api}) → Manifest → "
+        '"requestedAccessTokenVersion" (under "api"; "accessTokenAcceptedVersion" in the AAD '
+        "Graph format): null or 1 means v1 tokens (the portal's default), 2 means v2. "
+        f"ENTRA_ACCEPTED_TOKEN_VERSIONS (now {setting}) must include that version."
+    )
+
+    def unknown(why: str) -> Check:
+        return Check(
+            TOKEN_VERSION_CHECK,
+            True,
+            f"which token version {what} gets is not known: {why}",
+            by_hand,
+            warn=True,
+        )
+
+    token_endpoint = metadata.token_endpoint
+    if not resources:
+        return unknown("no API audience is configured (ENTRA_API_AUDIENCE).")
+    if (
+        not can_ask
+        or not isinstance(token_endpoint, str)
+        or not on_authority_host(token_endpoint, str(config.authority))
+    ):
+        return unknown("it was not asked, as the client credentials check failed.")
+    refusals: list[int | None] = []
+    for resource in resources:
+        try:
+            response = http.post(
+                token_endpoint,
+                data={
+                    "grant_type": "client_credentials",
+                    "client_id": config.client_id,
+                    "client_secret": config.client_secret,
+                    "scope": f"{resource.rstrip('/')}/.default",
+                },
+                timeout=timeout,
+                verify=verify,
+                allow_redirects=False,  # the secret goes to the token endpoint, nowhere else
+            )
+        except requests.RequestException as exc:
+            return unknown(f"the token endpoint did not answer ({type(exc).__name__}).")
+        if response.status_code == 200:
+            return _token_version_verdict(response, what, accepts, config, unknown)
+        if response.is_redirect:
+            return unknown(
+                f"the token endpoint answered with a redirect (HTTP "
+                f"{response.status_code}), not followed."
+            )
+        try:
+            body = response.json()
+        except ValueError:
+            body = {}
+        body = body if isinstance(body, dict) else {}
+        refusals.append(aadsts.first_code(body.get("error_codes"), body.get("error_description")))
+        if refusals[-1] not in _NOT_FOUND:
+            break
+    if all(code in _NOT_FOUND for code in refusals):
+        named = ", ".join(resources[: len(refusals)])
+        return Check(
+            TOKEN_VERSION_CHECK,
+            False,
+            f"No API of this tenant is named {named}: the identity provider answered "
+            f"AADSTS{refusals[0]} (resource not found).",
+            "Set ENTRA_API_AUDIENCE to your API's Application (client) ID and App ID URI, "
+            "comma-separated (App registrations → the API → Overview, and Expose an API).",
+        )
+    code = refusals[-1]
+    entry = aadsts.lookup(code) if code else None
+    why = f"{entry.name}: {entry.meaning}" if entry else f"AADSTS{code}" if code else "no code"
+    return unknown(f"a token for it was refused to this app ({why}).")
+
+
+def _token_version_verdict(
+    response: requests.Response,
+    what: str,
+    accepts: str,
+    config: EntraConfig,
+    unknown: Callable[[str], Check],
+) -> Check:
+    try:
+        body = response.json()
+        claims = decode_unverified(str(body["access_token"])).claims
+    except (ValueError, KeyError, TypeError, InvalidTokenError):
+        return unknown("the token endpoint's answer held no readable access token.")
+    version = claims.get("ver")
+    if version not in ("1.0", "2.0"):
+        return unknown("the access token's ver claim is neither 1.0 nor 2.0.")
+    registration = (
+        'its registration says "requestedAccessTokenVersion": 2'
+        if version == "2.0"
+        else "its registration leaves requestedAccessTokenVersion null or 1: the portal's default"
+    )
+    said = f"{what} gets v{version} access tokens ({registration})"
+    if version in config.accepted_token_versions:
+        return Check(TOKEN_VERSION_CHECK, True, f"{said}; {accepts}.")
+    if version == "1.0":
+        fix = (
+            "Either make the API get v2 tokens: App registrations → the API → Manifest → "
+            '"requestedAccessTokenVersion": 2 (under "api"; "accessTokenAcceptedVersion": 2 in '
+            "the AAD Graph format), save, and have clients get new tokens; or accept v1: "
+            "ENTRA_ACCEPTED_TOKEN_VERSIONS=1 (1,2 while you move). A v1 token's aud is the App "
+            "ID URI the client asked for: keep it in ENTRA_API_AUDIENCE."
+        )
+    else:
+        fix = (
+            "Set ENTRA_ACCEPTED_TOKEN_VERSIONS=2 (the default; 1,2 while clients still hold v1 "
+            "tokens), or, if the API must keep v1, set its manifest's "
+            '"requestedAccessTokenVersion" back to null (App registrations → the API → '
+            "Manifest)."
+        )
+    return Check(
+        TOKEN_VERSION_CHECK,
+        False,
+        f"{said}, but {accepts}: the API would refuse every token.",
+        fix,
+    )
+
+
 # -- decode and verify -------------------------------------------------------------------------
 @dataclass
 class DecodedToken:
@@ -592,8 +752,10 @@ def decode_unverified(token: str) -> DecodedToken:
 
 
 def token_kind(claims: dict[str, Any]) -> str:
+    from .tokens import GRAPH_AUDIENCES  # the validator's own list: kind and verdict agree
+
     aud = claims.get("aud")
-    if aud in ("00000003-0000-0000-c000-000000000000", "https://graph.microsoft.com"):
+    if isinstance(aud, str) and aud in GRAPH_AUDIENCES:
         return "access token for Microsoft Graph"
     if "scp" in claims or ("roles" in claims and "nonce" not in claims):
         app_only = "scp" not in claims

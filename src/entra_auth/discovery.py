@@ -2,18 +2,22 @@
 
 ``parse_metadata`` turns a discovery document into ``ProviderMetadata`` after the checks that
 make it trustworthy, without any I/O: the ``issuer`` must belong to the configured authority
-(Discovery §4.3: GUID tenant exact; ``common``/``organizations`` the ``{tenantid}`` template; a
-domain-named tenant one tenant segment), and ``jwks_uri`` must be https on the authority's own
-host and port (``on_authority_host``). ``Discovery`` fetches it once per process over the sync
-transport and shares it: sign-in, sign-out, Graph and key fetching all read the same object.
+(Discovery §4.3: GUID tenant exact; ``common``/``organizations`` the ``{tenantid}`` template;
+``consumers`` its fixed tenant; a domain-named tenant ``https://<the authority's host>/<a
+GUID>/v2.0``, that GUID being the tenant's id, ``ProviderMetadata.tenant_id``), and
+``jwks_uri`` must be https on the authority's own host and port (``on_authority_host``) and,
+for an app's own signing keys, name the app (``?appid=<client id>``). ``Discovery`` fetches it
+once per process over the sync transport and shares it: sign-in, sign-out, Graph and key
+fetching all read the same object.
 """
 
 from __future__ import annotations
 
 import threading
+import uuid
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 import requests
 
@@ -34,6 +38,13 @@ class ProviderMetadata:
     userinfo_endpoint: str | None = None
     msgraph_host: str | None = None
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def tenant_id(self) -> str | None:
+        """The tenant GUID the issuer names (``https://<host>/<tid>/v2.0``); None for the
+        ``{tenantid}`` template of ``common``/``organizations``."""
+        path = urlsplit(self.issuer).path.strip("/").split("/")
+        return path[0] if len(path) == 2 and _is_tenant_guid(path[0]) else None
 
     @property
     def issuer_base(self) -> str:
@@ -69,6 +80,15 @@ def on_authority_host(url: str, authority: str) -> bool:
     return target.scheme == "https" and target.netloc.lower() == base.netloc.lower()
 
 
+def _is_tenant_guid(value: str) -> bool:
+    """A GUID in its canonical form (36 characters, lower case), as Entra writes tenant ids
+    in issuers and as the configuration keeps them: compared exactly, never normalised."""
+    try:
+        return len(value) == 36 and str(uuid.UUID(value)) == value
+    except ValueError:
+        return False
+
+
 def issuer_matches_authority(issuer: str, config: EntraConfig) -> bool:
     authority = urlsplit(str(config.authority))
     expected_base = f"https://{authority.netloc.lower()}/"
@@ -77,9 +97,17 @@ def issuer_matches_authority(issuer: str, config: EntraConfig) -> bool:
     tenant = issuer[len(expected_base) : -len("/v2.0")]
     if config.is_multi_tenant:
         return tenant == "{tenantid}"
-    if config.tenant_id is not None:
+    if config.tenant_id is not None:  # a GUID authority, ENTRA_TENANT_ID, or /consumers
         return tenant == config.tenant_id
-    return "/" not in tenant and tenant != "{tenantid}"  # authority by domain name
+    # An authority by domain name: the document names the tenant's GUID, which is then the
+    # tenant this configuration accepts. Anything else (a template, a domain, a path) would
+    # leave the tenant to the token.
+    return _is_tenant_guid(tenant)
+
+
+def names_app(jwks_uri: str, client_id: str | None) -> bool:
+    """Does the key set's URL ask for this app's own keys (one ``appid``, the client id)?"""
+    return parse_qs(urlsplit(jwks_uri).query).get("appid") == [str(client_id)]
 
 
 def parse_metadata(doc: object, config: EntraConfig, url: str) -> ProviderMetadata:
@@ -98,6 +126,13 @@ def parse_metadata(doc: object, config: EntraConfig, url: str) -> ProviderMetada
         raise FetchError(
             f"The discovery document's jwks_uri {jwks_uri!r} is not https on "
             f"{urlsplit(str(config.authority)).netloc}."
+        )
+    if config.app_specific_keys and not names_app(jwks_uri, config.client_id):
+        # The tenant's shared key set does not hold the app's own key: every token would be
+        # refused as signed by an unknown key, the wrong diagnosis.
+        raise FetchError(
+            f"The discovery document at {url} gives the jwks_uri {jwks_uri!r}, which does not "
+            f"ask for the app's own keys (appid={config.client_id})."
         )
 
     def text(name: str) -> str | None:
@@ -141,10 +176,10 @@ class Discovery:
         config: EntraConfig,
         *,
         session: requests.Session | None = None,
-        timeout: float = 5.0,
+        timeout: float | None = None,
     ):
         self.config = config
-        self.timeout = timeout
+        self.timeout = config.http_timeout if timeout is None else timeout
         self._session = session or requests.Session()
         self._verify: str | bool = config.ca_bundle or True
         self._metadata: ProviderMetadata | None = None

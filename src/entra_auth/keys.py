@@ -1,9 +1,12 @@
 """Key sources: where a validator finds the key a token names (``kid``).
 
 - ``JwksCache``: the tenant's published key set, fetched rarely and trusted carefully. Reads
-  ``jwks_uri`` from the checked discovery document (``discovery.Discovery``); keys are parsed
-  once per fetch (PyJWT's ``PyJWK``), never per request; RSA keys under 2048 bits, ``use: enc``
-  keys, other key types and unparseable keys are skipped.
+  ``jwks_uri`` from the checked discovery document (``discovery.Discovery``; the app's own, with
+  ``?appid=``, when ``app_specific_keys`` is set); keys are parsed once per fetch (PyJWT's
+  ``PyJWK``), never per request; RSA keys under 2048 bits, ``use: enc`` keys, other key types,
+  keys whose ``issuer`` is not a string and unparseable keys are skipped. Each key keeps the
+  ``issuer`` Entra publishes it for: the validators refuse a token whose ``iss`` it does not
+  fit (``SigningKey.signs_for``).
 - ``StaticKeys``: keys you give it (a JWKS document, PEM public keys or certificates,
   ``cryptography`` keys): unit tests and air-gapped jobs validate tokens without any server.
 
@@ -22,6 +25,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -51,11 +55,31 @@ log = logging.getLogger("entra_auth.keys")
 MIN_RSA_BITS = 2048
 
 
+_TENANT_TEMPLATE = re.compile(re.escape("{tenantid}"), re.IGNORECASE)
+
+
 @dataclass(frozen=True)
 class SigningKey:
     kid: str
     public_key: RSAPublicKey
-    issuer: str | None = None  # the JWK's ``issuer`` member, when Entra publishes one
+    # The JWK's ``issuer`` member, when Entra publishes one: the issuer this key signs for, a
+    # ``{tenantid}`` template on most keys of a multi-tenant set, a fixed tenant on others
+    # (personal accounts' keys in the common set). None: the key says nothing (keys given).
+    issuer: str | None = None
+
+    def signs_for(self, iss: object, tid: str) -> bool:
+        """May this key sign a token of tenant ``tid`` whose (v2) issuer is ``iss``?
+
+        Microsoft's rule ("Validate the signing key issuer"): the key's issuer, ``{tenantid}``
+        (in any case) replaced by the token's ``tid``, must be exactly the token's ``iss``. A
+        key without an issuer fits any (keys given, which say nothing).
+        """
+        issuer = self.issuer
+        if issuer is None:
+            return True
+        if "{" not in issuer:  # a fixed issuer (no template): compared as it is, per token
+            return issuer == iss
+        return _TENANT_TEMPLATE.sub(lambda _: tid, issuer) == iss
 
 
 class KeySource(Protocol):
@@ -99,7 +123,12 @@ def signing_key(raw: object) -> SigningKey | None:
         log.debug("Skipping an RSA key under %d bits.", MIN_RSA_BITS)
         return None
     issuer = raw.get("issuer")
-    return SigningKey(kid, public_key, issuer if isinstance(issuer, str) else None)
+    if issuer is not None and (not isinstance(issuer, str) or not issuer):
+        # A key whose issuer cannot be read cannot be scoped: skipped rather than trusted for
+        # every issuer (Entra always publishes a string).
+        log.debug("Skipping a key whose issuer is not a string.")
+        return None
+    return SigningKey(kid, public_key, issuer)
 
 
 def parse_key_set(doc: object, url: str = "the key set") -> dict[str, SigningKey]:
@@ -238,16 +267,17 @@ class JwksCache:
         *,
         discovery: Discovery | None = None,
         session: requests.Session | None = None,
-        timeout: float = 5.0,
+        timeout: float | None = None,
         cooldown: float = 60.0,
         refresh_interval: float = 24 * 3600.0,
         max_stale: float = 24 * 3600.0,
         clock: Callable[[], float] = time.monotonic,
     ):
         self.config = config
-        self.timeout = timeout
+        # ENTRA_HTTP_TIMEOUT unless told otherwise: a hanging key fetch holds a worker.
+        self.timeout = config.http_timeout if timeout is None else timeout
         self._session = session or requests.Session()
-        self.discovery = discovery or Discovery(config, session=self._session, timeout=timeout)
+        self.discovery = discovery or Discovery(config, session=self._session, timeout=self.timeout)
         self._verify: str | bool = config.ca_bundle or True
         self._clock = clock
         self.policy = KeySetPolicy(

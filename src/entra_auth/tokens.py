@@ -2,8 +2,17 @@
 
 Order of checks, for every token: shape and header (RS256 only, a ``kid``, no ``crit``, no
 ``zip``), then the RS256 signature against the tenant's key (``JwksCache``), and only then the
-claims, each in a method of its own (PyJWT's layout): version, issuer, tenant, audience, times,
-kind of token. A forged token is refused as forged before any claim is read for a decision.
+claims, each in a method of its own (PyJWT's layout): version, issuer, tenant, the signing
+key's own issuer, audience, times, kind of token. A forged token is refused as forged before
+any claim is read for a decision, with one exception that only chooses between two refusals: a
+header carrying a ``nonce`` with a Microsoft Graph audience is refused as a Graph token before
+its signature is checked. Graph signs over a hash of that nonce, so the signature of a real
+Graph token never verifies with the published key, and "forged" would send the developer the
+wrong way.
+
+The tenant is the configuration's: its GUID (ENTRA_TENANT_ID or the authority's), the fixed
+tenant of ``/consumers``, or, for an authority named by a verified domain, the GUID the
+discovery document's issuer names (learned with the keys, on the first token).
 
 The compact JWS (shape, strict base64url, JSON without duplicate members, header) is parsed by
 ``_jws``, which says why it is not PyJWT. The cryptography is ``cryptography``'s RSA PKCS#1 v1.5
@@ -30,15 +39,24 @@ from cryptography.hazmat.primitives.asymmetric import padding
 from ._jws import MAX_TOKEN_LENGTH as MAX_TOKEN_LENGTH  # the bound's old home, kept for importers
 from ._jws import decode_payload, parse
 from .config import EntraConfig
-from .errors import InsufficientScopeError, InvalidTokenError
-from .keys import JwksCache, KeySource
+from .errors import ConfigurationError, InsufficientScopeError, InvalidTokenError
+from .keys import JwksCache, KeySource, SigningKey
 
+# Microsoft Graph's audiences, in every cloud Microsoft lists ("Troubleshoot access token
+# signature validation errors"): tokens only Graph can validate.
 GRAPH_AUDIENCES = frozenset(
     {
         "00000003-0000-0000-c000-000000000000",
         "https://graph.microsoft.com",
         "https://graph.microsoft.com/",
+        "https://graph.microsoft.us",
+        "https://graph.microsoft.us/",
+        "https://dod-graph.microsoft.us",
+        "https://dod-graph.microsoft.us/",
     }
+)
+_GRAPH_REMEDY = (
+    "Request a token for this API's scope (api://<app id>/<scope>), not for Graph (User.Read)."
 )
 # Distinct ``scp`` values remembered per validator, as their sets of scopes.
 MAX_SCOPE_SETS = 256
@@ -152,6 +170,15 @@ class _TokenValidator:
         self.config = config
         # Any key source: the tenant's published key set (default) or StaticKeys.
         self.jwks: KeySource = keys or JwksCache(config)
+        # An authority named by domain: the tenant's GUID is the discovery document's to tell,
+        # and only a key set found through discovery has one. Keys given (StaticKeys) need
+        # ENTRA_TENANT_ID instead: the validators require it at start.
+        self._discovered: JwksCache | None = (
+            self.jwks if config.tenant_by_domain and isinstance(self.jwks, JwksCache) else None
+        )
+        self._tenant_required: tuple[str, ...] = (
+            ("tenant_id",) if config.tenant_by_domain and self._discovered is None else ()
+        )
         # v2 issuers are https://<the authority's host>/<tid>/v2.0: known from the configuration,
         # so a key source needs no discovery document (StaticKeys in an air-gapped job).
         self._issuer_base = "https://" + urlsplit(str(config.authority)).netloc.lower()
@@ -171,8 +198,11 @@ class _TokenValidator:
             self._tenants = frozenset(allowed)
 
     # -- signature first --------------------------------------------------------------------
-    def _verified_claims(self, token: object) -> tuple[dict[str, Any], dict[str, Any]]:
+    def _verified_claims(self, token: object) -> tuple[SigningKey, dict[str, Any]]:
+        """The key that verified the token, and its claims (``InvalidTokenError`` if none)."""
         header, signing_input, signature, payload = parse(token, self._headers)
+        if "nonce" in header:  # Graph's mark; no other Entra token has a header nonce
+            self._refuse_graph_token(payload)
         key = self.jwks.get(header["kid"])
         try:
             key.public_key.verify(signature, signing_input, _PKCS1, _SHA256)
@@ -182,11 +212,49 @@ class _TokenValidator:
                 "bad_signature",
                 remedy="The token was altered or not issued by the configured tenant.",
             ) from None
-        return header, decode_payload(payload)
+        return key, decode_payload(payload)
+
+    _graph_remedy = _GRAPH_REMEDY
+
+    def _refuse_graph_token(self, payload: str) -> None:
+        """Refuse a Microsoft Graph token as what it is, from its unverified audience.
+
+        Never an acceptance: it only names the refusal. Any other token with a header nonce
+        goes on to the signature check, which decides."""
+        try:
+            aud = decode_payload(payload).get("aud")
+        except InvalidTokenError:
+            return  # not even JSON: the signature check refuses it for what it is
+        if isinstance(aud, str) and aud in GRAPH_AUDIENCES:
+            raise _refuse(
+                "The token is an access token for Microsoft Graph (its header carries Graph's "
+                "nonce and its audience is Graph, read without verifying): only Graph can "
+                "validate it, and it is not for this app.",
+                "graph_token",
+                remedy=self._graph_remedy,
+            )
 
     # -- claims -----------------------------------------------------------------------------
+    def _learn_tenant(self, source: JwksCache) -> str:
+        """The GUID of a tenant named by domain, from the discovery document's issuer (checked
+        against the authority's host when it was read)."""
+        tenant = source.metadata.tenant_id
+        if tenant is None:  # parse_metadata refuses such a document: never reached
+            raise ConfigurationError(
+                "The discovery document names no tenant.",
+                remedy="Set ENTRA_TENANT_ID to your Directory (tenant) ID.",
+            )
+        if self._tenants is not None:
+            self._tenants = self._tenants | {tenant}
+        self._tenant_id = tenant
+        self._discovered = None  # learned once: the tenant of an authority does not change
+        return tenant
+
     def _check_tenant(self, claims: Mapping[str, Any]) -> str:
         tid = _str_claim(claims, "tid")
+        source = self._discovered  # read once: another thread may be learning it right now
+        if source is not None:
+            self._learn_tenant(source)
         if self._tenants is not None:
             if tid.lower() not in self._tenants:
                 raise _refuse(
@@ -216,6 +284,25 @@ class _TokenValidator:
                 "The token's issuer is not the configured tenant's.",
                 "wrong_issuer",
                 remedy="Use a token from the tenant and cloud in ENTRA_AUTHORITY.",
+            )
+
+    def _check_key_issuer(
+        self, key: SigningKey, claims: Mapping[str, Any], tid: str, version: str
+    ) -> None:
+        """The key that signed must be one Entra publishes for the token's issuer: a key set
+        (the common one above all) mixes keys of different issuers, and a key of one issuer
+        must not vouch for a token claiming another (Microsoft: "Validate the signing key
+        issuer"). Keys carry v2 issuers only; a v1 token (``iss`` sts.windows.net, already
+        checked to be its tenant's) is held to its tenant's v2 issuer, as
+        Microsoft.IdentityModel does."""
+        iss = claims.get("iss") if version == "2.0" else f"{self._issuer_base}/{tid}/v2.0"
+        if not key.signs_for(iss, tid):
+            raise _refuse(
+                "The token is signed by a key the key set publishes for another issuer than "
+                "the token's.",
+                "wrong_key_issuer",
+                remedy="The token was not issued by the tenant it names: use a token from the "
+                "configured tenant.",
             )
 
     def _check_times(self, claims: Mapping[str, Any], now: float) -> int:
@@ -270,7 +357,7 @@ class AccessTokenValidator(_TokenValidator):
         cache_size: int = 10_000,
     ):
         super().__init__(config, keys, clock=clock)
-        config.require("tenant_id" if not config.is_multi_tenant else "authority", "api_audiences")
+        config.require(*self._tenant_required, "api_audiences")
         self._audiences = frozenset(config.audiences)
         self._versions = config.accepted_token_versions
         # ``scp`` values repeat (one per client app and consent): split each distinct one once.
@@ -319,7 +406,7 @@ class AccessTokenValidator(_TokenValidator):
         return principal
 
     def _validate_uncached(self, token: object, now: float) -> tuple[Principal, int]:
-        _, claims = self._verified_claims(token)
+        key, claims = self._verified_claims(token)
         # What the token is, then whom it is for: "an ID token", "a Graph token", "another app's
         # token" are the diagnoses that help, whatever else is also wrong with it.
         scopes, roles, client_id = self._check_access_token_kind(claims)
@@ -327,6 +414,7 @@ class AccessTokenValidator(_TokenValidator):
         version = self._check_version(claims)
         tid = self._check_tenant(claims)
         self._check_issuer(claims, tid, version)
+        self._check_key_issuer(key, claims, tid, version)
         exp = self._check_times(claims, now)
         oid = _str_claim(claims, "oid")
         sub = _str_claim(claims, "sub")
@@ -345,8 +433,9 @@ class AccessTokenValidator(_TokenValidator):
                 raise _refuse(
                     "The token is a v1 access token, and this API accepts v2 only.",
                     "wrong_version",
-                    remedy="Set accessTokenAcceptedVersion to 2 in the API's app manifest, or "
-                    "accept v1 with ENTRA_ACCEPTED_TOKEN_VERSIONS=1,2.",
+                    remedy="An API registered in the portal gets v1 tokens until its manifest "
+                    'says "requestedAccessTokenVersion": 2 (under "api"): set it, or accept v1 '
+                    "with ENTRA_ACCEPTED_TOKEN_VERSIONS=1,2.",
                 )
             raise _refuse(
                 "The token is a v2 access token, and this API accepts v1 only.",
@@ -365,8 +454,7 @@ class AccessTokenValidator(_TokenValidator):
             raise _refuse(
                 "The token's audience is Microsoft Graph, not this API.",
                 "graph_token",
-                remedy="Request a token for this API's scope (api://<app id>/<scope>), not "
-                "for Graph (User.Read).",
+                remedy=_GRAPH_REMEDY,
             )
         raise _refuse(
             "The token's audience is another application, not this API.",
@@ -487,14 +575,17 @@ class IdTokenValidator(_TokenValidator):
         clock: Callable[[], float] = time.time,
     ):
         super().__init__(config, keys, clock=clock)
-        config.require("client_id")
+        config.require(*self._tenant_required, "client_id")
+
+    _graph_remedy = "Pass the ID token of the sign-in, not an access token for Microsoft Graph."
 
     def validate(self, token: object, *, nonce: str | None) -> Principal:
         """The signed-in user; ``nonce`` is the value the ID token must carry (MSAL sends the
         SHA-256 hex of its flow's nonce). None skips the check (refreshed ID tokens have none)."""
-        _, claims = self._verified_claims(token)
+        key, claims = self._verified_claims(token)
         tid = self._check_tenant(claims)
         self._check_issuer(claims, tid, "2.0")
+        self._check_key_issuer(key, claims, tid, "2.0")
         self._check_audience(claims)
         self._check_times(claims, self._clock())
         if claims.get("iat") is None:

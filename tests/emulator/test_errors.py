@@ -23,9 +23,10 @@ from ..helpers import (
     sign_in,
 )
 
+# Entra's error_description: the message, then the ids and the time, each on a CRLF line.
 ENTRA_SHAPE = re.compile(
-    r"^AADSTS(\d+): .+ Trace ID: [0-9a-f-]{36} Correlation ID: [0-9a-f-]{36} "
-    r"Timestamp: \d{4}-\d\d-\d\d \d\d:\d\d:\d\dZ$"
+    r"\AAADSTS(\d+): [^\r\n]+\r\nTrace ID: ([0-9a-f-]{36})\r\nCorrelation ID: ([0-9a-f-]{36})"
+    r"\r\nTimestamp: (\d{4}-\d\d-\d\d \d\d:\d\d:\d\dZ)\Z"
 )
 
 
@@ -39,7 +40,9 @@ def assert_entra_error(
     assert match, body["error_description"]
     assert int(match.group(1)) == code
     assert body["error_codes"] == [code]
-    assert {"timestamp", "trace_id", "correlation_id"} <= set(body)
+    assert (body["trace_id"], body["correlation_id"], body["timestamp"]) == match.group(2, 3, 4)
+    assert body["error_uri"] == f"https://login.microsoftonline.com/error?code={code}"
+    assert response.headers["x-ms-request-id"] == body["trace_id"]
 
 
 def token_post(
@@ -151,10 +154,18 @@ def test_70011_scope_not_exposed(entra_emulator: EntraEmulator) -> None:
     assert params["error_description"][0].startswith("AADSTS70011:")
 
 
-def test_pkce_is_required(entra_emulator: EntraEmulator) -> None:
-    for params in ({"code_challenge": ""}, {"code_challenge_method": "plain"}):
+def test_pkce_challenges_of_the_wrong_shape_are_refused(entra_emulator: EntraEmulator) -> None:
+    # PKCE is optional for a Web redirect URI (test_fidelity_protocol.py), but a challenge that
+    # is sent must be well formed: Entra's AADSTS50149 and AADSTS501491.
+    for params, code in (
+        ({"code_challenge_method": "S512"}, "AADSTS50149:"),
+        ({"code_challenge": "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM="}, "AADSTS501491:"),
+        ({"code_challenge_method": "plain", "code_challenge": "short"}, "AADSTS501491:"),
+    ):
         answer = redirected_error(authorize_url(entra_emulator, **params))
-        assert answer["error_description"][0].startswith("AADSTS9002325:")
+        assert answer["error"] == ["invalid_request"]
+        assert answer["error_description"][0].startswith(code)
+        assert answer["state"] == ["s1"]
 
 
 # -- token endpoint -------------------------------------------------------------------------------

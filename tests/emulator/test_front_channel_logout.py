@@ -437,16 +437,22 @@ def test_sessions_replaced_by_a_fresh_sign_in_and_other_tenants_end_too(
     bob = sign_in(emulator, browser, APP_F, user=BOB, tenant=FABRIKAM)  # one per tenant
     assert len({adele.sid, megan.sid, bob.sid}) == 3
 
-    out = browser.sign_out(logout_url(emulator))
+    # Three accounts in this browser (Adele's session replaced, not ended, by Megan's): Entra
+    # asks which one to sign out, and nothing ends until the user picks.
+    asked = browser.sign_out(logout_url(emulator))
+    assert sorted(asked.accounts) == sorted([ADELE, MEGAN, BOB])
+    assert asked.front_channel_urls == ()
+    assert asked.continue_to is None
 
-    # Each app with the sid of the session it signed in through.
-    assert sorted(out.front_channel_urls) == sorted(
-        [
-            with_sid(registered(emulator, APP_A), adele.sid),
-            with_sid(registered(emulator, APP_B), megan.sid),
-            with_sid(registered(emulator, APP_F), bob.sid),
-        ]
-    )
+    # Each account signed out in turn: its app told with the sid of the session it signed in
+    # through, no other; the last account left is signed out without a question.
+    first = browser.sign_out(logout_url(emulator), account=ADELE)
+    assert first.front_channel_urls == (with_sid(registered(emulator, APP_A), adele.sid),)
+    second = browser.sign_out(logout_url(emulator), account=MEGAN)
+    assert second.front_channel_urls == (with_sid(registered(emulator, APP_B), megan.sid),)
+    last = browser.sign_out(logout_url(emulator))
+    assert last.accounts == ()
+    assert last.front_channel_urls == (with_sid(registered(emulator, APP_F), bob.sid),)
     for client_id, tenant in ((APP_A, CONTOSO), (APP_F, FABRIKAM)):
         app = emulator.app(client_id)
         params = {

@@ -198,7 +198,7 @@ def test_AT12_v1_token_accepted_only_where_v1_is(api_factory: ApiFactory, mint: 
     v2_only = api_factory(api_audiences=(LEGACY_URI,))
     response = call(v2_only, "/any", v1)
     assert_refused(response)
-    assert "accessTokenAcceptedVersion" not in response.json["error_description"]  # remedy is kept
+    assert "requestedAccessTokenVersion" not in response.json["error_description"]  # remedy is kept
     assert "v1" in response.json["error_description"]
 
 

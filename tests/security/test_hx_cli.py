@@ -413,3 +413,22 @@ def test_HX09_a_redirecting_token_endpoint_is_not_followed(entra_emulator: Entra
 )
 def test_HX09_one_rule_pins_jwks_uri_and_token_endpoint(url: str, pinned: bool) -> None:
     assert on_authority_host(url, "https://login.example:8443/t") is pinned
+
+
+# -- issue 16: the API's token version in doctor ------------------------------------------------
+@pytest.mark.parametrize("name", sorted(set(HOSTILE) - {"surrogate"}))  # no env var holds one
+def test_fid06_doctor_quotes_a_hostile_api_audience_inert(
+    entra_emulator: EntraEmulator, colour_console: None, name: str
+) -> None:
+    """ENTRA_API_AUDIENCE is quoted by the token-version line (and sent as a scope to the
+    identity provider, which refuses it): in a colour terminal, nothing of it styles, moves or
+    links; the line is ❌ or ⚠️, never ✅, and the secret never shows."""
+    audience = f"api://{HOSTILE[name]}".replace("\x00", "")  # nor a NUL
+    result = run("doctor", env=env(entra_emulator, ENTRA_API_AUDIENCE=audience))
+    output = SGR.sub("", result.output)  # rich's own colours, then nothing raw may be left
+    assert_inert(output)
+    line = next(x for x in output.splitlines() if "API token version" in x)
+    assert line.startswith(("❌", "⚠️")), output
+    # ENTRA_API_AUDIENCE is split at commas and spaces: its first value is the API asked for.
+    assert shown(audience.split()[0]) in line, output
+    no_secrets(result.output, secret_of(entra_emulator, WEB))

@@ -104,11 +104,13 @@ def doctor(env_file: Path | None, as_json: bool, **flags: str | None) -> None:
         _emit({"ok": not failed, "checks": [c.as_dict() for c in checks]})
     else:
         for check in checks:
-            mark = "✅" if check.ok else "❌"
+            # ⚠️: not known (the identity provider could not be asked); its fix says where to look.
+            mark = "❌" if not check.ok else "⚠️" if check.warn else "✅"
             # Details quote the discovery document and the configuration: inert.
             say(Text.assemble(f"{mark} ", (check.name, "bold"), ": ", inert(check.detail)))
-            if not check.ok and check.fix:
-                say(Text.assemble("   ", ("fix:", "yellow"), " ", inert(check.fix)))
+            if (not check.ok or check.warn) and check.fix:
+                label = "fix:" if not check.ok else "check:"
+                say(Text.assemble("   ", (label, "yellow"), " ", inert(check.fix)))
         verdict = "[red]Problems found.[/]" if failed else "[green]All checks passed.[/]"
         say(verdict)
     if failed:

@@ -23,12 +23,31 @@ from werkzeug.exceptions import HTTPException
 
 from .context import EmulatorContext, current
 from .endpoints import admin, authorize, discovery, graph, home, logout, token
-from .endpoints.common import PageError, error_page, is_page_request, json_response
+from .endpoints.common import (
+    PageError,
+    client_request_id,
+    error_body,
+    error_page,
+    is_page_request,
+    json_response,
+    start_request,
+    trace_id,
+)
 from .minting import Urls
 from .oauth_errors import AadError
 from .state import EmulatorState
 
 log = logging.getLogger("entra_auth.emulator")
+
+# The endpoints of login.microsoftonline.com the emulator stands in for: their answers carry
+# Entra's headers. (Graph answers with Graph's own; the control API is the emulator's.)
+ENTRA_BLUEPRINTS = frozenset({"discovery", "authorize", "token", "logout"})
+# Entra names the front end that answered (``x-ms-ests-server``: build and region, which
+# clients log); the emulator says what it is in the same shape.
+ESTS_SERVER = "2.1.0.0 - LOCAL entra-auth emulator"
+# Read from a browser by a single-page app: the token endpoint (codes and refresh tokens of
+# SPA redirect URIs), discovery and the key set. Entra answers them with CORS for any origin.
+CORS_BLUEPRINTS = frozenset({"discovery", "token"})
 
 BLUEPRINTS = (
     discovery.blueprint,
@@ -54,6 +73,7 @@ def create_app(state: EmulatorState, urls: Urls) -> Flask:
     )
     EmulatorContext.create(state, urls).install(app)
     state.faults.install(app)
+    app.before_request(start_request)  # first: every answer, refusals too, has its ids
     app.before_request(_browser_listener_serves_only_pages)
     app.after_request(_headers)
     app.register_error_handler(AadError, _aad_error)
@@ -82,6 +102,8 @@ def _browser_listener_serves_only_pages() -> Response | None:
 def _headers(response: Response) -> Response:
     response.headers.setdefault("Cache-Control", "no-store")
     response.headers["X-Content-Type-Options"] = "nosniff"
+    if request.blueprint in ENTRA_BLUEPRINTS:
+        _entra_headers(response)
     if response.mimetype == "text/html":
         # A page that frames other sites (sign-out, for front-channel logout) sets its own
         # policy naming exactly those frames; every other page gets this one.
@@ -94,8 +116,33 @@ def _headers(response: Response) -> Response:
     return response
 
 
+def _entra_headers(response: Response) -> None:
+    """What Entra's answers carry that clients read: ``x-ms-request-id`` (the trace id, the
+    "Trace ID" of an error), ``x-ms-ests-server``, the client's ``client-request-id`` echoed
+    (the "Correlation ID"), JSON as ``application/json; charset=utf-8``; at the token endpoint
+    ``x-ms-clitelem`` (server telemetry, for MSAL's ``x-client-current-telemetry``) and the
+    caching headers of RFC 6749 §5.1."""
+    response.headers["x-ms-request-id"] = trace_id()
+    response.headers["x-ms-ests-server"] = ESTS_SERVER
+    echoed = client_request_id()
+    if echoed:
+        response.headers["client-request-id"] = echoed
+    if response.mimetype == "application/json":
+        response.headers["Content-Type"] = "application/json; charset=utf-8"
+    if request.blueprint in CORS_BLUEPRINTS:
+        response.headers["Access-Control-Allow-Origin"] = "*"
+    if request.blueprint == "token":
+        response.headers["Cache-Control"] = "no-store, no-cache"
+        response.headers["Pragma"] = "no-cache"
+        if request.headers.get("x-client-current-telemetry") and not response.is_streamed:
+            answer = response.get_json(silent=True)
+            codes = answer.get("error_codes") if isinstance(answer, dict) else None
+            code = codes[0] if isinstance(codes, list) and codes else 0
+            response.headers["x-ms-clitelem"] = f"1,{code if isinstance(code, int) else 0},0,,"
+
+
 def _aad_error(error: AadError) -> Response:
-    return json_response(error.body(request.headers.get("client-request-id")), error.status)
+    return json_response(error_body(error), error.status)
 
 
 def _page_error(exc: PageError) -> tuple[str, int]:
@@ -108,7 +155,7 @@ def _http_error(exc: HTTPException) -> Response | tuple[str, int]:
         error = AadError(9002313, detail=exc.description or "")
         if is_page_request():
             return error_page(error), 400
-        return json_response(error.body(), 400)
+        return json_response(error_body(error), 400)
     return json_response(
         {"error": exc.name.lower().replace(" ", "_"), "error_description": exc.description},
         status,
@@ -122,4 +169,4 @@ def _unexpected(exc: Exception) -> Response | tuple[str, int]:
     error = AadError(9002313, detail="The local Entra ID could not process the request.")
     if is_page_request():
         return error_page(error), 400
-    return json_response(error.body(), 400)
+    return json_response(error_body(error), 400)

@@ -4,12 +4,17 @@ Each grant takes the emulator's context, the request's form (every parameter onc
 the token endpoint already authenticated and the tenant of the path (None for ``common`` and
 ``organizations``), and returns the JSON body of a successful answer or raises an ``AadError``.
 They know nothing of HTTP, so the token endpoint is only client authentication and dispatch.
+
+A code issued to a redirect URI of the single-page application platform, and the refresh tokens
+that descend from it, are a SPA's: ``issued_to_spa`` tells the token endpoint so before it
+authenticates the client (a SPA's grant is redeemed from the browser, without a secret).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import hmac
+import re
 import secrets
 import uuid
 from collections.abc import Callable
@@ -25,11 +30,45 @@ from .state import RefreshGrant
 
 Grant = Callable[[EmulatorContext, dict[str, str], App, Tenant | None], dict[str, Any]]
 
+# RFC 7636 §4.1: a code verifier is 43 to 128 unreserved characters.
+PKCE_VERIFIER = re.compile(r"[A-Za-z0-9\-._~]{43,128}")
+# The refresh-token family of a sign-in through a SPA redirect URI starts with this: its tokens
+# stay a SPA's through every rotation.
+SPA_FAMILY = "spa-"
+
+
+def issued_to_spa(ctx: EmulatorContext, form: dict[str, str], client_id: str) -> bool:
+    """Whether the code or refresh token this token request (of ``client_id``) redeems was
+    issued to a single-page app (a redirect URI of the SPA platform). False for other grants
+    and for anything unknown or another client's, which the grant itself then refuses."""
+    state = ctx.state
+    client_id = client_id.lower()
+    with state.lock:
+        if form.get("grant_type") == "authorization_code":
+            record = state.codes.get(form.get("code") or "")
+            if record is None or record.client_id.lower() != client_id:
+                return False
+            app = state.seed.app(record.client_id)
+            return app is not None and record.redirect_uri in app.spa_redirect_uris
+        if form.get("grant_type") == "refresh_token":
+            grant = state.refresh_grants.get(form.get("refresh_token") or "")
+            return (
+                grant is not None
+                and grant.client_id.lower() == client_id
+                and grant.family.startswith(SPA_FAMILY)
+            )
+    return False
+
 
 def authorization_code(
     ctx: EmulatorContext, form: dict[str, str], client: App, tenant: Tenant | None
 ) -> dict[str, Any]:
-    """Redeem an authorization code (once only), checking the redirect URI and PKCE verifier."""
+    """Redeem an authorization code (once only), checking the redirect URI and PKCE verifier.
+
+    PKCE as Entra checks it: a code requested with a challenge needs its verifier (AADSTS50148
+    without one, AADSTS501481 for another one); a verifier for a code requested without a
+    challenge is refused too (AADSTS50148), so that PKCE cannot be stripped from a request.
+    """
     state = ctx.state
     handle = form.get("code")
     if not handle:
@@ -45,9 +84,16 @@ def authorization_code(
         raise AadError(70008)
     if form.get("redirect_uri") != record.redirect_uri:
         raise AadError(50011, redirect_uri=form.get("redirect_uri", ""), client_id=client.client_id)
-    verifier = form.get("code_verifier", "")
-    if not verifier or not hmac.compare_digest(hash_verifier(verifier), record.code_challenge):
-        raise AadError(501481)
+    verifier = form.get("code_verifier") or ""
+    if record.code_challenge:
+        if not verifier:
+            raise AadError(50148)
+        if not PKCE_VERIFIER.fullmatch(verifier) or not hmac.compare_digest(
+            hash_verifier(verifier), record.code_challenge
+        ):
+            raise AadError(501481)
+    elif verifier:
+        raise AadError(50148)
     user = _user(ctx, record.tenant_id, record.user_oid)
     scopes = resolve_scopes(state.seed, form.get("scope") or record.scope, record.tenant_id)
     require_consent(state, client, user, scopes)
@@ -62,6 +108,7 @@ def authorization_code(
         sid=record.sid,
         auth_time=record.auth_time,
         family=None,
+        spa=record.redirect_uri in client.spa_redirect_uris,
     )
 
 
@@ -185,6 +232,7 @@ def _user_tokens(
     sid: str,
     auth_time: int,
     family: str | None,
+    spa: bool = False,
 ) -> dict[str, Any]:
     """The answer of a delegated grant: access token, and refresh and ID tokens when asked."""
     state, minter = ctx.state, ctx.minter
@@ -228,7 +276,7 @@ def _user_tokens(
                 auth_time=auth_time,
                 issued_at=now,
                 last_used=now,
-                family=family or secrets.token_hex(8),
+                family=family or (SPA_FAMILY if spa else "") + secrets.token_hex(8),
             )
         )
         answer["refresh_token_expires_in"] = state.settings.refresh_token_inactive_lifetime

@@ -1,4 +1,8 @@
-"""Errors the local Entra ID answers with, in Entra's JSON shape."""
+"""Errors the local Entra ID answers with, in Entra's JSON shape.
+
+The words come from the library's AADSTS catalogue (``entra_auth.aadsts``): one catalogue for
+what the emulator says and what ``entra-auth explain`` and the sign-in pages explain.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,7 @@ import datetime as dt
 import uuid
 from typing import Any
 
-from ..aadsts import CATALOGUE
+from ..aadsts import CATALOGUE, lookup_url
 
 
 class AadError(Exception):
@@ -25,21 +29,38 @@ class AadError(Exception):
         self.suberror = suberror
         super().__init__(f"{entry.name}: {self.message}")
 
-    def body(self, correlation_id: str | None = None) -> dict[str, Any]:
-        trace_id = str(uuid.uuid4())
+    def body(
+        self,
+        *,
+        trace_id: str | None = None,
+        correlation_id: str | None = None,
+        now: float | None = None,
+    ) -> dict[str, Any]:
+        """Entra's error answer. ``trace_id`` is the request's (its ``x-ms-request-id``),
+        ``correlation_id`` the client's ``client-request-id``; fresh ones when not given."""
+        trace = trace_id or str(uuid.uuid4())
         correlation = correlation_id or str(uuid.uuid4())
-        timestamp = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%SZ")
+        moment = dt.datetime.fromtimestamp(
+            now if now is not None else dt.datetime.now(dt.timezone.utc).timestamp(),
+            dt.timezone.utc,
+        )
+        timestamp = moment.strftime("%Y-%m-%d %H:%M:%SZ")
         body: dict[str, Any] = {
             "error": self.error,
-            "error_description": (
-                f"AADSTS{self.code}: {self.message} Trace ID: {trace_id} "
-                f"Correlation ID: {correlation} Timestamp: {timestamp}"
+            # Entra's parts, each on its own line (CRLF), as its JSON shows them.
+            "error_description": "\r\n".join(
+                (
+                    f"AADSTS{self.code}: {self.message}",
+                    f"Trace ID: {trace}",
+                    f"Correlation ID: {correlation}",
+                    f"Timestamp: {timestamp}",
+                )
             ),
             "error_codes": [self.code],
             "timestamp": timestamp,
-            "trace_id": trace_id,
+            "trace_id": trace,
             "correlation_id": correlation,
-            "error_uri": f"https://login.microsoftonline.com/error?code={self.code}",
+            "error_uri": lookup_url(self.code),
         }
         if self.suberror:
             body["suberror"] = self.suberror

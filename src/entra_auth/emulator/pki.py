@@ -8,7 +8,9 @@
 - The state dir is its owner's alone (0700), its private keys and the admin key 0600: with the
   signing key anyone could mint tokens, with the CA key serve TLS for the names above.
 - RSA-2048 token-signing keys, each with a self-signed certificate, published in the JWKS the
-  way Entra does (``kid`` = ``x5t`` = base64url SHA-1 thumbprint, ``x5c``).
+  way Entra does (``kid`` = ``x5t`` = base64url SHA-1 thumbprint, ``x5c``): the tenant's, and
+  one per app registered with ``app_specific_signing_key`` (Entra's app-specific key for apps
+  with claims mapping), each kept in the state dir (0600) across restarts.
 
 Certificates are built with ``cryptography``; nothing here is hand-rolled cryptography.
 """
@@ -20,6 +22,7 @@ import datetime as dt
 import ipaddress
 import os
 import ssl
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,6 +41,8 @@ _SERVER_FILE = "server.pem"
 _SERVER_KEY_FILE = "server-key.pem"
 _SIGNING_FILE = "signing-key.pem"
 _PRIVATE_FILES = (ADMIN_KEY_FILE, _SIGNING_FILE, _CA_KEY_FILE, _SERVER_KEY_FILE)
+# An app's own signing key (apps with `app_specific_signing_key`), one file per client id.
+_APP_SIGNING_PREFIX = "app-signing-key-"
 _SERVER_NAMES = ("localhost", "127.0.0.1", "::1")
 # What the CA may vouch for whatever the configuration: localhost (and its subdomains, which
 # resolve to loopback per RFC 6761) and the loopback networks.
@@ -79,6 +84,7 @@ def secure_state_dir(state_dir: Path) -> tuple[str, ...]:
     if os.name != "posix":  # Windows has no such mode bits; its ACLs are the user's business
         return ()
     present = [state_dir / n for n in _PRIVATE_FILES if os.path.lexists(state_dir / n)]
+    present += sorted(state_dir.glob(f"{_APP_SIGNING_PREFIX}*.pem"))
     # A link planted here would make the emulator write a key through it, or read a key
     # someone else controls; a directory or key of another user is theirs to read or replace.
     odd = [p.name for p in present if p.is_symlink() or not p.is_file()]
@@ -366,7 +372,18 @@ def _is_ip(name: str) -> bool:
 
 def ensure_signing_key(state_dir: Path) -> SigningKey:
     """The persistent signing key, so tokens stay valid across emulator restarts."""
-    path = state_dir / _SIGNING_FILE
+    return _ensure_key(state_dir / _SIGNING_FILE)
+
+
+def ensure_app_signing_key(state_dir: Path, client_id: str) -> SigningKey:
+    """The persistent signing key of one app (``app_specific_signing_key``), kept like the
+    tenant's so that the app's tokens stay valid across restarts."""
+    # The seed's schema makes every client id a GUID; checked again because it names a file.
+    name = str(uuid.UUID(client_id))
+    return _ensure_key(state_dir / f"{_APP_SIGNING_PREFIX}{name}.pem")
+
+
+def _ensure_key(path: Path) -> SigningKey:
     if path.exists():
         return SigningKey.from_pem(path.read_bytes())
     key = SigningKey.generate()

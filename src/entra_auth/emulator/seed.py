@@ -76,6 +76,30 @@ class AppRole:
 
 
 @dataclass(frozen=True)
+class OptionalClaim:
+    """One entry of Entra's manifest ``optionalClaims`` lists (Graph's ``optionalClaim``)."""
+
+    name: str
+    additional_properties: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class OptionalClaims:
+    """The claims an app registration asks for in the tokens issued *to* it (manifest
+    ``optionalClaims``): ``id_token`` when it signs users in, ``access_token`` when it is the
+    API called. Entra emits them only when asked; a claim absent here stays out of tokens."""
+
+    id_token: tuple[OptionalClaim, ...] = ()
+    access_token: tuple[OptionalClaim, ...] = ()
+
+    def in_id_token(self, name: str) -> OptionalClaim | None:
+        return next((c for c in self.id_token if c.name == name), None)
+
+    def in_access_token(self, name: str) -> OptionalClaim | None:
+        return next((c for c in self.access_token if c.name == name), None)
+
+
+@dataclass(frozen=True)
 class PermissionGrant:
     """Application permissions (app roles) an admin granted this app on a resource."""
 
@@ -90,6 +114,9 @@ class App:
     display_name: str
     secrets: tuple[Secret, ...] = ()
     redirect_uris: tuple[str, ...] = ()
+    # Entra's single-page application platform (manifest `spa.redirectUris`): PKCE required,
+    # codes and refresh tokens redeemed from the browser (cross-origin) without a secret.
+    spa_redirect_uris: tuple[str, ...] = ()
     post_logout_redirect_uris: tuple[str, ...] = ()
     multi_tenant: bool = False
     public_client: bool = False
@@ -103,6 +130,14 @@ class App:
     # Entra's "Front-channel logout URL" (manifest `logoutUrl`, Graph `web.logoutUrl`): one per
     # app; a sign-out loads it in a hidden iframe, with `?sid=`, for every app of the session.
     front_channel_logout_url: str | None = None
+    # Manifest `optionalClaims`: login_hint, idtyp, acct, xms_cc... only when asked for.
+    optional_claims: OptionalClaims = OptionalClaims()
+    # Manifest `groupMembershipClaims`: decides `groups` (SecurityGroup, All) and `wids`
+    # (DirectoryRole, All) in the tokens issued to the app; None emits neither.
+    group_membership_claims: str | None = None
+    # Entra signs the tokens of an app with claims mapping with a key of its own, published
+    # only at the key set (and discovery) URLs with `?appid=<client id>`.
+    app_specific_signing_key: bool = False
 
     @property
     def service_principal_id(self) -> str:
@@ -137,6 +172,8 @@ class User:
     app_roles: tuple[RoleAssignment, ...] = ()
     home_tenant_id: str | None = None  # set for guests: the tenant the account belongs to
     home_oid: str | None = None
+    groups: tuple[str, ...] = ()  # object ids of the groups the user is a member of
+    directory_roles: tuple[str, ...] = ()  # role template ids of directory roles (`wids`)
 
     @property
     def is_guest(self) -> bool:
@@ -264,12 +301,41 @@ class PermissionEntry(_Entry):
     roles: tuple[str, ...] = ()
 
 
+# The optional claims of Entra's reference (optional-claims-reference) the emulator implements,
+# per token: a name it does not know would silently change nothing, so it fails at start.
+IdTokenClaimName = Literal["acct", "groups", "login_hint"]
+AccessTokenClaimName = Literal["acct", "groups", "idtyp", "login_hint", "xms_cc"]
+# Manifest `groupMembershipClaims`; "ApplicationGroup" (groups assigned to the app) is not
+# modelled: the seed assigns no groups to apps.
+GroupMembershipClaims = Literal["None", "SecurityGroup", "DirectoryRole", "All"]
+
+
+class IdTokenClaimEntry(_Entry):
+    name: IdTokenClaimName
+    essential: bool = False  # Entra's field; it changes nothing in the tokens
+
+
+class AccessTokenClaimEntry(_Entry):
+    name: AccessTokenClaimName
+    essential: bool = False
+    # Entra's one additional property of idtyp: "user" in delegated tokens too.
+    additional_properties: tuple[Literal["include_user_token"], ...] = ()
+
+
+class OptionalClaimsEntry(_Entry):
+    """Manifest ``optionalClaims``: its ``idToken`` and ``accessToken`` lists."""
+
+    id_token: tuple[IdTokenClaimEntry, ...] = ()
+    access_token: tuple[AccessTokenClaimEntry, ...] = ()
+
+
 class AppEntry(_Entry):
     client_id: uuid.UUID
     tenant: NonEmpty  # the home tenant, by id or domain
     display_name: NonEmpty
     secrets: tuple[SecretEntry, ...] = ()
     redirect_uris: tuple[str, ...] = ()
+    spa_redirect_uris: tuple[str, ...] = ()  # the SPA platform's; none also a Web one
     post_logout_redirect_uris: tuple[str, ...] = ()
     multi_tenant: bool = False
     public_client: bool = False
@@ -281,6 +347,9 @@ class AppEntry(_Entry):
     app_permissions: tuple[PermissionEntry, ...] = ()
     admin_consented_scopes: tuple[str, ...] = ()
     front_channel_logout_url: str | None = None  # checked by front_channel_url_problem
+    optional_claims: OptionalClaimsEntry = msgspec.field(default_factory=OptionalClaimsEntry)
+    group_membership_claims: GroupMembershipClaims | None = None
+    app_specific_signing_key: bool = False
 
 
 class RoleAssignmentEntry(_Entry):
@@ -302,6 +371,8 @@ class UserEntry(_Entry):
     app_roles: tuple[RoleAssignmentEntry, ...] = ()
     home_tenant: str | None = None  # set for a guest: the tenant the account belongs to
     home_oid: uuid.UUID | None = None  # and the account's oid there (required with home_tenant)
+    groups: tuple[uuid.UUID, ...] = ()  # object ids of the user's groups (`groups` claim)
+    directory_roles: tuple[uuid.UUID, ...] = ()  # role template ids (`wids` claim)
 
 
 class SeedFile(_Entry):
@@ -366,6 +437,7 @@ class _Directory:
                 for s in entry.secrets
             ),
             redirect_uris=entry.redirect_uris,
+            spa_redirect_uris=self._spa_uris(entry, f"{path}.spa_redirect_uris"),
             post_logout_redirect_uris=entry.post_logout_redirect_uris,
             multi_tenant=entry.multi_tenant,
             public_client=entry.public_client,
@@ -393,7 +465,41 @@ class _Directory:
             front_channel_logout_url=self._logout_url(
                 entry.front_channel_logout_url, f"{path}.front_channel_logout_url"
             ),
+            optional_claims=self._optional_claims(entry.optional_claims, f"{path}.optional_claims"),
+            group_membership_claims=(
+                None
+                if entry.group_membership_claims in (None, "None")
+                else entry.group_membership_claims
+            ),
+            app_specific_signing_key=entry.app_specific_signing_key,
         )
+
+    def _optional_claims(self, entry: OptionalClaimsEntry, path: str) -> OptionalClaims:
+        for j, claim in enumerate(entry.access_token):
+            if claim.additional_properties and claim.name != "idtyp":
+                raise EmulatorError(
+                    f"Seed {self.origin}: {path}.access_token[{j}].additional_properties: "
+                    f"{claim.name!r} takes none (include_user_token is idtyp's).",
+                    remedy=_REMEDY,
+                )
+        return OptionalClaims(
+            id_token=tuple(OptionalClaim(c.name) for c in entry.id_token),
+            access_token=tuple(
+                OptionalClaim(c.name, c.additional_properties) for c in entry.access_token
+            ),
+        )
+
+    def _spa_uris(self, entry: AppEntry, path: str) -> tuple[str, ...]:
+        """The app's SPA redirect URIs; one that is also a Web redirect URI is refused: the
+        platform decides PKCE and who may redeem the code, so a URI has one platform."""
+        both = [uri for uri in entry.spa_redirect_uris if uri in entry.redirect_uris]
+        if both:
+            raise EmulatorError(
+                f"Seed {self.origin}: {path}: {both[0]!r} is also in redirect_uris (Web); a "
+                "redirect URI belongs to one platform.",
+                remedy=f"Keep it in spa_redirect_uris or in redirect_uris, not both. {_REMEDY}",
+            )
+        return entry.spa_redirect_uris
 
     def _logout_url(self, url: str | None, path: str) -> str | None:
         if url is None:
@@ -435,6 +541,8 @@ class _Directory:
             ),
             home_tenant_id=home_tenant_id,
             home_oid=home_oid,
+            groups=tuple(str(g) for g in entry.groups),
+            directory_roles=tuple(str(r) for r in entry.directory_roles),
         )
 
     def _assignment(

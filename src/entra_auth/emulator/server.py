@@ -22,7 +22,14 @@ from ..errors import EmulatorError
 from .app import create_app
 from .faults import Fault
 from .minting import TokenMinter, Urls, client_info
-from .pki import ADMIN_KEY_FILE, SigningKey, ensure_signing_key, ensure_tls, write_private
+from .pki import (
+    ADMIN_KEY_FILE,
+    SigningKey,
+    ensure_app_signing_key,
+    ensure_signing_key,
+    ensure_tls,
+    write_private,
+)
 from .scopes import resolve_resource, resolve_scopes
 from .seed import App, Seed, User, load_seed
 from .serving import EmulatorServer
@@ -69,7 +76,15 @@ class EntraEmulator:
         self.state_notes = tls.notes
         for note in tls.notes:  # `entra-auth emulator` shows warnings in its start output
             log.warning("%s", note)
-        self._state = EmulatorState(self.seed, self._settings, [ensure_signing_key(self.state_dir)])
+        # Apps with an app-specific signing key keep it in the state dir, like the tenant's.
+        app_keys = {
+            app.client_id: [ensure_app_signing_key(self.state_dir, app.client_id)]
+            for app in self.seed.apps
+            if app.app_specific_signing_key
+        }
+        self._state = EmulatorState(
+            self.seed, self._settings, [ensure_signing_key(self.state_dir)], app_keys=app_keys
+        )
         try:
             self._servers.append(
                 EmulatorServer(self.host, self.port, _Placeholder(), tls=tls.server_context())
@@ -272,7 +287,20 @@ class EntraEmulator:
         """The active signing key: tests mint tokens with it."""
         return self.state.active_key
 
+    def app_signing_key(self, client_id: str) -> SigningKey:
+        """The active key of an app registered with ``app_specific_signing_key``: it signs the
+        app's ID tokens and the access tokens for its API."""
+        app = self.app(client_id)
+        if not app.app_specific_signing_key:
+            raise EmulatorError(
+                f"{app.display_name!r} has no app-specific signing key.",
+                remedy="Set app_specific_signing_key = true on the app in the seed.",
+                code="unknown_app",
+            )
+        return self.state.signing_key_for(app)
+
     def rotate_keys(self, *, keep_old: bool = True) -> SigningKey:
+        """Rotate the tenant's signing key and every app-specific one; the tenant's new key."""
         return self.state.rotate_keys(keep_old=keep_old)
 
     def revoke_refresh_tokens(self, user: str) -> None:
@@ -328,11 +356,14 @@ class EntraEmulator:
         user: str | None = None,
         scopes: list[str] | None = None,
         roles: list[str] | None = None,
+        client_capabilities: list[str] | None = None,
     ) -> str:
         """An access token as the token endpoint would issue it, without a flow.
 
         For tests of an API: ``resource`` is the API's App ID URI or client id; ``user`` None
-        gives an app-only token carrying ``roles``.
+        gives an app-only token carrying ``roles``. ``client_capabilities`` (such as
+        ``["cp1"]``) is what MSAL's ``client_capabilities`` declares: the token carries it as
+        ``xms_cc`` when the API asks for that optional claim.
         """
         client = self.app(client_id)
         found = self.user(user) if user else None
@@ -349,6 +380,7 @@ class EntraEmulator:
             user=found,
             scopes=list(scopes or []),
             roles=given_roles,
+            capabilities=tuple(client_capabilities or ()),
         )
         return token
 

@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 from ..errors import EmulatorError
 from .faults import FaultPoints
 from .pki import SigningKey
-from .seed import Seed, User
+from .seed import App, Seed, User
 
 # Entra's limits for a web app's redirect URIs (learn.microsoft.com, "Redirect URI (reply URL)
 # restrictions"): 256 characters each, 256 per app.
@@ -161,6 +161,7 @@ class RefreshGrant:
 @dataclass
 class _Snapshot:
     keys: list[SigningKey]
+    app_keys: dict[str, list[SigningKey]]
     settings: EmulatorSettings
     seed: Seed
 
@@ -170,6 +171,9 @@ class EmulatorState:
     seed: Seed
     settings: EmulatorSettings
     keys: list[SigningKey]
+    # The signing keys of the apps with `app_specific_signing_key`, by client id (lower case),
+    # newest first. One missing for such an app is made (in memory) at start.
+    app_keys: dict[str, list[SigningKey]] = field(default_factory=dict)
     codes: dict[str, AuthorizationCode] = field(default_factory=dict)
     refresh_grants: dict[str, RefreshGrant] = field(default_factory=dict)
     pending: dict[str, AuthorizeRequest] = field(default_factory=dict)
@@ -188,7 +192,16 @@ class EmulatorState:
     lock: threading.RLock = field(default_factory=threading.RLock)
 
     def __post_init__(self) -> None:
-        self._initial = _Snapshot(list(self.keys), copy.deepcopy(self.settings), self.seed)
+        self.app_keys = {k.lower(): list(v) for k, v in self.app_keys.items()}
+        for app in self.seed.apps:
+            if app.app_specific_signing_key and app.client_id.lower() not in self.app_keys:
+                self.app_keys[app.client_id.lower()] = [SigningKey.generate()]
+        self._initial = _Snapshot(
+            list(self.keys),
+            {k: list(v) for k, v in self.app_keys.items()},
+            copy.deepcopy(self.settings),
+            self.seed,
+        )
 
     # -- time ---------------------------------------------------------------------------------
     def now(self) -> float:
@@ -209,14 +222,41 @@ class EmulatorState:
         return self.keys[0]
 
     def rotate_keys(self, *, keep_old: bool = True) -> SigningKey:
-        """A new signing key signs from now on; the old ones stay published only if kept."""
+        """A new signing key signs from now on; the old ones stay published only if kept.
+
+        The tenant's key and every app-specific key rotate together; the tenant's new key is
+        returned."""
         key = SigningKey.generate()
+        fresh = {client_id: SigningKey.generate() for client_id in self.app_keys}
         with self.lock:
             self.keys = [key, *self.keys] if keep_old else [key]
+            for client_id, app_key in fresh.items():
+                old = self.app_keys.get(client_id, [])
+                self.app_keys[client_id] = [app_key, *old] if keep_old else [app_key]
         return key
 
+    def signing_key_for(self, audience: App | None) -> SigningKey:
+        """The key that signs a token for ``audience`` (the app whose client id is its ``aud``):
+        the app's own for an app with ``app_specific_signing_key``, else the tenant's."""
+        if audience is not None and audience.app_specific_signing_key:
+            with self.lock:
+                own = self.app_keys.get(audience.client_id.lower())
+                if own:
+                    return own[0]
+        return self.active_key
+
+    def published_keys(self, appid: str | None = None) -> list[SigningKey]:
+        """The key set: the tenant's keys; with ``appid`` (``keys?appid=``), that app's own keys
+        first. An app's own key is never in the plain key set."""
+        with self.lock:
+            own = self.app_keys.get(appid.lower(), []) if appid else []
+            return [*own, *self.keys]
+
     def key_by_kid(self, kid: str) -> SigningKey | None:
-        return next((k for k in self.keys if k.kid == kid), None)
+        """Any key the emulator signs with (the tenant's or an app's), by ``kid``."""
+        with self.lock:
+            every = [*self.keys, *(k for keys in self.app_keys.values() for k in keys)]
+        return next((k for k in every if k.kid == kid), None)
 
     # -- grants -------------------------------------------------------------------------------
     def new_handle(self) -> str:
@@ -281,6 +321,7 @@ class EmulatorState:
         """
         with self.lock:
             self.keys = list(self._initial.keys)
+            self.app_keys = {k: list(v) for k, v in self._initial.app_keys.items()}
             self.seed = self._initial.seed
             self.id_token_rewriter = None
             self.settings = copy.deepcopy(self._initial.settings)

@@ -3,8 +3,9 @@
 For tests and benchmarks that need an authorization code quickly: ``BrowserlessUser`` follows
 the authorize URL, signs in (a picked demo user or username and password), answers the consent
 page, and returns the parameters the IdP sent to the app's redirect URI. Its ``sign_out`` goes
-to the end-session URL and reports the front-channel logout URLs the sign-out page frames, and
-can GET them as the page's iframes would (single sign-out without a browser).
+to the end-session URL (answering the account picker when the browser holds several accounts),
+reports the front-channel logout URLs the sign-out page frames, and can GET them as the page's
+iframes would (single sign-out without a browser).
 Reads the pages with the standard library's HTMLParser: they are the emulator's own.
 """
 
@@ -175,7 +176,12 @@ class BrowserlessUser:
         )
 
     def sign_out(
-        self, logout_url: str, *, load_frames: bool = False, send_cookies: bool = False
+        self,
+        logout_url: str,
+        *,
+        account: str | None = None,
+        load_frames: bool = False,
+        send_cookies: bool = False,
     ) -> SignOut:
         """Go to the IdP's end-session URL (``end_session_endpoint`` with its parameters).
 
@@ -184,8 +190,31 @@ class BrowserlessUser:
         it continues (the 302's ``Location`` or the page's continue link). With
         ``load_frames`` it also GETs each allowed front-channel URL, as the iframes would
         (see ``load_front_channel``); the answers are in ``frames``.
+
+        A browser signed in with several accounts is asked which one to sign out (unless the
+        URL has a ``logout_hint`` naming one): ``account`` (a sign-in name) picks it. Without
+        it, the result lists the picker's choices in ``accounts`` and nothing is signed out.
         """
         response = self.session.get(logout_url, allow_redirects=False, timeout=30)
+        picker = _picker(response)
+        if picker is not None:
+            names = tuple(b.get("data-upn", "") for b in picker.buttons)
+            if account is None:
+                return SignOut(response.status_code, (), (), None, "", accounts=names)
+            button = next(
+                (b for b in picker.buttons if b.get("data-upn", "").lower() == account.lower()),
+                None,
+            )
+            if button is None:
+                raise SignInRefused(
+                    f"No account {account!r} to sign out; the IdP offers: {', '.join(names)}.",
+                    remedy="Pick one of the accounts this browser signed in with.",
+                )
+            response = self._post(
+                response.url,
+                picker.action,
+                {**picker.fields, button.get("name", "logout_hint"): button.get("value", "")},
+            )
         if response.is_redirect:
             return SignOut(response.status_code, (), (), response.headers["Location"], "")
         page = _page(response.text)
@@ -234,6 +263,9 @@ class SignOut:
     continue_to: str | None  # where the browser goes next; None when it stays on the page
     notice: str  # the page's notice (e.g. an unregistered post-logout URI); "" when none
     frames: tuple[requests.Response, ...] = ()  # the front-channel answers, when loaded
+    # The account picker's choices (sign-in names) when the IdP asked which account to sign
+    # out and none was given: nothing was signed out then.
+    accounts: tuple[str, ...] = ()
 
 
 def csp_allows_frame(policy: str, url: str) -> bool:
@@ -268,6 +300,16 @@ def _source_matches(source: str, target: SplitResult) -> bool:
         return True
     wanted, actual = unquote(expected.path), unquote(target.path or "/")
     return actual.startswith(wanted) if wanted.endswith("/") else actual == wanted
+
+
+def _picker(response: requests.Response) -> _Form | None:
+    """The sign-out account picker's form, when ``response`` is that page."""
+    if response.is_redirect or response.status_code != 200:
+        return None
+    for form in _page(response.text).forms:
+        if form.buttons and all(b.get("name") == "logout_hint" for b in form.buttons):
+            return form
+    return None
 
 
 def _response_params(location: str) -> list[tuple[str, str]]:

@@ -2,15 +2,24 @@
 
 Until the redirect URI is known to be registered for the client, errors are shown on the
 emulator's own page; after that they go back to the app in the request's response mode, as
-Entra does. The browser's sign-in session (SSO) lives in a Flask session cookie, and each live
-session's id is kept server-side too, so that signing out ends every copy of the cookie; with
-it, the apps that signed in through the session, whose front-channel logout URLs its sign-out
-loads (``logout.py``).
+Entra does.
+
+PKCE as Entra applies it: required for a redirect URI of the single-page application platform
+(AADSTS9002325 without a ``code_challenge``), optional for a Web one; ``S256`` and ``plain``
+accepted, a challenge without ``code_challenge_method`` is ``plain`` (RFC 7636 §4.3). The code
+keeps the challenge in its S256 form, so that the token endpoint checks both methods alike.
+
+The browser's sign-in session (SSO) lives in a Flask session cookie, one account per tenant
+(``session["sso"]``; an account replaced by a fresh sign-in is remembered in
+``session["earlier"]``), and each live session's id is kept server-side too, so that signing
+out ends every copy of the cookie; with it, the apps that signed in through the session, whose
+front-channel logout URLs its sign-out loads (``logout.py``).
 """
 
 from __future__ import annotations
 
 import hmac
+import re
 import secrets
 import uuid
 from typing import Any
@@ -21,16 +30,29 @@ from werkzeug.wrappers import Response as WerkzeugResponse
 
 from ..context import current
 from ..faults import fault_point
+from ..grants import PKCE_VERIFIER
+from ..minting import hash_verifier
 from ..oauth_errors import AadError
 from ..policy import assigned, missing_consent, needs_admin, usable_in
 from ..scopes import OIDC_DESCRIPTIONS, ScopeRequest, resolve_scopes
 from ..seed import Tenant, User
 from ..state import AuthorizationCode, AuthorizeRequest
-from .common import PageError, single, tenant_or_error
+from .common import (
+    PageError,
+    error_body,
+    is_registered_redirect,
+    is_spa_redirect,
+    single,
+    tenant_or_error,
+)
 
 blueprint = Blueprint("authorize", __name__)
 
 RESPONSE_MODES = ("query", "form_post", "fragment")
+PKCE_METHODS = ("S256", "plain")
+# A plain challenge is a verifier (PKCE_VERIFIER); an S256 challenge is the base64url of a
+# SHA-256: 43 characters without padding (RFC 7636 §4.2).
+S256_CHALLENGE = re.compile(r"[A-Za-z0-9\-_]{43}")
 # How many replaced sessions a browser remembers for sign-out (each fresh sign-in in a tenant
 # replaces one); a bound, so that the cookie cannot grow without end.
 MAX_EARLIER = 20
@@ -57,7 +79,7 @@ def authorize(tenant: str) -> Page:
     redirect_uri = params.get("redirect_uri")
     if not redirect_uri:
         raise PageError(AadError(900971))
-    if redirect_uri not in client.redirect_uris:
+    if not is_registered_redirect(client, redirect_uri):
         raise PageError(AadError(50011, redirect_uri=redirect_uri, client_id=client_id))
     # From here on the redirect URI is registered: errors go back to the app.
     response_mode = params.get("response_mode") or "query"
@@ -69,7 +91,7 @@ def authorize(tenant: str) -> Page:
         scope=params.get("scope", ""),
         state=params.get("state"),
         nonce=params.get("nonce"),
-        code_challenge=params.get("code_challenge", ""),
+        code_challenge="",  # set below, once checked
         response_mode=response_mode if response_mode in RESPONSE_MODES else "query",
         prompt=params.get("prompt"),
         login_hint=params.get("login_hint"),
@@ -80,12 +102,7 @@ def authorize(tenant: str) -> Page:
             raise AadError(50194, client_id=client.client_id, app_name=client.display_name)
         if params.get("response_type") != "code":
             raise AadError(700051, response_type=params.get("response_type", ""))
-        if not auth.code_challenge or params.get("code_challenge_method") != "S256":
-            raise AadError(
-                9002325,
-                detail="The local Entra ID requires code_challenge with "
-                "code_challenge_method=S256.",
-            )
+        auth.code_challenge = _pkce_challenge(params, spa=is_spa_redirect(client, redirect_uri))
         if not auth.scope:
             raise AadError(90014, field="scope")
         resolve_scopes(state.seed, auth.scope, tenant_label)
@@ -149,6 +166,32 @@ def consent(tenant: str) -> Page:
     return _issue_code(auth, user, user_tenant)
 
 
+def _pkce_challenge(params: dict[str, str], *, spa: bool) -> str:
+    """The request's PKCE challenge in its S256 form; "" when the request uses no PKCE.
+
+    Entra's rules: a SPA redirect URI needs a challenge (AADSTS9002325); ``S256`` and ``plain``
+    are the methods (AADSTS50149 for another), ``plain`` when none is named; a challenge of the
+    wrong size is AADSTS501491 (an S256 one is 43 characters: base64url without ``=``). A
+    method without a challenge asks for nothing: the code is then issued without PKCE, and a
+    verifier sent for it is refused at the token endpoint (AADSTS50148).
+    """
+    challenge = params.get("code_challenge") or ""
+    method = params.get("code_challenge_method") or "plain"
+    if not challenge:
+        if spa:
+            raise AadError(9002325)
+        return ""
+    if method not in PKCE_METHODS:
+        raise AadError(50149)
+    if method == "S256":
+        if not S256_CHALLENGE.fullmatch(challenge):
+            raise AadError(501491)
+        return challenge
+    if not PKCE_VERIFIER.fullmatch(challenge):
+        raise AadError(501491)
+    return hash_verifier(challenge)  # plain: the verifier is the challenge itself
+
+
 def _pending(txn: str | None) -> AuthorizeRequest:
     """The authorize request a sign-in or consent form continues, if this browser started it."""
     state = current().state
@@ -200,13 +243,14 @@ def _after_sign_in(
     assert user_tenant is not None
     sso = dict(session.get("sso", {}))
     if fresh or user_tenant.id not in sso:
-        replaced = sso.get(user_tenant.id, {}).get("sid")
-        if replaced:
+        replaced = sso.get(user_tenant.id, {})
+        if replaced.get("sid"):
             # The browser is still signed in to the apps of the session this sign-in replaces:
-            # remembered, so that signing out ends it too and tells its apps.
-            session["earlier_sids"] = [
-                *session.get("earlier_sids", [])[-(MAX_EARLIER - 1) :],
-                replaced,
+            # remembered with its account, so that signing out (of that account, or of all)
+            # ends it too and tells its apps.
+            session["earlier"] = [
+                *session.get("earlier", [])[-(MAX_EARLIER - 1) :],
+                {"sid": replaced["sid"], "tid": user_tenant.id, "oid": replaced.get("oid", "")},
             ]
         sid = str(uuid.uuid4())
         sso[user_tenant.id] = {"oid": user.oid, "sid": sid, "auth_time": int(state.now())}
@@ -274,7 +318,7 @@ def _to_client(
     """The authorization response, in the request's response mode, to a registered URI."""
     answer: dict[str, str] = dict(values or {})
     if error is not None:
-        body = error.body()
+        body = error_body(error)
         answer = {"error": body["error"], "error_description": body["error_description"]}
         if subcode:
             answer["error_subcode"] = subcode

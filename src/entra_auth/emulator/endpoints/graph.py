@@ -1,7 +1,10 @@
 """A small Microsoft Graph: ``/v1.0/me``, ``/v1.0/users`` (paged), ``/oidc/userinfo``.
 
-It accepts only Graph-audience tokens the emulator issued (checked with PyJWT against the
-emulator's own keys) and answers errors in Graph's JSON shape.
+It accepts only Graph-audience tokens the emulator issued and answers errors in Graph's JSON
+shape. Those tokens are signed as Entra signs Graph's (over the header with the SHA-256 of its
+``nonce``), so they are checked the Graph way: ``graph_signed_form`` puts the hashed nonce back,
+then PyJWT verifies against the emulator's own keys. A token without a header nonce (another
+API's) is verified as it is, and then refused for its audience.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from flask import Blueprint, Response, jsonify, request
 
 from ..context import current
 from ..faults import fault_point
+from ..minting import graph_signed_form
 from ..seed import GRAPH_APP_ID, GRAPH_RESOURCE_URI, User
 
 _READ_SELF = {"User.Read", "User.ReadWrite", "User.ReadBasic.All", "User.Read.All"}
@@ -70,12 +74,12 @@ def claims() -> dict[str, Any]:
     if scheme.lower() != "bearer" or not token.strip():
         raise _GraphError(401, "InvalidAuthenticationToken", "Access token is empty.")
     try:
-        kid = jwt.get_unverified_header(token).get("kid")
-        key = state.key_by_kid(str(kid))
+        jws_header = jwt.get_unverified_header(token)
+        key = state.key_by_kid(str(jws_header.get("kid")))
         if key is None:
             raise jwt.InvalidSignatureError("unknown key")
         decoded: dict[str, Any] = jwt.decode(
-            token,
+            graph_signed_form(token) if "nonce" in jws_header else token,
             key.private_key.public_key(),
             algorithms=["RS256"],
             audience=[GRAPH_APP_ID, GRAPH_RESOURCE_URI],

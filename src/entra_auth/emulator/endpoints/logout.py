@@ -12,6 +12,14 @@ to sign out is framed too. Only URLs from the directory go into a frame, and the
 Content-Security-Policy allows exactly those; once they have loaded (or after a bounded wait)
 the page continues to the post-logout redirect, or at once with a plain 302 when there is no
 frame to load.
+
+Which account, as Entra decides it: ``logout_hint`` (the value of the ID token's ``login_hint``
+optional claim) names the account to sign out, with no question asked; only its sessions end
+and only its apps are told, the browser's other accounts stay signed in. Without a hint (or
+with one that names no account of this browser), a browser signed in with several accounts
+(one per tenant, and those a fresh sign-in replaced) gets Entra's account picker ("Pick an
+account"), whose choice comes back here as a ``logout_hint``; with one account it is signed
+out at once.
 """
 
 from __future__ import annotations
@@ -21,12 +29,13 @@ from dataclasses import dataclass
 from urllib.parse import quote, urlencode, urlsplit, urlunsplit
 
 import jwt
-from flask import Blueprint, make_response, redirect, render_template, request, session
+from flask import Blueprint, make_response, redirect, render_template, request, session, url_for
 from werkzeug.wrappers import Response as WerkzeugResponse
 
 from ..context import current
 from ..faults import fault_point
-from ..seed import front_channel_url_problem
+from ..minting import login_hint
+from ..seed import User, front_channel_url_problem
 from .common import single
 
 blueprint = Blueprint("logout", __name__)
@@ -35,6 +44,8 @@ blueprint = Blueprint("logout", __name__)
 # app that never answers must not keep the user on the page.
 FRAME_WAIT_MS = 5000
 _SCRIPT_SCHEMES = ("javascript", "data", "vbscript")
+# What the account picker sends back with the choice: the request's own parameters.
+_KEPT = ("post_logout_redirect_uri", "client_id", "id_token_hint", "state")
 
 
 @dataclass(frozen=True)
@@ -46,12 +57,27 @@ class Frame:
     url: str  # the registered URL with ?sid= added
 
 
+@dataclass(frozen=True)
+class Account:
+    """An account this browser is signed in with, and its live sessions (sids)."""
+
+    user: User
+    tenant_id: str
+    hint: str  # the ID token's login_hint for it: what a logout_hint names it by
+    sids: tuple[str, ...]
+
+
 @blueprint.route("/<tenant>/oauth2/v2.0/logout", methods=["GET", "POST"])
 @fault_point("logout")
 def logout(tenant: str) -> WerkzeugResponse:
     state = current().state
     params = single(request.values, page=True)
-    frames = _frames(_end_sessions())
+    accounts = _accounts()
+    hint = params.get("logout_hint")
+    chosen = next((a for a in accounts if hint and a.hint == hint), None)
+    if chosen is None and len(accounts) > 1:
+        return _picker(tenant, params, accounts)
+    frames = _frames(_end_sessions(chosen))
     session.pop("txns", None)
     target = params.get("post_logout_redirect_uri")
     client_id = params.get("client_id") or _hint_audience(params.get("id_token_hint"))
@@ -60,6 +86,7 @@ def logout(tenant: str) -> WerkzeugResponse:
     if target:
         allowed = client is not None and target in (
             *client.redirect_uris,
+            *client.spa_redirect_uris,
             *client.post_logout_redirect_uris,
         )
         if allowed:
@@ -80,11 +107,77 @@ def logout(tenant: str) -> WerkzeugResponse:
     return _signed_out_page(frames, notice=notice)
 
 
-def _end_sessions() -> list[tuple[str, list[str]]]:
-    """End every session this browser started; the live ones', with the apps signed in."""
+def _accounts() -> list[Account]:
+    """The accounts this browser is signed in with (live sessions only): each tenant's
+    current one, then those a fresh sign-in replaced."""
     state = current().state
-    current_sids = [entry.get("sid") for entry in (session.pop("sso", None) or {}).values()]
-    sids = current_sids + list(session.pop("earlier_sids", None) or [])
+    entries = [
+        (tid, entry.get("oid"), entry.get("sid"))
+        for tid, entry in (session.get("sso") or {}).items()
+        if isinstance(entry, dict)
+    ] + [
+        (entry.get("tid"), entry.get("oid"), entry.get("sid"))
+        for entry in session.get("earlier") or []
+        if isinstance(entry, dict)
+    ]
+    grouped: dict[tuple[str, str], list[str]] = {}
+    with state.lock:
+        for tid, oid, sid in entries:
+            if isinstance(tid, str) and isinstance(oid, str) and sid in state.sso_sessions:
+                grouped.setdefault((tid, oid), []).append(sid)
+    accounts = []
+    for (tid, oid), sids in grouped.items():
+        user = state.seed.user(tid, oid)
+        if user is not None:
+            accounts.append(Account(user, tid, login_hint(oid, tid), tuple(sids)))
+    return accounts
+
+
+def _picker(tenant: str, params: dict[str, str], accounts: list[Account]) -> WerkzeugResponse:
+    """Entra's account picker: the choice comes back to the end-session endpoint (POST, which
+    it accepts) as ``logout_hint``, with the request's own parameters."""
+    seed = current().state.seed
+    tenant_names = {
+        a.tenant_id: (found.display_name or found.domain)
+        if (found := seed.tenant(a.tenant_id))
+        else a.tenant_id
+        for a in accounts
+    }
+    return make_response(
+        render_template(
+            "sign_out_picker.html",
+            action=url_for("logout.logout", tenant=tenant),
+            fields={name: params[name] for name in _KEPT if params.get(name)},
+            accounts=accounts,
+            tenant_names=tenant_names,
+        )
+    )
+
+
+def _end_sessions(account: Account | None = None) -> list[tuple[str, list[str]]]:
+    """End the sessions of ``account`` in this browser, or every session it started (None);
+    return the live ones', each with the apps signed in through it."""
+    state = current().state
+    if account is None:
+        current_sids = [
+            entry.get("sid")
+            for entry in (session.pop("sso", None) or {}).values()
+            if isinstance(entry, dict)
+        ]
+        earlier = [e.get("sid") for e in session.pop("earlier", None) or [] if isinstance(e, dict)]
+        sids = current_sids + earlier
+    else:
+        sids = list(account.sids)
+        sso = dict(session.get("sso") or {})
+        entry = sso.get(account.tenant_id)
+        if isinstance(entry, dict) and entry.get("sid") in account.sids:
+            del sso[account.tenant_id]
+            session["sso"] = sso
+        session["earlier"] = [
+            e
+            for e in session.get("earlier") or []
+            if isinstance(e, dict) and e.get("sid") not in account.sids
+        ]
     ended: list[tuple[str, list[str]]] = []
     with state.lock:
         for sid in sids:

@@ -1,6 +1,12 @@
 """The token endpoint: authenticate the client, then hand the form to its grant.
 
 The grants themselves (one function per ``grant_type``) are in ``emulator/grants.py``.
+
+Who may redeem, as Entra decides it: a code (or refresh token) issued to a redirect URI of the
+single-page application platform is redeemed from the browser, cross-origin (with an
+``Origin`` header), and without a client secret (AADSTS700025 with one, AADSTS9002327 without
+``Origin``); any other token request coming from a browser is refused (AADSTS9002326), so that a
+Web app's secret and codes stay on its server. ``Origin: null`` is no origin.
 """
 
 from __future__ import annotations
@@ -11,7 +17,7 @@ from flask import Blueprint, Response, request
 
 from ..context import current
 from ..faults import fault_point
-from ..grants import GRANTS
+from ..grants import GRANTS, issued_to_spa
 from ..oauth_errors import AadError
 from ..policy import usable_in
 from ..seed import App, Tenant
@@ -25,7 +31,9 @@ blueprint = Blueprint("token", __name__)
 def token(tenant: str) -> Response:
     form = single(request.form)
     found = tenant_or_error(tenant)
-    client = _authenticate_client(form, found, tenant)
+    spa = issued_to_spa(current(), form, _credentials(form)[0] or "")
+    client = _authenticate_client(form, found, tenant, spa=spa)
+    _check_origin(spa=spa)
     grant_type = form.get("grant_type")
     if not grant_type:
         raise AadError(90014, field="grant_type")
@@ -35,18 +43,41 @@ def token(tenant: str) -> Response:
     return json_response(grant(current(), form, client, found))
 
 
-def _authenticate_client(form: dict[str, str], tenant: Tenant | None, ref: str) -> App:
-    """The client of the request: a public client by its id, a confidential one by a secret."""
-    state = current().state
+def _credentials(form: dict[str, str]) -> tuple[str | None, str | None]:
+    """The client id and secret of the request: in the form, or HTTP Basic (RFC 6749 §2.3.1)."""
     client_id, secret = form.get("client_id"), form.get("client_secret")
     if request.authorization and request.authorization.type == "basic":
         client_id = request.authorization.username or client_id
         secret = request.authorization.password or secret
+    return client_id, secret
+
+
+def _check_origin(*, spa: bool) -> None:
+    """A SPA's grant only from the browser; nothing else from a browser."""
+    origin = request.headers.get("Origin", "").strip()
+    cross_origin = bool(origin) and origin.lower() != "null"
+    if spa and not cross_origin:
+        raise AadError(9002327)
+    if not spa and cross_origin:
+        raise AadError(9002326, origin=origin)
+
+
+def _authenticate_client(
+    form: dict[str, str], tenant: Tenant | None, ref: str, *, spa: bool = False
+) -> App:
+    """The client of the request: a public client (or a SPA's grant) by its id, a
+    confidential one by a secret."""
+    state = current().state
+    client_id, secret = _credentials(form)
     if not client_id:
         raise AadError(90014, field="client_id")
     client = state.seed.app(client_id)
     if client is None or (tenant is not None and not usable_in(client, tenant)):
         raise AadError(700016, status=400, client_id=client_id, tenant=tenant.id if tenant else ref)
+    if spa:  # a SPA is a public client: a credential here came from a browser's page
+        if secret or form.get("client_assertion"):
+            raise AadError(700025)
+        return client
     if client.public_client:
         return client
     if form.get("client_assertion"):

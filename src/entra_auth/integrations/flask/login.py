@@ -515,7 +515,22 @@ class EntraAuth:
                 f" {code}" if code else "",
                 code or inert(exc.code, 64),
             )
-            if exc.code == "access_denied":
+            entry = aadsts.lookup(exc.aadsts) if exc.aadsts else None
+            words = entry.user if entry is not None else None
+            if words is not None:
+                # A code the person signing in can act on (their device, password, account, their
+                # organization's policy): said in their words, whatever the OAuth error value.
+                page = self._sign_in_error(
+                    words.title,
+                    words.message,
+                    remedy=words.remedy,
+                    detail=exc.message,
+                    developer_remedy=exc.remedy,
+                    code=code,
+                    retry=again,
+                    when=time.gmtime() if words.ask_admin else None,
+                )
+            elif exc.code == "access_denied":
                 page = self._sign_in_error(
                     "Sign-in was cancelled.",
                     "The sign-in was cancelled, or the permissions the app asked for were "
@@ -819,7 +834,10 @@ class EntraAuth:
         developer_remedy: str | None = None,
         code: str | None = None,
         retry: str | None = None,
+        when: time.struct_time | None = None,
     ) -> WerkzeugResponse:
+        """``when`` (UTC): said on the page when only the user's organization can help, whose
+        sign-in logs find the attempt by its time."""
         return self._render(
             "entra_auth/sign_in_error.html",
             400,
@@ -830,6 +848,8 @@ class EntraAuth:
             developer_remedy=developer_remedy,
             code=code,
             retry=retry or url_for("entra_auth.login"),
+            when_iso=time.strftime("%Y-%m-%dT%H:%M:%SZ", when) if when else None,
+            when_text=time.strftime("%Y-%m-%d %H:%M UTC", when) if when else None,
         )
 
     def _render(self, template: str, status: int, **context: Any) -> WerkzeugResponse:
