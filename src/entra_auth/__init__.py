@@ -6,7 +6,10 @@ its own docstring says otherwise. The framework adapters are imported from
 ``entra_auth.emulator`` and the test helpers from ``entra_auth.testing``.
 
 Names load on first use (PEP 562): importing the package, as the pytest plugin does in every
-project that has entra-auth installed, costs next to nothing.
+project that has entra-auth installed, costs next to nothing. The async key source
+(``AsyncJwksCache``, ``AsyncDiscovery``) needs httpx, the ``fastapi`` extra: without it, its
+import fails with the ``pip install`` line to run, while the rest of the package (the
+``AsyncKeySource`` protocol and ``validate_async`` included) works on a bare install.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from ._async_http import AsyncDiscovery, AsyncJwksCache
     from .client.graph import GraphClient
     from .client.signin import SignedIn, SignInFlow
     from .client.token_cache import (
@@ -40,13 +44,16 @@ if TYPE_CHECKING:
         SessionStoreUnavailable,
         SignInError,
     )
-    from .keys import JwksCache, KeySource, SigningKey, StaticKeys
+    from .keys import AsyncKeySource, JwksCache, KeySource, SigningKey, StaticKeys
     from .tokens import AccessTokenValidator, IdTokenValidator, Principal
 
 __version__ = "0.1.0"
 
 _WHERE = {
     "AccessTokenValidator": ".tokens",
+    "AsyncDiscovery": "._async_http",
+    "AsyncJwksCache": "._async_http",
+    "AsyncKeySource": ".keys",
     "ConfigurationError": ".errors",
     "Discovery": ".discovery",
     "EmulatorError": ".errors",
@@ -94,6 +101,9 @@ def __dir__() -> list[str]:
 
 __all__ = [
     "AccessTokenValidator",
+    "AsyncDiscovery",
+    "AsyncJwksCache",
+    "AsyncKeySource",
     "ConfigurationError",
     "Discovery",
     "EmulatorError",

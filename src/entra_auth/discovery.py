@@ -8,7 +8,9 @@ GUID>/v2.0``, that GUID being the tenant's id, ``ProviderMetadata.tenant_id``), 
 ``jwks_uri`` must be https on the authority's own host and port (``on_authority_host``) and,
 for an app's own signing keys, name the app (``?appid=<client id>``). ``Discovery`` fetches it
 once per process over the sync transport and shares it: sign-in, sign-out, Graph and key
-fetching all read the same object.
+fetching all read the same object. ``AsyncDiscovery`` (``_async_http``, the ``fastapi`` extra)
+does the same over httpx for asyncio apps, with the same ``parse_metadata`` and the same typed
+errors (``provider_error``); it loads on first use, so importing this module needs no httpx.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from __future__ import annotations
 import threading
 import uuid
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
 import requests
@@ -24,6 +26,18 @@ import requests
 from ._http import FetchError, get_json
 from .config import EntraConfig
 from .errors import KeySetUnavailableError, ProviderResponseError, ProviderUnavailableError
+
+if TYPE_CHECKING:
+    from ._async_http import AsyncDiscovery as AsyncDiscovery
+else:
+
+    def __getattr__(name: str) -> Any:
+        """``AsyncDiscovery`` loads on first use: it needs httpx (the ``fastapi`` extra)."""
+        if name == "AsyncDiscovery":
+            from ._async_http import AsyncDiscovery
+
+            return AsyncDiscovery
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 @dataclass(frozen=True)

@@ -7,22 +7,31 @@
   keys whose ``issuer`` is not a string and unparseable keys are skipped. Each key keeps the
   ``issuer`` Entra publishes it for: the validators refuse a token whose ``iss`` it does not
   fit (``SigningKey.signs_for``).
+- ``AsyncJwksCache``: the same key set for asyncio apps, ``await cache.get(kid)``; it
+  satisfies ``AsyncKeySource``. It lives in ``_async_http`` with its transport (httpx, the
+  ``fastapi`` extra) and loads on first use, here as at the package root: importing this module
+  imports no httpx.
 - ``StaticKeys``: keys you give it (a JWKS document, PEM public keys or certificates,
   ``cryptography`` keys): unit tests and air-gapped jobs validate tokens without any server.
 
-The fetch policy lives once, without I/O, in ``KeySetPolicy`` (the h11 shape): an unknown
-``kid`` triggers at most one refetch per cooldown; a failed or empty fetch keeps the
-last-known-good keys for a bounded time; with no keys at all every lookup fails closed
-(``KeySetUnavailableError``) and fetches are retried with backoff. ``JwksCache`` adds the sync
-transport and single-flight (concurrent callers share one fetch); an async cache reuses the
-policy with its own transport and lock.
+The fetch policy lives once, without I/O, in ``KeySetPolicy`` (the h11 shape): what a lookup
+needs (``lookup``: the key at once, a refresh in the background, or a fetch to wait for), whether
+a fetch may start (``due``: an unknown ``kid`` triggers at most one refetch per cooldown; with no
+trusted keys, retries back off 1, 2, 4 … s), what a fetch's outcome changes (a failed or empty
+fetch keeps the last-known-good keys for a bounded time) and the answer once a fetch is over
+(``settle``: the key, ``unknown_key``, or ``KeySetUnavailableError``, fail closed).
+``PublishedKeys`` holds that policy for both caches; each transport adds only its I/O and its
+single-flight: ``JwksCache`` a lock (concurrent threads share one fetch), ``AsyncJwksCache`` one
+shared task (concurrent coroutines share one fetch, and no request waits for a refresh its
+known key does not need).
 
 Why not PyJWT's ``PyJWKClient``: it has no discovery/issuer check, no host check, no size cap,
-no single-flight, and drops the key set on a failed fetch.
+no single-flight, no async, and drops the key set on a failed fetch.
 """
 
 from __future__ import annotations
 
+import abc
 import json
 import logging
 import re
@@ -30,7 +39,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlsplit
 
 import jwt
@@ -49,6 +58,20 @@ from .errors import (
     ProviderResponseError,
     ProviderUnavailableError,
 )
+
+if TYPE_CHECKING:
+    from ._async_http import AsyncJwksCache as AsyncJwksCache
+else:
+
+    def __getattr__(name: str) -> Any:
+        """``AsyncJwksCache`` loads on first use: it needs httpx (the ``fastapi`` extra), which
+        importing this module must not (a bare install validates tokens without it)."""
+        if name == "AsyncJwksCache":
+            from ._async_http import AsyncJwksCache
+
+            return AsyncJwksCache
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 log = logging.getLogger("entra_auth.keys")
 
@@ -90,6 +113,20 @@ class KeySource(Protocol):
     def version(self) -> int: ...
 
     def get(self, kid: str) -> SigningKey: ...
+
+
+class AsyncKeySource(Protocol):
+    """``KeySource`` for asyncio apps (``AsyncJwksCache``): ``await get(kid)``. Give one to
+    ``AccessTokenValidator`` and call ``validate_async``/``authenticate_async``.
+
+    A source that found its keys through discovery (``AsyncJwksCache``, ``JwksCache``) also
+    tells the validator the tenant of an authority named by domain; any other source needs
+    ENTRA_TENANT_ID for such an authority, as ``StaticKeys`` does."""
+
+    @property
+    def version(self) -> int: ...
+
+    async def get(self, kid: str) -> SigningKey: ...
 
 
 def _unknown_key() -> InvalidTokenError:
@@ -186,6 +223,38 @@ class KeySetPolicy:
             and now - self.fetched_at > self.refresh_interval + self.max_stale
         )
 
+    def trusted(self, now: float) -> bool:
+        """Are there keys to answer with (some, and not past ``max_stale``)?"""
+        return bool(self.keys) and not self.too_stale(now)
+
+    def lookup(self, kid: str, now: float) -> SigningKey | str:
+        """What a lookup of ``kid`` needs, without any I/O: the key, or the fetch to wait for.
+
+        A key: answer with it now (if ``stale(now)``, a refresh is due in the background, which
+        no caller waits for). ``"empty"``: no trusted keys (none yet, or past ``max_stale``):
+        nothing can be answered before a fetch. ``"unknown_kid"``: a key the set does not hold:
+        the caller waits for a refetch, if ``due``, then ``settle``s.
+        """
+        if not self.trusted(now):
+            return "empty"
+        return self.keys.get(kid) or "unknown_kid"
+
+    def settle(self, kid: str, now: float) -> SigningKey:
+        """The answer once the fetch a lookup asked for is over (or was not due): the key,
+        ``InvalidTokenError`` (``unknown_key``), or ``KeySetUnavailableError`` (fail closed)."""
+        self.require_trusted(now)
+        key = self.keys.get(kid)
+        if key is None:
+            raise _unknown_key()
+        return key
+
+    def require_trusted(self, now: float) -> None:
+        """``KeySetUnavailableError`` (or 502's ``ProviderResponseError``) unless ``trusted``."""
+        if not self.keys:
+            raise self.unavailable(now=now)
+        if self.too_stale(now):
+            raise self.unavailable(stale=True, now=now)
+
     def due(self, why: str, now: float) -> bool:
         """May a fetch for this reason (``empty``, ``stale``, ``unknown_kid``) start now? Rate
         limits, so that no token can make this process hammer the identity provider."""
@@ -222,6 +291,21 @@ class KeySetPolicy:
         self.last_cause, self.last_retry_after = cause or error, retry_after
         self.last_nonsense = nonsense
 
+    def fetch_failed(self, exc: BaseException) -> None:
+        """A fetch that failed, for any reason: the keys held stay (last-known-good), the
+        next fetch backs off, and the log says why. A ``FetchError`` says it in our words;
+        anything else is a bug, logged with its traceback and refused like an outage (fail
+        closed: 503, never a key)."""
+        if isinstance(exc, FetchError):
+            self.failed(
+                str(exc), cause=exc.cause, retry_after=exc.retry_after, nonsense=exc.nonsense
+            )
+            log.warning("Signing keys not refreshed: %s", exc)
+            return
+        cause = f"unexpected error ({type(exc).__name__})"
+        self.failed(f"fetching them failed with an {cause}.", cause=cause)
+        log.error("Signing keys not refreshed: %s", cause, exc_info=exc)
+
     def next_attempt_in(self, now: float) -> int:
         """Whole seconds until a fetch for an empty key set may start again (backoff)."""
         if self.last_attempt is None:
@@ -257,8 +341,55 @@ class KeySetPolicy:
         )
 
 
+# -- the published key set: what both transports share ------------------------------------------
+class PublishedKeys(abc.ABC):
+    """What ``JwksCache`` and ``AsyncJwksCache`` share, without I/O: the configuration, the
+    fetch timeout, the policy and its clock, the ``version``, and the ``metadata`` the keys were
+    found through (from which the validators learn the tenant of an authority named by
+    domain)."""
+
+    def __init__(
+        self,
+        config: EntraConfig,
+        *,
+        timeout: float | None,
+        cooldown: float,
+        refresh_interval: float,
+        max_stale: float,
+        clock: Callable[[], float],
+    ):
+        self.config = config
+        # ENTRA_HTTP_TIMEOUT unless told otherwise: a hanging key fetch holds a worker.
+        self.timeout = config.http_timeout if timeout is None else timeout
+        self._clock = clock
+        self.policy = KeySetPolicy(
+            str(config.authority),
+            cooldown=cooldown,
+            refresh_interval=refresh_interval,
+            max_stale=max_stale,
+        )
+
+    @property
+    def version(self) -> int:
+        """Changes whenever the set of keys changes: caches built on the keys check it."""
+        return self.policy.version
+
+    @property
+    @abc.abstractmethod
+    def metadata(self) -> ProviderMetadata:
+        """The discovery document this key set was found through."""
+
+    def known(self, kid: str) -> SigningKey | None:
+        """The key for ``kid`` when it can be answered now, no fetch due (None: ask ``get``)."""
+        now = self._clock()
+        found = self.policy.lookup(kid, now)
+        if isinstance(found, SigningKey) and not self.policy.stale(now):
+            return found
+        return None
+
+
 # -- the published key set, over the sync transport ---------------------------------------------
-class JwksCache:
+class JwksCache(PublishedKeys):
     """Signing keys of one authority. Thread-safe; share one per process."""
 
     def __init__(
@@ -273,27 +404,20 @@ class JwksCache:
         max_stale: float = 24 * 3600.0,
         clock: Callable[[], float] = time.monotonic,
     ):
-        self.config = config
-        # ENTRA_HTTP_TIMEOUT unless told otherwise: a hanging key fetch holds a worker.
-        self.timeout = config.http_timeout if timeout is None else timeout
-        self._session = session or requests.Session()
-        self.discovery = discovery or Discovery(config, session=self._session, timeout=self.timeout)
-        self._verify: str | bool = config.ca_bundle or True
-        self._clock = clock
-        self.policy = KeySetPolicy(
-            str(config.authority),
+        super().__init__(
+            config,
+            timeout=timeout,
             cooldown=cooldown,
             refresh_interval=refresh_interval,
             max_stale=max_stale,
+            clock=clock,
         )
+        self._session = session or requests.Session()
+        self.discovery = discovery or Discovery(config, session=self._session, timeout=self.timeout)
+        self._verify: str | bool = config.ca_bundle or True
         self._fetch_lock = threading.Lock()
 
     # -- public -------------------------------------------------------------------------------
-    @property
-    def version(self) -> int:
-        """Changes whenever the set of keys changes: caches built on the keys check it."""
-        return self.policy.version
-
     @property
     def metadata(self) -> ProviderMetadata:
         """The discovery document this key set was found through."""
@@ -305,26 +429,19 @@ class JwksCache:
         """Fetch metadata and keys now; ``KeySetUnavailableError`` if that fails."""
         with self._fetch_lock:
             self._fetch_locked()
-        if not self.policy.keys:
-            raise self.policy.unavailable(now=self._clock())
+        self.policy.require_trusted(self._clock())
 
     def get(self, kid: str) -> SigningKey:
         """The key with this ``kid``; refetches once per cooldown for an unknown one."""
-        self._ensure_loaded()
         policy = self.policy
         now = self._clock()
-        if policy.stale(now):
-            self._refresh("stale", wait=False)  # one caller refreshes; the others go on
-            if policy.too_stale(now):
-                raise policy.unavailable(stale=True, now=now)
-        key = policy.keys.get(kid)
-        if key is not None:
-            return key
-        self._refresh("unknown_kid", wait=True)
-        key = policy.keys.get(kid)
-        if key is not None:
-            return key
-        raise _unknown_key()
+        found = policy.lookup(kid, now)
+        if isinstance(found, SigningKey):
+            if policy.stale(now):
+                self._refresh("stale", wait=False)  # one caller refreshes; the others go on
+            return found
+        self._refresh(found, wait=True)
+        return policy.settle(kid, self._clock())
 
     def keys(self) -> dict[str, SigningKey]:
         self._ensure_loaded()
@@ -340,8 +457,7 @@ class JwksCache:
         if self.policy.keys:
             return
         self._refresh("empty", wait=True)
-        if not self.policy.keys:
-            raise self.policy.unavailable(now=self._clock())
+        self.policy.require_trusted(self._clock())
 
     def _refresh(self, why: str, *, wait: bool) -> None:
         if not self._fetch_lock.acquire(blocking=False):
@@ -361,11 +477,8 @@ class JwksCache:
         try:
             metadata = self.discovery.known or self.discovery.read()
             keys = self.read_keys(metadata.jwks_uri)
-        except FetchError as exc:
-            self.policy.failed(
-                str(exc), cause=exc.cause, retry_after=exc.retry_after, nonsense=exc.nonsense
-            )
-            log.warning("Signing keys not refreshed: %s", exc)
+        except Exception as exc:  # the policy logs it; lookups fail closed
+            self.policy.fetch_failed(exc)
             return
         self.discovery.remember(metadata)
         self.policy.succeeded(keys, self._clock())

@@ -14,6 +14,13 @@ The tenant is the configuration's: its GUID (ENTRA_TENANT_ID or the authority's)
 tenant of ``/consumers``, or, for an authority named by a verified domain, the GUID the
 discovery document's issuer names (learned with the keys, on the first token).
 
+Sync and async validation are one validator: ``validate``/``authenticate`` with a sync key
+source (``JwksCache``, ``StaticKeys``), ``validate_async``/``authenticate_async`` with either
+kind (``AsyncJwksCache`` for asyncio apps). Only the key lookup differs between them: the
+parsing, the signature check, every claim check and the validated-token cache are the same
+methods, so the two cannot drift apart. A sync call on an async key source is refused with a
+``ConfigurationError`` saying to await ``validate_async``.
+
 The compact JWS (shape, strict base64url, JSON without duplicate members, header) is parsed by
 ``_jws``, which says why it is not PyJWT. The cryptography is ``cryptography``'s RSA PKCS#1 v1.5
 / SHA-256 verify; nothing else is custom.
@@ -21,15 +28,17 @@ The compact JWS (shape, strict base64url, JSON without duplicate members, header
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
+import inspect
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, NoReturn
+from typing import Any, NoReturn, cast
 from urllib.parse import urlsplit
 
 from cryptography.exceptions import InvalidSignature
@@ -40,7 +49,7 @@ from ._jws import MAX_TOKEN_LENGTH as MAX_TOKEN_LENGTH  # the bound's old home, 
 from ._jws import decode_payload, parse
 from .config import EntraConfig
 from .errors import ConfigurationError, InsufficientScopeError, InvalidTokenError
-from .keys import JwksCache, KeySource, SigningKey
+from .keys import AsyncKeySource, JwksCache, KeySource, PublishedKeys, SigningKey
 
 # Microsoft Graph's audiences, in every cloud Microsoft lists ("Troubleshoot access token
 # signature validation errors"): tokens only Graph can validate.
@@ -150,6 +159,21 @@ def _refuse_date(name: str, value: object) -> NoReturn:
     raise _refuse(f"The token's '{name}' claim is not a valid date.", "malformed")
 
 
+def _use_validate_async() -> ConfigurationError:
+    return ConfigurationError(
+        "This validator's key source is asynchronous (an AsyncKeySource such as AsyncJwksCache): "
+        "the sync validate() and authenticate() cannot use it without blocking the event loop.",
+        remedy="Call `await validator.validate_async(token, scopes=..., roles=...)` (or "
+        "authenticate_async), or give the validator a sync key source (JwksCache, StaticKeys).",
+        code="async_key_source",
+    )
+
+
+def _is_async_source(keys: object) -> bool:
+    """Is ``keys.get`` a coroutine function (an ``AsyncKeySource``)?"""
+    return inspect.iscoroutinefunction(getattr(keys, "get", None))
+
+
 def _str_claim(claims: Mapping[str, Any], name: str) -> str:
     value = claims.get(name)
     if not isinstance(value, str) or not value:
@@ -163,18 +187,26 @@ class _TokenValidator:
     def __init__(
         self,
         config: EntraConfig,
-        keys: KeySource | None = None,
+        keys: KeySource | AsyncKeySource | None = None,
         *,
         clock: Callable[[], float] = time.time,
     ):
         self.config = config
-        # Any key source: the tenant's published key set (default) or StaticKeys.
-        self.jwks: KeySource = keys or JwksCache(config)
+        # Any key source: the tenant's published key set (default), StaticKeys, or an async
+        # one (AsyncJwksCache) for validate_async.
+        source: KeySource | AsyncKeySource = JwksCache(config) if keys is None else keys
+        self.jwks = source
+        self._async_keys: AsyncKeySource | None = None
+        self._sync_keys: KeySource | None = None
+        if _is_async_source(source):
+            self._async_keys = cast(AsyncKeySource, source)
+        else:
+            self._sync_keys = cast(KeySource, source)
         # An authority named by domain: the tenant's GUID is the discovery document's to tell,
         # and only a key set found through discovery has one. Keys given (StaticKeys) need
         # ENTRA_TENANT_ID instead: the validators require it at start.
-        self._discovered: JwksCache | None = (
-            self.jwks if config.tenant_by_domain and isinstance(self.jwks, JwksCache) else None
+        self._discovered: PublishedKeys | None = (
+            source if config.tenant_by_domain and isinstance(source, PublishedKeys) else None
         )
         self._tenant_required: tuple[str, ...] = (
             ("tenant_id",) if config.tenant_by_domain and self._discovered is None else ()
@@ -200,10 +232,41 @@ class _TokenValidator:
     # -- signature first --------------------------------------------------------------------
     def _verified_claims(self, token: object) -> tuple[SigningKey, dict[str, Any]]:
         """The key that verified the token, and its claims (``InvalidTokenError`` if none)."""
+        source = self._sync_keys
+        if source is None:
+            raise _use_validate_async()
+        header, signing_input, signature, payload = self._signed_parts(token)
+        key = source.get(header["kid"])
+        return key, self._verified_payload(key, signing_input, signature, payload)
+
+    async def _verified_claims_async(self, token: object) -> tuple[SigningKey, dict[str, Any]]:
+        """``_verified_claims`` with the key looked up without blocking the event loop."""
+        header, signing_input, signature, payload = self._signed_parts(token)
+        key = await self._key_async(header["kid"])
+        return key, self._verified_payload(key, signing_input, signature, payload)
+
+    async def _key_async(self, kid: str) -> SigningKey:
+        if self._async_keys is not None:
+            return await self._async_keys.get(kid)
+        source = self._sync_keys
+        assert source is not None  # one of the two is set
+        if isinstance(source, JwksCache):
+            # A known key at once; a lookup that may fetch (requests, blocking) in a thread.
+            key = source.known(kid)
+            return key if key is not None else await asyncio.to_thread(source.get, kid)
+        return source.get(kid)  # keys given (StaticKeys): in memory, never blocks
+
+    def _signed_parts(self, token: object) -> tuple[dict[str, Any], bytes, bytes, str]:
+        """The token's checked header, signing input, signature and (undecoded) payload."""
         header, signing_input, signature, payload = parse(token, self._headers)
         if "nonce" in header:  # Graph's mark; no other Entra token has a header nonce
             self._refuse_graph_token(payload)
-        key = self.jwks.get(header["kid"])
+        return header, signing_input, signature, payload
+
+    @staticmethod
+    def _verified_payload(
+        key: SigningKey, signing_input: bytes, signature: bytes, payload: str
+    ) -> dict[str, Any]:
         try:
             key.public_key.verify(signature, signing_input, _PKCS1, _SHA256)
         except InvalidSignature:
@@ -212,7 +275,7 @@ class _TokenValidator:
                 "bad_signature",
                 remedy="The token was altered or not issued by the configured tenant.",
             ) from None
-        return key, decode_payload(payload)
+        return decode_payload(payload)
 
     _graph_remedy = _GRAPH_REMEDY
 
@@ -235,7 +298,7 @@ class _TokenValidator:
             )
 
     # -- claims -----------------------------------------------------------------------------
-    def _learn_tenant(self, source: JwksCache) -> str:
+    def _learn_tenant(self, source: PublishedKeys) -> str:
         """The GUID of a tenant named by domain, from the discovery document's issuer (checked
         against the authority's host when it was read)."""
         tenant = source.metadata.tenant_id
@@ -344,14 +407,16 @@ class _TokenValidator:
 class AccessTokenValidator(_TokenValidator):
     """Validates bearer tokens sent to this app's own API and returns a ``Principal``.
 
-    Validated tokens are remembered (bounded, by SHA-256 of the token) until their ``exp`` or a
-    change of the key set, so a hot endpoint pays one RSA verification per token, not per call.
+    ``validate`` (sync) or ``await validate_async`` (asyncio apps; the only one an async key
+    source such as ``AsyncJwksCache`` allows). Validated tokens are remembered (bounded, by
+    SHA-256 of the token) until their ``exp`` or a change of the key set, so a hot endpoint pays
+    one RSA verification per token, not per call.
     """
 
     def __init__(
         self,
         config: EntraConfig,
-        keys: KeySource | None = None,
+        keys: KeySource | AsyncKeySource | None = None,
         *,
         clock: Callable[[], float] = time.time,
         cache_size: int = 10_000,
@@ -380,33 +445,84 @@ class AccessTokenValidator(_TokenValidator):
         return principal
 
     def authenticate(self, token: object) -> Principal:
+        """The token's principal after every check but authorization (``validate`` without
+        ``scopes``/``roles``)."""
+        if self._sync_keys is None:
+            raise _use_validate_async()
         now = self._clock()
-        digest = (
-            hashlib.sha256(token.encode("utf-8", "surrogatepass")).digest()
-            if (isinstance(token, str) and self._cache_size)
-            else None
-        )
+        digest = self._digest(token)
         if digest is not None:
-            with self._cache_lock:
-                hit = self._cache.get(digest)
-                if hit is not None:
-                    principal, exp, version = hit
-                    if now <= exp and version == self.jwks.version:
-                        self._cache.move_to_end(digest)
-                        return principal
-                    del self._cache[digest]
+            hit = self._cached(digest, now)
+            if hit is not None:
+                return hit
         # The key set's version before the verification: a change during it drops the entry.
         version = self.jwks.version if digest is not None else 0
         principal, exp = self._validate_uncached(token, now)
         if digest is not None:
-            with self._cache_lock:
-                self._cache[digest] = (principal, exp, version)
-                if len(self._cache) > self._cache_size:
-                    self._cache.popitem(last=False)
+            self._remember(digest, principal, exp, version)
         return principal
 
+    async def validate_async(
+        self,
+        token: object,
+        *,
+        scopes: Iterable[str] = (),
+        roles: Iterable[str] = (),
+    ) -> Principal:
+        """``validate`` for asyncio apps: the same checks, errors and validated-token cache;
+        the key is looked up without blocking the event loop (an ``AsyncKeySource`` such as
+        ``AsyncJwksCache``; a sync ``JwksCache`` fetches in a thread; ``StaticKeys`` as is)."""
+        principal = await self.authenticate_async(token)
+        self.authorize(principal, scopes=scopes, roles=roles)
+        return principal
+
+    async def authenticate_async(self, token: object) -> Principal:
+        """``authenticate`` for asyncio apps (see ``validate_async``)."""
+        now = self._clock()
+        digest = self._digest(token)
+        if digest is not None:
+            hit = self._cached(digest, now)
+            if hit is not None:
+                return hit
+        version = self.jwks.version if digest is not None else 0
+        key, claims = await self._verified_claims_async(token)
+        principal, exp = self._checked_claims(key, claims, now)
+        if digest is not None:
+            self._remember(digest, principal, exp, version)
+        return principal
+
+    # -- the validated-token cache, shared by both ------------------------------------------
+    def _digest(self, token: object) -> bytes | None:
+        if isinstance(token, str) and self._cache_size:
+            return hashlib.sha256(token.encode("utf-8", "surrogatepass")).digest()
+        return None
+
+    def _cached(self, digest: bytes, now: float) -> Principal | None:
+        """The principal remembered for this token, while its ``exp`` and the key set last."""
+        with self._cache_lock:
+            hit = self._cache.get(digest)
+            if hit is not None:
+                principal, exp, version = hit
+                if now <= exp and version == self.jwks.version:
+                    self._cache.move_to_end(digest)
+                    return principal
+                del self._cache[digest]
+        return None
+
+    def _remember(self, digest: bytes, principal: Principal, exp: int, version: int) -> None:
+        with self._cache_lock:
+            self._cache[digest] = (principal, exp, version)
+            if len(self._cache) > self._cache_size:
+                self._cache.popitem(last=False)
+
+    # -- the checks, shared by both -----------------------------------------------------------
     def _validate_uncached(self, token: object, now: float) -> tuple[Principal, int]:
         key, claims = self._verified_claims(token)
+        return self._checked_claims(key, claims, now)
+
+    def _checked_claims(
+        self, key: SigningKey, claims: dict[str, Any], now: float
+    ) -> tuple[Principal, int]:
         # What the token is, then whom it is for: "an ID token", "a Graph token", "another app's
         # token" are the diagnoses that help, whatever else is also wrong with it.
         scopes, roles, client_id = self._check_access_token_kind(claims)
@@ -574,6 +690,12 @@ class IdTokenValidator(_TokenValidator):
         *,
         clock: Callable[[], float] = time.time,
     ):
+        if keys is not None and _is_async_source(keys):
+            raise ConfigurationError(
+                "IdTokenValidator takes a sync key source; it was given an async one.",
+                remedy="Give it a JwksCache (sign-in runs in MSAL's sync flow) or StaticKeys.",
+                code="async_key_source",
+            )
         super().__init__(config, keys, clock=clock)
         config.require(*self._tenant_required, "client_id")
 
