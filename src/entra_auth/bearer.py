@@ -7,6 +7,7 @@ Answers carry ``WWW-Authenticate`` and a JSON body; neither ever echoes the toke
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -18,6 +19,7 @@ from .errors import (
     InvalidTokenError,
     ProviderUnavailableError,
 )
+from .logs import inert
 
 MAX_HEADER_LENGTH = 40 * 1024
 _B64TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")  # RFC 6750 §2.1
@@ -115,3 +117,18 @@ def challenge(error: EntraAuthError | None, *, realm: str = "api") -> Challenge:
         {"WWW-Authenticate": f"Bearer {', '.join(params)}", **no_store},
         body,
     )
+
+
+def log_refusal(logger: logging.Logger, error: EntraAuthError, *, method: str, path: str) -> None:
+    """The operator's record of one refused request, the same for every adapter.
+
+    One record per refusal (``inert`` keeps an attacker's CR/LF in the path from forging
+    others): INFO with the stable reason (``expired``, ``graph_token``…) for a refused token,
+    WARNING with host, step and cause when the identity provider is the trouble. ``path`` is
+    the request's path without its query string; nothing here ever holds the token.
+    """
+    level = logging.WARNING if isinstance(error, ProviderUnavailableError) else logging.INFO
+    reason = getattr(error, "reason", error.code)
+    if isinstance(error, ProviderUnavailableError):  # for the operator: where and why
+        reason = f"{error.code} ({inert(error.host)}, {error.step}: {inert(error.cause)})"
+    logger.log(level, "Bearer token refused on %s %s: %s", inert(method, 16), inert(path), reason)

@@ -21,11 +21,10 @@ from typing import Any, TypeVar, cast
 from flask import Blueprint, Flask, Response, current_app, g, jsonify, request
 from werkzeug.local import LocalProxy
 
-from ...bearer import bearer_token, challenge
+from ...bearer import bearer_token, challenge, log_refusal
 from ...config import EntraConfig
-from ...errors import EntraAuthError, InsufficientScopeError, ProviderUnavailableError
+from ...errors import EntraAuthError, InsufficientScopeError
 from ...keys import JwksCache
-from ...logs import inert
 from ...tokens import AccessTokenValidator, Principal
 from ._config import config_from_app
 
@@ -151,17 +150,8 @@ def _check(
             return _answer(None, realm)
         g.principal = validator.validate(token, scopes=scopes, roles=roles)
     except EntraAuthError as error:
-        level = logging.WARNING if isinstance(error, ProviderUnavailableError) else logging.INFO
-        reason = getattr(error, "reason", error.code)
-        if isinstance(error, ProviderUnavailableError):  # for the operator: where and why
-            reason = f"{error.code} ({inert(error.host)}, {error.step}: {inert(error.cause)})"
-        log.log(  # the path is the client's: logged inert, one record per refusal (HX07)
-            level,
-            "Bearer token refused on %s %s: %s",
-            inert(request.method, 16),
-            inert(request.path),
-            reason,
-        )
+        # the path is the client's: logged inert, one record per refusal (HX07)
+        log_refusal(log, error, method=request.method, path=request.path)
         if isinstance(error, InsufficientScopeError):
             g.principal = None
         return _answer(error, realm)
