@@ -1,6 +1,7 @@
 from __future__ import annotations
 
-from collections.abc import Callable
+import asyncio
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -56,14 +57,57 @@ def make_api(emulator: EntraEmulator, **config: Any) -> FlaskClient:
     return app.test_client()
 
 
-@pytest.fixture
-def api(entra_emulator: EntraEmulator) -> FlaskClient:
-    return make_api(entra_emulator)
+# The catalogue's API cases (AT, JW, MF, HX01-HX03) run against every adapter: one test body,
+# parametrised by ``adapter``; the other modules test the Flask side (or the core) once.
+ADAPTERS = ("flask", "fastapi")
+EVERY_ADAPTER = {"test_access_tokens", "test_jwks", "test_malformed", "test_hx_tokens"}
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "adapter" in metafunc.fixturenames:
+        module = metafunc.module.__name__.rsplit(".", 1)[-1]
+        metafunc.parametrize("adapter", ADAPTERS if module in EVERY_ADAPTER else ("flask",))
 
 
 @pytest.fixture
-def api_factory(entra_emulator: EntraEmulator) -> ApiFactory:
-    return lambda **config: make_api(entra_emulator, **config)
+def api_factory(entra_emulator: EntraEmulator, adapter: str) -> Iterator[ApiFactory]:
+    """``api_factory(**config)``: the catalogue's API on ``adapter``, its answers read alike."""
+    opened: list[Any] = []
+
+    def build(**config: Any) -> Any:
+        if adapter == "flask":
+            return make_api(entra_emulator, **config)
+        from ..fastapi_support import make_fastapi_api
+
+        client = make_fastapi_api(entra_emulator, **config)
+        opened.append(client)
+        return client
+
+    yield build
+    for client in opened:
+        client.close()
+
+
+@pytest.fixture
+def api(api_factory: ApiFactory) -> Any:
+    return api_factory()
+
+
+class CoreValidator:
+    """The adapter's own validator called directly (the core must refuse on its own too):
+    Flask's sync one, or FastAPI's async one awaited."""
+
+    def __init__(self, api: Any):
+        self.api = api
+
+    def validate(self, token: object, **checks: Any) -> Any:
+        if isinstance(self.api, FlaskClient):
+            return ApiProtector.validator(self.api.application).validate(token, **checks)
+        return asyncio.run(self.api.validator.validate_async(token, **checks))
+
+
+def core_validator(api: Any) -> CoreValidator:
+    return CoreValidator(api)
 
 
 # -- fuzzing budgets: `make test` runs a bounded number; `make fuzz` runs over 100,000 ----------

@@ -20,7 +20,7 @@ from flask.testing import FlaskClient
 from entra_auth.emulator import EntraEmulator
 
 from ..helpers import ADELE, API, CONTOSO, DAEMON, FABRIKAM, LEGACY_URI, WEB
-from .conftest import ApiFactory
+from .conftest import ApiFactory, core_validator
 from .minting import ADELE_OID, MEGAN_OID, REMOVE, Mint, b64
 
 
@@ -440,9 +440,8 @@ def test_AT27_core_validator_refuses_non_canonical(
     """The HTTP layer already refuses most of these by RFC 6750's token syntax; the
     validator must refuse them on its own too (other adapters, direct use)."""
     from entra_auth.errors import InvalidTokenError
-    from entra_auth.integrations.flask import ApiProtector
 
-    validator = ApiProtector.validator(api.application)
+    validator = core_validator(api)
     header = b64(json.dumps(mint.header()).encode())
     payload = b64(json.dumps(mint.claims()).encode())
     segments = [header, payload]

@@ -11,8 +11,8 @@ import pytest
 from flask.testing import FlaskClient
 
 from entra_auth.errors import InvalidTokenError
-from entra_auth.integrations.flask import ApiProtector
 
+from .conftest import core_validator
 from .minting import Mint, b64
 from .test_access_tokens import assert_refused
 from .web import Web
@@ -27,7 +27,7 @@ def refused(api: FlaskClient, token: str) -> None:
     response = bearer(api, token)
     assert response.status_code == 401, response.get_data(as_text=True)
     with pytest.raises(InvalidTokenError):
-        ApiProtector.validator(api.application).validate(token)
+        core_validator(api).validate(token)
 
 
 # "Fast" is asserted by what refused the input: the length checks that run before any
@@ -44,7 +44,7 @@ def refused_by_length(api: FlaskClient, token: str) -> None:
     assert_refused(response, 401, "invalid_request")
     assert response.json["error_description"] == "The Authorization header is too long."
     with pytest.raises(InvalidTokenError, match="longer than any Entra token") as caught:
-        ApiProtector.validator(api.application).validate(token)
+        core_validator(api).validate(token)
     assert caught.value.reason == "malformed"
 
 
@@ -55,7 +55,7 @@ def refused_as_malformed(api: FlaskClient, token: str, description: str) -> None
     assert response.json["reason"] == "malformed"
     assert description in response.json["error_description"]
     with pytest.raises(InvalidTokenError, match=re.escape(description)):
-        ApiProtector.validator(api.application).validate(token)
+        core_validator(api).validate(token)
 
 
 @pytest.mark.parametrize("size", [64 * 1024, 1024 * 1024])
@@ -75,7 +75,7 @@ def test_MF01_huge_authorization_header(api: FlaskClient, size: int) -> None:
 def test_MF02_wrong_segment_counts_and_empty_segments(api: FlaskClient, shape: str) -> None:
     assert bearer(api, shape).status_code == 401
     with pytest.raises(InvalidTokenError):
-        ApiProtector.validator(api.application).validate(shape)
+        core_validator(api).validate(shape)
 
 
 def test_MF03_jwe_and_zip(api: FlaskClient, mint: Mint) -> None:
@@ -97,7 +97,7 @@ def test_MF03_jwe_and_zip(api: FlaskClient, mint: Mint) -> None:
 def test_MF04_non_ascii_and_control_characters(api: FlaskClient, mint: Mint, where: str) -> None:
     token = mint.token()
     head, body, sig = token.split(".")
-    validator = ApiProtector.validator(api.application)
+    validator = core_validator(api)
     for odd in ("é", "\x00", "\x1f", "\u202e", "\ufeff"):
         if where == "claim":
             bad = mint.raw(mint.header(), mint.claims(aud=f"a{odd}"))
