@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 DEMO_STAMP := $(VENV)/.installed-demo
 STAMP      := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck system-packages bench fuzz clean
+.PHONY: demo demo-fastapi test lint typecheck system-packages bench fuzz clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,10 @@ test: $(STAMP) system-packages lint typecheck
 # The local Entra ID and the demo app at http://localhost:5000 (a real tenant with ENTRA_AUTHORITY).
 demo: $(DEMO_STAMP)
 	$(BIN)/python -m examples.demo.run
+
+# The local Entra ID and the demo API on FastAPI, Swagger UI at http://localhost:8000/docs.
+demo-fastapi: $(DEMO_STAMP)
+	$(BIN)/python -m examples.fastapi_demo.run
 
 # Benchmarks print ratios against peers measured in the same run; not part of `make test`.
 bench: $(STAMP) system-packages

@@ -39,3 +39,9 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-u
 def redis_url(redis_server):  # type: ignore[no-untyped-def]
     redis_server.client().flushall()
     return redis_server.url
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The browser tests last: Playwright's sync API keeps an event loop running in the main
+    thread for the rest of the session, where the async tests' own loops could not start."""
+    items.sort(key=lambda item: "/tests/e2e/" in str(item.path))

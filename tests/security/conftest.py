@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -103,7 +104,13 @@ class CoreValidator:
     def validate(self, token: object, **checks: Any) -> Any:
         if isinstance(self.api, FlaskClient):
             return ApiProtector.validator(self.api.application).validate(token, **checks)
-        return asyncio.run(self.api.validator.validate_async(token, **checks))
+        # In a thread of its own: a running loop here (Playwright's, in the same session) would
+        # refuse asyncio.run.
+        with ThreadPoolExecutor(1) as pool:
+            validating = pool.submit(
+                lambda: asyncio.run(self.api.validator.validate_async(token, **checks))
+            )
+            return validating.result()
 
 
 def core_validator(api: Any) -> CoreValidator:

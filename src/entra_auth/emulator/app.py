@@ -16,6 +16,7 @@ what, the security headers, and errors answered in Entra's shape (never a 500 pa
 from __future__ import annotations
 
 import logging
+import re
 import secrets
 
 from flask import Flask, Response, request
@@ -48,6 +49,9 @@ ESTS_SERVER = "2.1.0.0 - LOCAL entra-auth emulator"
 # Read from a browser by a single-page app: the token endpoint (codes and refresh tokens of
 # SPA redirect URIs), discovery and the key set. Entra answers them with CORS for any origin.
 CORS_BLUEPRINTS = frozenset({"discovery", "token"})
+# A preflight's Access-Control-Request-Headers: header names (RFC 9110 tokens), comma-separated.
+_NAME = r"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
+_HEADER_NAMES = re.compile(rf"{_NAME}(?:[ \t]*,[ \t]*{_NAME})*")
 
 BLUEPRINTS = (
     discovery.blueprint,
@@ -131,6 +135,8 @@ def _entra_headers(response: Response) -> None:
         response.headers["Content-Type"] = "application/json; charset=utf-8"
     if request.blueprint in CORS_BLUEPRINTS:
         response.headers["Access-Control-Allow-Origin"] = "*"
+        if request.method == "OPTIONS":
+            _preflight(response)
     if request.blueprint == "token":
         response.headers["Cache-Control"] = "no-store, no-cache"
         response.headers["Pragma"] = "no-cache"
@@ -139,6 +145,19 @@ def _entra_headers(response: Response) -> None:
             codes = answer.get("error_codes") if isinstance(answer, dict) else None
             code = codes[0] if isinstance(codes, list) and codes else 0
             response.headers["x-ms-clitelem"] = f"1,{code if isinstance(code, int) else 0},0,,"
+
+
+def _preflight(response: Response) -> None:
+    """The answer to a CORS preflight: the methods of the route and the headers asked for.
+
+    A page's request with a header the Fetch standard does not list as safe (Swagger UI sends
+    ``X-Requested-With``, older MSAL.js its ``x-client-*`` headers) is preceded by ``OPTIONS``;
+    Entra lets it through, so a SPA's code is redeemed whatever headers its library adds."""
+    response.headers["Access-Control-Allow-Methods"] = response.headers.get("Allow", "POST")
+    asked = request.headers.get("Access-Control-Request-Headers", "")
+    if _HEADER_NAMES.fullmatch(asked):
+        response.headers["Access-Control-Allow-Headers"] = asked
+    response.headers["Access-Control-Max-Age"] = "86400"
 
 
 def _aad_error(error: AadError) -> Response:

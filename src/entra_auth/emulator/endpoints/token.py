@@ -32,8 +32,11 @@ def token(tenant: str) -> Response:
     form = single(request.form)
     found = tenant_or_error(tenant)
     spa = issued_to_spa(current(), form, _credentials(form)[0] or "")
-    client = _authenticate_client(form, found, tenant, spa=spa)
+    # The origin first, as Entra: a page redeeming a Web app's code without a secret (Swagger
+    # UI, MSAL.js, with a redirect URI of the Web platform) hears AADSTS9002326, the platform
+    # to fix, never AADSTS7000218's "send a client secret", which a page must not hold.
     _check_origin(spa=spa)
+    client = _authenticate_client(form, found, tenant, spa=spa)
     grant_type = form.get("grant_type")
     if not grant_type:
         raise AadError(90014, field="grant_type")

@@ -17,6 +17,7 @@ except ImportError as exc:  # pragma: no cover - shown by tests/test_packaging.p
 
 from ...tokens import Principal
 from .api import ApiProtector, BearerRefused, Requirement, WebSocketBearerRefused
+from .openapi import EntraOpenAPI, entra_openapi
 from .starlette import (
     BearerAuthenticationError,
     BearerAuthenticationMiddleware,
@@ -30,8 +31,10 @@ __all__ = [
     "BearerAuthenticationMiddleware",
     "BearerRefused",
     "EntraAuthBackend",
+    "EntraOpenAPI",
     "Principal",
     "PrincipalUser",
     "Requirement",
     "WebSocketBearerRefused",
+    "entra_openapi",
 ]
