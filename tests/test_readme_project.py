@@ -18,7 +18,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 README = Path(os.environ.get("ENTRA_AUTH_README") or ROOT / "README.md")
-PROJECT_FILES = ("myapp.py", "test_myapp.py")
+PROJECT_FILES = ("myapp.py", "test_myapp.py", "myapi.py", "test_myapi.py")
 # A marker, then the fenced block right after it: its body is the file.
 _MARKED_BLOCK = re.compile(
     r"^<!-- readme-project: (?P<name>[\w.-]+) -->\n```[\w-]*\n(?P<body>.*?)^```$",
@@ -41,7 +41,12 @@ def test_the_readme_project_passes(tmp_path: Path) -> None:
     )
     for name, body in files.items():
         (tmp_path / name).write_text(body, encoding="utf-8")
-    expected = len(re.findall(r"^def test_", files["test_myapp.py"], re.MULTILINE))
+    # Every test module the README shows (the Flask app's and the FastAPI API's) runs.
+    expected = sum(
+        len(re.findall(r"^def test_", body, re.MULTILINE))
+        for name, body in files.items()
+        if name.startswith("test_")
+    )
     assert expected >= 3  # the API's 200 and 403, and a page behind sign-in
     # The user's shell, without the settings of this run: no ENTRA_*, FLASK_* or REDIS_URL that
     # the README's code does not set, and no PYTEST_* of the pytest running this test.
