@@ -20,7 +20,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench import bench_http, bench_jwks, bench_sessions, bench_validation  # noqa: E402
+from bench import (  # noqa: E402
+    bench_fastapi,
+    bench_http,
+    bench_jwks,
+    bench_sessions,
+    bench_validation,
+)
 
 
 def captured(main: object) -> str:
@@ -67,7 +73,8 @@ def profile_cold_validation() -> str:
 def main() -> None:
     started = time.monotonic()
     sections = [
-        captured(m.main) for m in (bench_validation, bench_http, bench_jwks, bench_sessions)
+        captured(m.main)
+        for m in (bench_validation, bench_http, bench_fastapi, bench_jwks, bench_sessions)
     ]
     profile = profile_cold_validation()
     machine = (
