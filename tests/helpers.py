@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -240,3 +241,44 @@ def redis_demo_app(emulator: EntraEmulator, redis_url: str) -> Flask:
             emulator, REDIS_URL=redis_url, ENTRA_TOKEN_CACHE_KEY=Fernet.generate_key().decode()
         )
     )
+
+
+# -- Debian's Chromium (never a downloaded one) ------------------------------------------------
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+# Without these, Chromium reaches out to Google's services at start, which this network refuses.
+CHROMIUM_ARGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+]
+# A hang guard for each wait of a browser test, not a speed bound.
+BROWSER_WAIT_MS = 30_000
+
+
+def in_chromium(scenario: Callable[[Any], None], **context_options: Any) -> None:
+    """Run ``scenario(page)`` with a page of a fresh Chromium (``context_options`` for its
+    context). In a thread of its own: Playwright's sync API refuses to start where an asyncio
+    loop runs (the e2e tests' browser keeps one for the session); ``within`` bounds the run."""
+    import pytest
+    from playwright.sync_api import sync_playwright
+
+    if not Path(CHROMIUM).exists():
+        pytest.skip("Debian's chromium is not installed")
+
+    def run() -> None:
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            try:
+                page = browser.new_context(**context_options).new_page()
+                page.set_default_timeout(BROWSER_WAIT_MS)
+                scenario(page)
+            finally:
+                browser.close()
+
+    within(2 * HANG_GUARD, run)

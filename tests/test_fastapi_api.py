@@ -515,7 +515,7 @@ def served(app: ASGIApp) -> Iterator[str]:
         while not server.started:
             assert thread.is_alive(), "uvicorn stopped while starting"
             assert time.monotonic() < deadline, "uvicorn did not start"
-            time.sleep(0.01)
+            time.sleep(0.01)  # a bounded readiness poll (the deadline above), not an ordering
         port = server.servers[0].sockets[0].getsockname()[1]
         yield f"ws://127.0.0.1:{port}"
     finally:

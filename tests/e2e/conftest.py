@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,22 +12,9 @@ from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_play
 
 from entra_auth.emulator import EntraEmulator
 
-from ..helpers import serve_demo
+from ..helpers import BROWSER_WAIT_MS, CHROMIUM, CHROMIUM_ARGS, serve_demo
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "e2e"
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-# Without these, Chromium reaches out to Google's services at start, which this network refuses.
-CHROMIUM_ARGS = [
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-dev-shm-usage",
-]
 
 
 @dataclass
@@ -59,7 +45,7 @@ def browser() -> Iterator[Browser]:
 # Hang guards, not speed bounds: how long a wait for a page, an element or an `expect(...)`
 # may take before the test fails. A working page answers in milliseconds; a slow CI machine
 # starting Chromium cold may need seconds. (`expect` has its own default of 5 s otherwise.)
-WAIT_MS = 30_000
+WAIT_MS = BROWSER_WAIT_MS
 expect.set_options(timeout=WAIT_MS)
 
 
@@ -71,14 +57,19 @@ def context(browser: Browser) -> Iterator[BrowserContext]:
     context.close()
 
 
-@pytest.fixture
-def page(context: BrowserContext, request: pytest.FixtureRequest) -> Iterator[Page]:
+def page_kept_on_failure(context: BrowserContext, request: pytest.FixtureRequest) -> Iterator[Page]:
+    """A page of ``context``; when the test failed, its screenshot in the artifacts."""
     page = context.new_page()
     yield page
     failed = getattr(request.node, "rep_call", None)
     if failed is not None and failed.failed:
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / f"{request.node.name}-failure.png"), full_page=True)
+
+
+@pytest.fixture
+def page(context: BrowserContext, request: pytest.FixtureRequest) -> Iterator[Page]:
+    yield from page_kept_on_failure(context, request)
 
 
 # A phone: the width of an iPhone SE/mini-class screen, the narrowest the demo must fit.
@@ -98,12 +89,7 @@ def phone_context(browser: Browser) -> Iterator[BrowserContext]:
 
 @pytest.fixture
 def phone_page(phone_context: BrowserContext, request: pytest.FixtureRequest) -> Iterator[Page]:
-    page = phone_context.new_page()
-    yield page
-    failed = getattr(request.node, "rep_call", None)
-    if failed is not None and failed.failed:
-        ARTIFACTS.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(ARTIFACTS / f"{request.node.name}-failure.png"), full_page=True)
+    yield from page_kept_on_failure(phone_context, request)
 
 
 @pytest.fixture

@@ -30,7 +30,7 @@ from websockets.sync.client import connect
 from entra_auth.emulator import EntraEmulator
 
 from ..helpers import HANG_GUARD
-from .conftest import ARTIFACTS, WAIT_MS
+from .conftest import ARTIFACTS, WAIT_MS, page_kept_on_failure
 
 pytestmark = pytest.mark.e2e
 
@@ -83,11 +83,7 @@ def trusting(browser: Browser) -> Iterator[BrowserContext]:
 
 @pytest.fixture
 def docs(trusting: BrowserContext, request: pytest.FixtureRequest) -> Iterator[Page]:
-    page = trusting.new_page()
-    yield page
-    failed = getattr(request.node, "rep_call", None)
-    if failed is not None and failed.failed:
-        shot(page, f"{request.node.name}-failure")
+    yield from page_kept_on_failure(trusting, request)
 
 
 def shot(page: Page, name: str) -> None:

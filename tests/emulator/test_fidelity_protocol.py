@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import re
 import secrets
-import shutil
 import threading
 import uuid
 from collections.abc import Iterator
@@ -32,7 +31,7 @@ import markupsafe
 import msal
 import pytest
 import requests
-from playwright.sync_api import Page, sync_playwright
+from playwright.sync_api import Page
 from werkzeug.serving import BaseWSGIServer, make_server
 from werkzeug.wrappers import Request, Response
 
@@ -55,8 +54,8 @@ from ..helpers import (
     WEB,
     confidential_client,
     secret_of,
-    within,
 )
+from ..helpers import in_chromium as in_chromium_with
 
 BOB = "bob@fabrikam.example"
 SPA_APP = "5fa0c0de-1111-4111-8111-0000000000a1"  # SPA platform only: no secret
@@ -432,20 +431,6 @@ def test_fid10_seed_refuses_a_uri_on_both_platforms() -> None:
 
 
 # -- 10 in a real browser: the SPA redeems its code with fetch(), cross-origin ---------------------
-CHROMIUM = shutil.which("chromium")
-CHROMIUM_ARGS = [
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-dev-shm-usage",
-]
-WAIT_MS = 30_000  # a hang guard for each wait, not a speed bound
-
 SPA_PAGE = """<!doctype html><meta charset="utf-8"><title>SPA</title>
 <pre id="result">working</pre><pre id="web-result">working</pre>
 <script>
@@ -496,22 +481,8 @@ def spa_page(emulator: EntraEmulator, party: Party) -> str:
 
 def in_chromium(scenario: Any) -> None:
     """Run ``scenario(page)`` in Debian's Chromium, trusting the emulator's local HTTPS (as a
-    developer's browser does once it trusts ``ca.pem``). In a thread of its own: Playwright's
-    sync API refuses to start where an asyncio loop runs, and ``within`` bounds the whole run."""
-    if CHROMIUM is None:
-        pytest.skip("Debian's chromium is not installed")
-
-    def run() -> None:
-        with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-            try:
-                page = browser.new_context(ignore_https_errors=True).new_page()
-                page.set_default_timeout(WAIT_MS)
-                scenario(page)
-            finally:
-                browser.close()
-
-    within(2 * HANG_GUARD, run)
+    developer's browser does once it trusts ``ca.pem``)."""
+    in_chromium_with(scenario, ignore_https_errors=True)
 
 
 @pytest.mark.e2e

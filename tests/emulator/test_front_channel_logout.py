@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import re
 import secrets
-import shutil
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -21,7 +20,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import jwt
 import pytest
-from playwright.sync_api import Page, sync_playwright
+from playwright.sync_api import Page
 from werkzeug.serving import BaseWSGIServer, make_server
 from werkzeug.wrappers import Request, Response
 
@@ -32,7 +31,8 @@ from entra_auth.emulator.minting import hash_verifier
 from entra_auth.emulator.seed import seed_from_dict
 from entra_auth.testing.driver import BrowserlessUser, SignOut, csp_allows_frame
 
-from ..helpers import CONTOSO, FABRIKAM, HANG_GUARD, within
+from ..helpers import BROWSER_WAIT_MS, CONTOSO, FABRIKAM, HANG_GUARD
+from ..helpers import in_chromium as in_chromium_with
 
 APP_A = "aaaaaaaa-1111-4111-8111-00000000000a"
 APP_B = "bbbbbbbb-1111-4111-8111-00000000000b"
@@ -571,22 +571,6 @@ def test_discovery_says_front_channel_logout_but_not_iss_with_sid(emulator: Entr
 
 
 # -- in a real browser: the frames load, then the page goes on -------------------------------------
-CHROMIUM = shutil.which("chromium")
-# Without these, Chromium reaches out to Google's services at start, which this network refuses.
-CHROMIUM_ARGS = [
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-dev-shm-usage",
-]
-WAIT_MS = 30_000  # a hang guard for each wait, not a speed bound
-
-
 def authorize_url(emulator: EntraEmulator, client_id: str) -> str:
     params = {
         "client_id": client_id,
@@ -611,27 +595,14 @@ def _sign_in_to_both(page: Page, emulator: EntraEmulator, a: RelyingParty, b: Re
 
 
 def in_chromium(scenario: Callable[[Page, list[str]], None]) -> None:
-    """Run ``scenario`` with a page of Debian's Chromium and the console messages it logs.
+    """Run ``scenario`` with a page of Debian's Chromium and the console messages it logs."""
 
-    In a thread of its own: Playwright's sync API refuses to start where an asyncio loop runs
-    (the e2e tests' browser keeps one for the session), and ``within`` bounds the whole run.
-    """
-    if CHROMIUM is None:
-        pytest.skip("Debian's chromium is not installed")
+    def with_console(page: Page) -> None:
+        console: list[str] = []
+        page.on("console", lambda message: console.append(message.text))
+        scenario(page, console)
 
-    def run() -> None:
-        with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-            try:
-                page = browser.new_context().new_page()
-                page.set_default_timeout(WAIT_MS)
-                console: list[str] = []
-                page.on("console", lambda message: console.append(message.text))
-                scenario(page, console)
-            finally:
-                browser.close()
-
-    within(2 * HANG_GUARD, run)
+    in_chromium_with(with_console)
 
 
 @pytest.mark.e2e
@@ -642,7 +613,7 @@ def test_in_a_real_browser_the_page_continues_once_every_frame_has_loaded(
 ) -> None:
     a, b = parties
     # No fallback within the test's wait: the page can go on only by the frames' load events.
-    monkeypatch.setattr(logout_endpoint, "FRAME_WAIT_MS", 10 * WAIT_MS)
+    monkeypatch.setattr(logout_endpoint, "FRAME_WAIT_MS", 10 * BROWSER_WAIT_MS)
 
     def scenario(page: Page, console: list[str]) -> None:
         _sign_in_to_both(page, emulator, a, b)
