@@ -1,10 +1,17 @@
 """FastAPI overhead of token checks on loopback: uvicorn (1 and 2 workers), load from wrk.
 
-Requests per second of the same endpoint unprotected, behind entra-auth's ``ApiProtector``
-dependency, behind fastapi-azure-auth and behind a plain PyJWT dependency, each as a ratio to
-unprotected. Then cold validation (a token never seen before) through the dependency, called
-in-process as FastAPI calls it, as a ratio to the core validator's. Loopback only, bounded in
-time.
+Requests per second of the same endpoint unprotected, behind a ``Security`` dependency that
+does nothing (what FastAPI's resolution of any dependency costs: the floor of every check made
+as one), behind entra-auth's ``ApiProtector`` dependency, behind fastapi-azure-auth and behind
+a plain PyJWT dependency, each as a ratio to unprotected and to the floor. Then cold
+validation (a token never seen before) through the dependency, called in-process as FastAPI
+calls it, as a ratio to the core validator's. Loopback only, bounded in time.
+
+This machine's two cores are shared by the server, wrk and anything else running, and a run's
+speed drifts by more than the differences measured. So every figure is paired: the routes run
+in turn within each round, a ratio is taken within the round, and the median of the rounds'
+ratios is printed. With one worker, the server runs on one core and wrk on the other
+(``taskset``, when there are two), so they do not take turns on one.
 """
 
 from __future__ import annotations
@@ -18,13 +25,15 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
+from statistics import median
 
 import requests
 from fastapi.security import SecurityScopes
 from starlette.requests import Request
 
-from bench.bench_http import SECONDS, wrk
+from bench.bench_http import wrk
 from bench.common import API, access_token
 from entra_auth.config import EntraConfig
 from entra_auth.emulator import EntraEmulator
@@ -35,19 +44,29 @@ from entra_auth.tokens import AccessTokenValidator
 ROOT = Path(__file__).resolve().parents[1]
 ROUTES = (
     ("open", "unprotected"),
+    ("floor", "a Security dependency doing nothing"),
     ("entra", "entra-auth Security(api)"),
     ("faa", "fastapi-azure-auth"),
     ("pyjwt", "plain PyJWT dependency"),
 )
-ROUNDS = 2  # wrk runs of each route per server, interleaved; the best counts
-# Cold validation: each contender validates every token once, in CHUNKS interleaved slices of
-# COLD_TOKENS / CHUNKS fresh tokens; the best slice counts.
-COLD_TOKENS = 3000
-CHUNKS = 10
+# wrk runs of each route per server, in turn, SECONDS each; the median round's ratio counts.
+# Many short rounds rather than a few long ones: the load drifts over seconds.
+ROUNDS = 10
+SECONDS = 1
+# Cold validation: each contender validates every token once, in CHUNKS slices of
+# COLD_TOKENS / CHUNKS fresh tokens taken in turn; the median slice's ratio counts.
+COLD_TOKENS = 6000
+CHUNKS = 60
+PINNED = (
+    hasattr(os, "sched_getaffinity")
+    and len(os.sched_getaffinity(0)) >= 2
+    and bool(shutil.which("taskset"))
+)
 
 
-def serve(env: dict[str, str], token: str, workers: int) -> dict[str, float]:
-    """Requests per second of each route, from one uvicorn with ``workers`` workers.
+def serve(env: dict[str, str], token: str, workers: int) -> list[dict[str, float]]:
+    """Requests per second of each route in each round, from one uvicorn with ``workers``
+    workers (one worker: pinned to the second core, wrk to the first, when ``PINNED``).
 
     The listening socket is made here with TCP_NODELAY, which Linux passes on to the accepted
     connections: uvicorn's own socket for several workers lacks it (asyncio sets it only on a
@@ -59,8 +78,10 @@ def serve(env: dict[str, str], token: str, workers: int) -> dict[str, float]:
     listener.bind(("127.0.0.1", 0))
     listener.listen(128)
     port = listener.getsockname()[1]
+    pinned = PINNED and workers == 1
     server = subprocess.Popen(
         [
+            *(["taskset", "-c", "1"] if pinned else []),
             sys.executable,
             "-m",
             "uvicorn",
@@ -94,11 +115,11 @@ def serve(env: dict[str, str], token: str, workers: int) -> dict[str, float]:
             answer = requests.get(f"{base}/{name}", timeout=5, headers=headers)
             if not answer.ok:
                 raise RuntimeError(f"/{name} answered {answer.status_code}: {answer.text}")
-        best = {name: 0.0 for name, _ in ROUTES}
-        for _ in range(ROUNDS):  # interleaved: a change of load weighs on every route alike
-            for name, _ in ROUTES:
-                best[name] = max(best[name], wrk(f"{base}/{name}", token))
-        return best
+        load = ["taskset", "-c", "0"] if pinned else []
+        rounds = []
+        for _ in range(ROUNDS):  # in turn: a change of load weighs on every route alike
+            rounds.append({name: wrk(f"{base}/{name}", token, load, SECONDS) for name, _ in ROUTES})
+        return rounds
     finally:
         server.terminate()
         try:
@@ -109,19 +130,22 @@ def serve(env: dict[str, str], token: str, workers: int) -> dict[str, float]:
         listener.close()
 
 
-def cold(emulator: EntraEmulator) -> tuple[float, float]:
-    """Fresh tokens per second: the core validator's, and through the FastAPI dependency."""
+def cold(emulator: EntraEmulator) -> dict[str, tuple[float, float]]:
+    """Fresh tokens per second of each contender, and its ratio to the core validator's (the
+    medians of the slices). The control is a second core validator measured as the first: the
+    spread of the measurement itself, which two identical validators show."""
     config = EntraConfig(
         authority=emulator.authority, client_id=API, ca_bundle=str(emulator.ca_path)
     )
     signing = emulator.signing_key
     keys = StaticKeys({signing.kid: signing.private_key.public_key()})
-    core = AccessTokenValidator(config, keys)
+    core, control = AccessTokenValidator(config, keys), AccessTokenValidator(config, keys)
     api = ApiProtector(config, keys=keys)
     tokens = [access_token(emulator, oid=str(uuid.uuid4())) for _ in range(COLD_TOKENS)]
     size = COLD_TOKENS // CHUNKS
     chunks = [tokens[i * size : (i + 1) * size] for i in range(CHUNKS)]
     needs = SecurityScopes(scopes=["access_as_user"])
+    loop = asyncio.new_event_loop()
 
     def request(token: str) -> Request:
         return Request(
@@ -134,35 +158,45 @@ def cold(emulator: EntraEmulator) -> tuple[float, float]:
             }
         )
 
-    async def through_dependency(requests_: list[Request]) -> float:
-        start = time.perf_counter()
-        for req in requests_:  # as FastAPI resolves it: authenticate, then the scopes
-            await api(req, needs, principal=await api.authenticate(req))
-        return len(requests_) / (time.perf_counter() - start)
+    async def dependency_calls(chunk: list[str]) -> float:
+        spent, clock = 0.0, time.perf_counter
+        for token in chunk:  # each request made just before, as a server makes it
+            connection = request(token)
+            start = clock()
+            await api(connection, needs)  # as FastAPI calls it
+            spent += clock() - start
+        return spent
 
-    def through_core(chunk: list[str]) -> float:
-        start = time.perf_counter()
-        for token in chunk:
-            core.authorize(core.validate(token), scopes=["access_as_user"])
-        return len(chunk) / (time.perf_counter() - start)
+    def through_dependency(chunk: list[str]) -> float:
+        return len(chunk) / loop.run_until_complete(dependency_calls(chunk))
 
-    loop = asyncio.new_event_loop()
+    def through(validator: AccessTokenValidator) -> Callable[[list[str]], float]:
+        def rate(chunk: list[str]) -> float:  # timed token by token, as the dependency is
+            spent, clock = 0.0, time.perf_counter
+            for token in chunk:
+                start = clock()
+                validator.validate(token, scopes=["access_as_user"])
+                spent += clock() - start
+            return len(chunk) / spent
+
+        return rate
+
+    contenders = {"core": through(core), "control": through(control), "api": through_dependency}
+    rates: dict[str, list[float]] = {name: [] for name in contenders}
+    ratios: dict[str, list[float]] = {name: [] for name in contenders}
     try:
         loop.run_until_complete(api.startup())
-        best_core = best_dependency = 0.0
-        for i, chunk in enumerate(chunks):  # each goes first in turn: order weighs on neither
-            prepared = [request(token) for token in chunk]
-            if i % 2:
-                best_core = max(best_core, through_core(chunk))
-            best_dependency = max(
-                best_dependency, loop.run_until_complete(through_dependency(prepared))
-            )
-            if not i % 2:
-                best_core = max(best_core, through_core(chunk))
+        names = list(contenders)
+        for i, chunk in enumerate(chunks):  # each goes first in turn: order weighs on none
+            turn = names[i % 3 :] + names[: i % 3]
+            measured = {name: contenders[name](chunk) for name in turn}
+            for name, rate in measured.items():
+                rates[name].append(rate)
+                ratios[name].append(rate / measured["core"])
         loop.run_until_complete(api.aclose())
     finally:
         loop.close()
-    return best_core, best_dependency
+    return {name: (median(rates[name]), median(ratios[name])) for name in contenders}
 
 
 def main() -> None:
@@ -186,26 +220,37 @@ def main() -> None:
                 "BENCH_CLIENT_ID": API,
                 "BENCH_TENANT_ID": emulator.tenant_id,
             }
-            print(f"# FastAPI overhead · uvicorn · wrk -c8 {SECONDS}s, best of {ROUNDS} · {day}")
-            print("| workers | endpoint | requests/s | x unprotected |")
-            print("|---|---|---|---|")
+            where = "server and wrk on a core each" if PINNED else "server and wrk share the cores"
+            print(
+                f"# FastAPI overhead · uvicorn · wrk -c8 {SECONDS}s, median of {ROUNDS} rounds "
+                f"· {day}"
+            )
+            print(f"One worker: {where}. Two workers: all share the two cores.")
+            print("| workers | endpoint | requests/s | x unprotected | x floor |")
+            print("|---|---|---|---|---|")
             for workers in (1, 2):
-                results = serve(env, token, workers)
+                rounds = serve(env, token, workers)
                 for name, label in ROUTES:
-                    print(
-                        f"| {workers} | {label} | {results[name]:,.0f} | "
-                        f"{results[name] / results['open']:.2f} |"
-                    )
+                    rate = median(r[name] for r in rounds)
+                    to_open = median(r[name] / r["open"] for r in rounds)
+                    to_floor = median(r[name] / r["floor"] for r in rounds)
+                    floor = f"{to_floor:.2f}" if name != "open" else ""
+                    print(f"| {workers} | {label} | {rate:,.0f} | {to_open:.2f} | {floor} |")
             print()
-        core, dependency = cold(emulator)
-        print(f"# Cold validation through the FastAPI dependency · {COLD_TOKENS:,} fresh tokens")
+        figures = cold(emulator)
+        print(
+            f"# Cold validation through the FastAPI dependency · {COLD_TOKENS:,} fresh tokens, "
+            f"median of {CHUNKS} slices"
+        )
         print("| what | validations/s | x core |")
         print("|---|---|---|")
-        print(f"| core AccessTokenValidator.validate | {core:,.0f} | 1.00 |")
-        print(
-            f"| ApiProtector dependency, called in-process | {dependency:,.0f} | "
-            f"{dependency / core:.2f} |"
-        )
+        for name, label in (
+            ("core", "core AccessTokenValidator.validate"),
+            ("control", "the same, a second validator (the measurement's own spread)"),
+            ("api", "ApiProtector dependency, called in-process"),
+        ):
+            rate, ratio = figures[name]
+            print(f"| {label} | {rate:,.0f} | {ratio:.2f} |")
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import requests
@@ -31,12 +32,22 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def wrk(url: str, token: str) -> float:
+def wrk(url: str, token: str, prefix: Sequence[str] = (), seconds: int = SECONDS) -> float:
+    """Requests per second of ``url`` from wrk (``prefix``: e.g. taskset, to pin it)."""
     out = subprocess.run(
-        ["wrk", "-t1", "-c8", f"-d{SECONDS}s", "-H", f"Authorization: Bearer {token}", url],
+        [
+            *prefix,
+            "wrk",
+            "-t1",
+            "-c8",
+            f"-d{seconds}s",
+            "-H",
+            f"Authorization: Bearer {token}",
+            url,
+        ],
         capture_output=True,
         text=True,
-        timeout=SECONDS + 30,
+        timeout=seconds + 30,
         check=True,
     ).stdout
     found = re.search(r"Requests/sec:\s+([\d.]+)", out)

@@ -1,8 +1,10 @@
-"""The app `bench_fastapi.py` serves with uvicorn: one endpoint four ways.
+"""The app `bench_fastapi.py` serves with uvicorn: one endpoint five ways.
 
-/open (no check), /entra (entra-auth's ``ApiProtector`` dependency), /faa (fastapi-azure-auth,
-its OpenID configuration read from the local Entra ID), /pyjwt (a plain PyJWT dependency, the
-keys fetched once at startup). Configuration from ENTRA_* and BENCH_* variables.
+/open (no check), /floor (a security dependency doing nothing: FastAPI's own cost of any
+check made as a dependency), /entra (entra-auth's ``ApiProtector`` dependency), /faa
+(fastapi-azure-auth, its OpenID configuration read from the local Entra ID), /pyjwt (a plain
+PyJWT dependency, the keys fetched once at startup). Configuration from ENTRA_* and BENCH_*
+variables.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import Annotated, Any
 import httpx
 import jwt
 from fastapi import Depends, FastAPI, HTTPException, Request, Security
+from fastapi.security import SecurityScopes
 from fastapi_azure_auth.auth import AzureAuthorizationCodeBearerBase
 
 from entra_auth.config import EntraConfig
@@ -71,6 +74,15 @@ async def pyjwt_claims(request: Request) -> dict[str, Any]:
 
 @app.get("/open")
 async def open_endpoint() -> dict[str, Any]:
+    return {"ok": True}
+
+
+async def nothing(security_scopes: SecurityScopes) -> None:
+    """The floor: a security dependency that checks nothing, resolved as FastAPI resolves any."""
+
+
+@app.get("/floor")
+async def floor_endpoint(_: Annotated[None, Security(nothing, scopes=["access_as_user"])]) -> Any:
     return {"ok": True}
 
 

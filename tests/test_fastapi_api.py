@@ -9,6 +9,7 @@ No ``from __future__ import annotations``: FastAPI reads the ``Annotated`` depen
 endpoints (which name local protectors) from their annotations at runtime.
 """
 
+import inspect
 import json
 import logging
 import os
@@ -392,15 +393,12 @@ def test_misuse_fails_closed(entra_emulator: EntraEmulator) -> None:
         client.get("/decorated", headers=bearer(user_token(entra_emulator)))
 
 
-def test_a_protector_whose_signature_is_not_read_lets_no_request_in(
-    entra_emulator: EntraEmulator,
-) -> None:
-    """Defence in depth: FastAPI reads each protector's own signature (``principal`` from
-    ``api.authenticate``). Were it to read the class's instead, ``principal`` must never be
-    filled from the request (a JSON body shaped like a Principal): every request fails."""
+def test_no_principal_is_filled_from_the_request(entra_emulator: EntraEmulator) -> None:
+    """A protector's dependency takes the connection and the scopes only: a JSON body or a
+    query parameter shaped like a Principal fills nothing, and the request without a token is
+    refused."""
     api = ApiProtector(emulator_config(entra_emulator))
-    requirement = api.require(roles=["Data.Read.All"])
-    del api.__signature__, requirement.__signature__
+    assert list(inspect.signature(api).parameters) == ["connection", "security_scopes"]
     app = FastAPI()
     api.init_app(app)
 
@@ -408,15 +406,35 @@ def test_a_protector_whose_signature_is_not_read_lets_no_request_in(
     async def scoped(principal: Annotated[Principal, Security(api, scopes=["access_as_user"])]):
         return {"oid": principal.oid}
 
+    forged = {"oid": "o", "tid": "t", "sub": "s", "scopes": ["access_as_user"]}
+    with TestClient(app) as client:
+        answer = client.post("/scoped", json=forged, params={"principal": "x"})
+    assert answer.status_code == 401
+    assert answer.headers["www-authenticate"] == 'Bearer realm="api"'
+
+
+def test_a_requirement_whose_signature_is_not_read_lets_no_request_in(
+    entra_emulator: EntraEmulator,
+) -> None:
+    """Defence in depth: FastAPI reads each requirement's own signature (its scheme with its
+    scopes and roles). Were it to read the class's instead, every request fails (closed), a
+    forged body or a valid token alike."""
+    api = ApiProtector(emulator_config(entra_emulator))
+    requirement = api.require(scopes=["access_as_user"])
+    del requirement.__signature__
+    app = FastAPI()
+    api.init_app(app)
+
     @app.post("/role")
     async def role(principal: Annotated[Principal, Depends(requirement)]):
         return {"oid": principal.oid}
 
     forged = {"oid": "o", "tid": "t", "sub": "s", "scopes": ["access_as_user"]}
     with TestClient(app) as client:
-        for path in ("/scoped", "/role"):
-            with pytest.raises(RuntimeError, match="signature"):
-                client.post(path, json=forged, params={"principal": "x"})
+        with pytest.raises(RuntimeError, match="signature"):
+            client.post("/role", json=forged, params={"principal": "x"})
+        with pytest.raises(RuntimeError, match="signature"):
+            client.post("/role", headers=bearer(user_token(entra_emulator)))
 
 
 # -- WebSocket -------------------------------------------------------------------------------------

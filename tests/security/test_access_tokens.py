@@ -337,6 +337,21 @@ def test_AT24_malformed_authorization_headers(api: FlaskClient, mint: Mint) -> N
         assert api.get("/scoped", headers={"Authorization": f"{scheme} {token}"}).status_code == 200
 
 
+@pytest.mark.parametrize("segment", [0, 1, 2])
+@pytest.mark.parametrize("character", ["!", ",", "\x7f", '"', "\\"])
+def test_a_signed_token_that_is_no_b64token_is_a_malformed_request(
+    api: FlaskClient, mint: Mint, segment: int, character: str
+) -> None:
+    """The adapters validate first and check the RFC 6750 syntax only when a token is refused
+    (``bearer_token(check_syntax=False)``): a well-signed token with a character outside
+    b64token's alphabet in any segment (the header known, the payload not yet decoded) is
+    still refused as a malformed request, as when the syntax was checked first."""
+    parts = mint.token().split(".")
+    parts[segment] = parts[segment][:5] + character + parts[segment][5:]
+    answer = api.get("/scoped", headers={"Authorization": "Bearer " + ".".join(parts)})
+    assert_refused(answer, 401, "invalid_request")
+
+
 def test_AT25_guests_allowed_by_default_refusable(api_factory: ApiFactory, mint: Mint) -> None:
     guest = mint.token(
         oid="3d6f4e2b-7a5c-4b1d-84f9-8a6e5b4d3c2f", idp=f"https://sts.windows.net/{FABRIKAM}/"

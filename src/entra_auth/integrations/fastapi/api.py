@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import inspect
 import logging
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterable
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, cast
 
@@ -34,7 +34,7 @@ from starlette.requests import HTTPConnection, Request
 from starlette.responses import JSONResponse, Response
 from starlette.websockets import WebSocket
 
-from ...bearer import Challenge, bearer_token, challenge, log_refusal
+from ...bearer import Challenge, bearer_token, challenge, check_token_syntax, log_refusal
 from ...config import EntraConfig
 from ...errors import EntraAuthError, InsufficientScopeError, ProviderUnavailableError
 from ...keys import AsyncJwksCache, AsyncKeySource, KeySource
@@ -117,9 +117,8 @@ async def respond(connection: HTTPConnection, answer: Challenge) -> Response | N
 
 
 def _signature_not_read() -> None:
-    """The class-level default of a protector's ``principal``: reached only if FastAPI stopped
-    reading the per-instance signature, and then every request fails (closed) rather than
-    FastAPI filling the principal from the request."""
+    """The class-level default of a requirement's ``scheme``: reached only if FastAPI stopped
+    reading the per-instance signature, and then every request fails (closed)."""
     raise RuntimeError(
         "FastAPI did not read the ApiProtector's dependency signature: no request is let in."
     )
@@ -142,7 +141,6 @@ class ApiProtector(SecurityBase):
 
     model: SecurityBaseModel
     scheme_name: str
-    __signature__: inspect.Signature  # what FastAPI reads: see _signature
 
     def __init__(
         self,
@@ -168,7 +166,6 @@ class ApiProtector(SecurityBase):
         self._loaded = False
         self._unanswered_warned = False
         self._scheme = _Scheme(self)
-        self.__signature__ = _signature(self, optional=False)
 
     # -- settings, keys, validator ----------------------------------------------------------
     @property
@@ -281,18 +278,38 @@ class ApiProtector(SecurityBase):
         return Requirement(self, _names(scopes, "scopes"), _names(roles, "roles"), optional)
 
     async def __call__(
-        self,
-        connection: HTTPConnection,
-        security_scopes: SecurityScopes,
-        principal: Principal | None = _NOT_READ,
-    ) -> Principal | None:
-        """``Security(api, scopes=[...])``: a token carrying every scope of ``SecurityScopes``."""
-        return self.authorize(connection, principal, tuple(security_scopes.scopes), (), False)
+        self, connection: HTTPConnection, security_scopes: SecurityScopes
+    ) -> Principal:
+        """``Security(api, scopes=[...])``: a token carrying every scope of ``SecurityScopes``.
+
+        One dependency, not two: FastAPI's resolution of each dependency costs about as much as
+        a cached validation (``bench/bench_fastapi.py``), so the token is read here rather than
+        in a sub-dependency (``authenticate`` stays the override point, see ``principal``)."""
+        principal = await self.principal(connection)
+        allowed = self.authorize(connection, principal, security_scopes.scopes, (), False)
+        assert allowed is not None  # not optional: a request without a token was refused
+        return allowed
+
+    async def principal(self, connection: HTTPConnection) -> Principal | None:
+        """The request's principal (``None`` without a token; a refused token is refused):
+        ``authenticate``'s, or what a test put in ``app.dependency_overrides[api.authenticate]``
+        (a function of no arguments: ``testing.override_principal``)."""
+        overrides = getattr(connection.scope.get("app"), "dependency_overrides", None)
+        if overrides:
+            override = overrides.get(self.authenticate)
+            if override is not None:
+                given = override()
+                return await given if inspect.isawaitable(given) else given  # type: ignore[no-any-return]
+        try:  # ``authenticate``, written out: a coroutine level less on every request
+            return await self.principal_of(connection)
+        except (BearerRefused, WebSocketBearerRefused):
+            self._warn_if_unanswered(connection)
+            raise
 
     async def authenticate(self, connection: HTTPConnection) -> Principal | None:
-        """The dependency every requirement depends on: the principal of the request's bearer
-        token (``None`` without one), without authorization. A refused token is refused here.
-        Tests replace it (``testing.override_principal``) to run without tokens."""
+        """The principal of the request's bearer token (``None`` without one), without
+        authorization. A refused token is refused here. Tests replace it
+        (``testing.override_principal``) to run without tokens."""
         try:
             return await self.principal_of(connection)
         except (BearerRefused, WebSocketBearerRefused):
@@ -303,12 +320,20 @@ class ApiProtector(SecurityBase):
         """The principal of ``connection``'s ``Authorization: Bearer`` token (the only place a
         token is read), ``None`` without one; raises ``BearerRefused`` (or, for a WebSocket
         handshake, ``WebSocketBearerRefused``) when the token is refused."""
-        validator = self.validator  # outside the try: settings missing are no refusal
+        # Outside the try: settings missing are no refusal.
+        validator = self._validator or self._build()
+        # The ASGI scope's header names are lower case: read without making Starlette's Headers.
+        headers = connection.scope["headers"]
+        values = [value.decode("latin-1") for name, value in headers if name == b"authorization"]
         try:
-            token = bearer_token(connection.headers.getlist("authorization"))
+            token = bearer_token(values, check_syntax=False)
             if token is None:
                 return None
-            return await validator.authenticate_async(token)
+            try:
+                return await validator.authenticate_async(token)
+            except EntraAuthError:
+                check_token_syntax(token)  # not even a b64token: the request's fault (400)
+                raise
         except EntraAuthError as error:
             raise self._refusal(connection, error) from error
 
@@ -316,8 +341,8 @@ class ApiProtector(SecurityBase):
         self,
         connection: HTTPConnection,
         principal: Principal | None,
-        scopes: tuple[str, ...],
-        roles: tuple[str, ...],
+        scopes: Sequence[str],
+        roles: Sequence[str],
         optional: bool,
     ) -> Principal | None:
         """``principal`` when it carries what is required (the core's rule), else the refusal:
@@ -382,15 +407,15 @@ class Requirement:
         self, api: ApiProtector, scopes: tuple[str, ...], roles: tuple[str, ...], optional: bool
     ):
         self.api, self.scopes, self.roles, self.optional = api, scopes, roles, optional
-        self.__signature__ = _signature(api, optional=optional, listed=(*scopes, *roles))
+        self.__signature__ = _signature(api, (*scopes, *roles), optional=optional)
 
     async def __call__(
         self,
         connection: HTTPConnection,
         security_scopes: SecurityScopes,
-        principal: Principal | None = _NOT_READ,
         scheme: None = _NOT_READ,
     ) -> Principal | None:
+        principal = await self.api.principal(connection)
         scopes = tuple(dict.fromkeys((*security_scopes.scopes, *self.scopes)))
         return self.api.authorize(connection, principal, scopes, self.roles, self.optional)
 
@@ -429,28 +454,22 @@ class _Scheme(SecurityBase):
         return None
 
 
-def _signature(
-    api: ApiProtector, *, optional: bool, listed: tuple[str, ...] | None = None
-) -> inspect.Signature:
-    """The signature FastAPI reads for a protector or a requirement: the connection, the
-    ``SecurityScopes`` of the chain, and the principal from ``api.authenticate``, the one
-    dependency tests override (a per-instance signature: a class's ``__call__`` cannot name
-    the instance's own ``authenticate`` in a default); a requirement adds the scheme with its
-    scopes and roles, for the OpenAPI document only."""
+def _signature(api: ApiProtector, listed: tuple[str, ...], *, optional: bool) -> inspect.Signature:
+    """The signature FastAPI reads for a requirement: the connection, the ``SecurityScopes`` of
+    the chain, and the protector's scheme with the requirement's scopes and roles, there for
+    the OpenAPI document only (FastAPI lists a scheme's scopes from a ``Security(...)``
+    dependency; a class's ``__call__`` cannot name the instance's own in a default)."""
     p = inspect.Parameter
     parameters = [
         p("connection", p.POSITIONAL_OR_KEYWORD, annotation=HTTPConnection),
         p("security_scopes", p.POSITIONAL_OR_KEYWORD, annotation=SecurityScopes),
         p(
-            "principal",
+            "scheme",
             p.POSITIONAL_OR_KEYWORD,
-            default=Depends(api.authenticate),
-            annotation=Principal | None,
+            default=Security(api._scheme, scopes=list(listed)),
+            annotation=None,
         ),
     ]
-    if listed is not None:
-        scheme = Security(api._scheme, scopes=list(listed))
-        parameters.append(p("scheme", p.POSITIONAL_OR_KEYWORD, default=scheme, annotation=None))
     return inspect.Signature(
         parameters, return_annotation=Principal | None if optional else Principal
     )

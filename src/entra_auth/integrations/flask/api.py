@@ -21,7 +21,7 @@ from typing import Any, TypeVar, cast
 from flask import Blueprint, Flask, Response, current_app, g, jsonify, request
 from werkzeug.local import LocalProxy
 
-from ...bearer import bearer_token, challenge, log_refusal
+from ...bearer import bearer_token, challenge, check_token_syntax, log_refusal
 from ...config import EntraConfig
 from ...errors import EntraAuthError, InsufficientScopeError
 from ...keys import JwksCache
@@ -145,10 +145,14 @@ def _check(
     validator: AccessTokenValidator, scopes: tuple[str, ...], roles: tuple[str, ...], realm: str
 ) -> Response | None:
     try:
-        token = bearer_token(request.headers.getlist("Authorization"))
+        token = bearer_token(request.headers.getlist("Authorization"), check_syntax=False)
         if token is None:
             return _answer(None, realm)
-        g.principal = validator.validate(token, scopes=scopes, roles=roles)
+        try:
+            g.principal = validator.validate(token, scopes=scopes, roles=roles)
+        except EntraAuthError:
+            check_token_syntax(token)  # not even a b64token: the request's fault (400)
+            raise
     except EntraAuthError as error:
         # the path is the client's: logged inert, one record per refusal (HX07)
         log_refusal(log, error, method=request.method, path=request.path)
