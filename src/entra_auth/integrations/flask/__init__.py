@@ -14,11 +14,13 @@ except ImportError as exc:  # pragma: no cover - shown by tests/test_packaging.p
         "pip install 'entra-auth[flask]'"
     ) from exc
 
+from ...client.session import AnonymousUser, SignedInUser
 from ._config import config_from_app
 from .api import ApiProtector, current_principal, require_token
-from .login import EntraAuth, SignedInUser, current_user
+from .login import EntraAuth, current_user
 
 __all__ = [
+    "AnonymousUser",
     "ApiProtector",
     "EntraAuth",
     "SignedInUser",

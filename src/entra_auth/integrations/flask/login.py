@@ -23,9 +23,6 @@ name (``layout.html`` for the look of all of them).
 from __future__ import annotations
 
 import functools
-import hashlib
-import hmac
-import json
 import logging
 import secrets
 import time
@@ -53,7 +50,9 @@ from werkzeug.local import LocalProxy
 from werkzeug.wrappers import Response as WerkzeugResponse
 
 from ... import aadsts
+from ...client import session as websession
 from ...client.graph import GraphClient
+from ...client.session import ANONYMOUS, AnonymousUser, SignedInUser
 from ...client.signin import SignedIn, SignInFlow, safe_return_path
 from ...client.token_cache import (
     MappingTokenCacheStore,
@@ -71,8 +70,7 @@ from ...errors import (
     SignInError,
 )
 from ...logs import inert, redact_logger
-from ...pending import PendingSignInCookie, PendingSignIns, state_fingerprint
-from ...tokens import Principal
+from ...pending import PendingSignInCookie, PendingSignIns
 from ._config import config_from_app
 from .sessions import SignInSessions, configure_sessions, store_errors
 
@@ -81,112 +79,11 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 # -- web sign-in --------------------------------------------------------------------------------
-# The server-side session holds only a signed-in user; sign-ins under way live in the browser's
-# own short-lived cookie (``entra_auth.pending``), so anonymous requests store nothing (HX04).
-_USER, _ACCOUNT, _FRESH = "entra_user", "entra_account", "entra_fresh_sign_in"
-_CACHE_ID = "entra_cache_id"
-# Who the session is signed in as, sealed to the session id with a key Redis never holds: a
-# Redis (or session-file) writer can delete or roll back sessions, not change whom they speak for.
-_SEAL = "entra_seal"
-_SIGNED_IN_KEEP = (
-    "oid",
-    "tid",
-    "sub",
-    "name",
-    "preferred_username",
-    "email",
-    "roles",
-    "idp",
-    "iss",
-    "aud",
-    "ver",
-    "iat",
-    "exp",
-    "sid",
-)
-
-_SIGNED_IN_AT = "entra_signed_in_at"
-# The last sign-in this session finished (its state's fingerprint and where it was going), so
-# the browser's Back button onto the used callback URL goes quietly to that page.
-_LAST_SIGN_IN = "entra_last_sign_in"
-# Set at sign-out, read by the first page after it (``entra_signed_out`` in templates): a
-# plain cookie, because the session is gone and nothing may be stored for anonymous visitors.
-_SIGNED_OUT_COOKIE = "entra_signed_out"
+# What the session holds and how it is trusted is ``entra_auth.client.session``'s (one
+# definition for every adapter); sign-ins under way live in the browser's own short-lived
+# cookie (``entra_auth.pending``), so anonymous requests store nothing (HX04).
 _FRONT_CHANNEL_DONE = """<!doctype html><html lang="en"><head><meta charset="utf-8">
 <title>Signed out</title></head><body>Signed out.</body></html>"""
-
-
-class SignedInUser:
-    """The signed-in user, from the verified ID token (claims for display; key on ``key``)."""
-
-    is_authenticated = True
-    is_anonymous = False
-
-    def __init__(self, data: dict[str, Any]):
-        self.claims: dict[str, Any] = dict(data)
-        self.oid: str = data["oid"]
-        self.tid: str = data["tid"]
-        self.sub: str = data["sub"]
-        self.name: str | None = data.get("name")
-        self.username: str | None = data.get("preferred_username")
-        roles = data.get("roles")
-        self.roles: frozenset[str] = frozenset(
-            r for r in (roles if isinstance(roles, list) else ()) if isinstance(r, str)
-        )
-
-    @property
-    def key(self) -> tuple[str, str]:
-        """``(oid, tid)``: what to key your own user record on (never email or UPN)."""
-        return (self.oid, self.tid)
-
-    def has_roles(self, *roles: str) -> bool:
-        """Every one of ``roles`` is among the app roles the ID token carries."""
-        return set(roles) <= self.roles
-
-    @property
-    def record(self) -> Any:
-        """What the app's ``user_loader`` returned for this user (None without one)."""
-        extension = current_app.extensions.get("entra_auth")
-        if not isinstance(extension, EntraAuth) or extension._user_loader is None:
-            return None
-        if "_record" not in self.__dict__:  # once a request: the user object lives that long
-            self.__dict__["_record"] = extension._user_loader(self)
-        return self.__dict__["_record"]
-
-    def principal(self) -> Principal:
-        return Principal(
-            oid=self.oid,
-            tid=self.tid,
-            sub=self.sub,
-            name=self.name,
-            roles=self.roles,
-            claims=self.claims,
-        )
-
-
-class AnonymousUser:
-    """``current_user`` when nobody is signed in: falsy, ``is_authenticated`` False."""
-
-    is_authenticated = False
-    is_anonymous = True
-    oid = tid = sub = name = username = record = None
-    roles: frozenset[str] = frozenset()
-
-    @property
-    def claims(self) -> dict[str, Any]:
-        return {}
-
-    def has_roles(self, *roles: str) -> bool:
-        return False
-
-    def __bool__(self) -> bool:
-        return False
-
-    def __repr__(self) -> str:
-        return "AnonymousUser()"
-
-
-_ANONYMOUS = AnonymousUser()
 
 
 def _session_user() -> SignedInUser | None:
@@ -201,16 +98,13 @@ def _session_user() -> SignedInUser | None:
 def _load_session_user() -> SignedInUser | None:
     if request_ctx.session is None:  # the session store failed while opening it
         return None
-    data = session.get(_USER)
-    if not isinstance(data, dict):
-        return None
     extension = current_app.extensions.get("entra_auth")
-    if not isinstance(extension, EntraAuth) or not extension._sealed():
+    if not isinstance(extension, EntraAuth):
         return None
-    try:
-        user = SignedInUser(data)
-    except KeyError:
+    data = websession.user_data(extension._seal_key, _session_id(), session)
+    if data is None:
         return None
+    user = SignedInUser(data, extension._user_loader)
     if extension._ended_at_idp(data):
         extension._end_session()
         return None
@@ -218,7 +112,12 @@ def _load_session_user() -> SignedInUser | None:
 
 
 def _current_user() -> SignedInUser | AnonymousUser:
-    return _session_user() or _ANONYMOUS
+    return _session_user() or ANONYMOUS
+
+
+def _session_id() -> str:
+    """Flask-Session's id of this session (the seal binds the identity to it)."""
+    return str(getattr(session, "sid", "") or "")
 
 
 current_user: SignedInUser | AnonymousUser = cast(
@@ -369,7 +268,7 @@ class EntraAuth:
         the sign-in page (consent, a revoked grant) and back to this page."""
         wanted = tuple(scopes)
         user = _session_user()
-        account = session.get(_ACCOUNT)
+        account = session.get(websession.ACCOUNT)
         if user is None or not isinstance(account, str):
             raise InteractionRequired("Nobody is signed in.", scopes=wanted)
         store = self._token_store()
@@ -392,13 +291,13 @@ class EntraAuth:
         )
 
     def _cache_key(self) -> str:
-        cache_id = session.get(_CACHE_ID)
+        cache_id = session.get(websession.CACHE_ID)
         if not isinstance(cache_id, str):
             # Re-seal only a session that was sealed: never bless an identity someone planted.
-            was_sealed = session.get(_USER) is not None and self._sealed()
-            cache_id = session[_CACHE_ID] = secrets.token_urlsafe(24)
+            was_sealed = session.get(websession.USER) is not None and self._sealed()
+            cache_id = session[websession.CACHE_ID] = secrets.token_urlsafe(24)
             if was_sealed:
-                session[_SEAL] = self._seal()
+                session[websession.SEAL] = self._seal()
         return f"entra:tokens:{cache_id}"
 
     def graph(self) -> GraphClient:
@@ -474,7 +373,7 @@ class EntraAuth:
         state = args.get("state")
         if state and self._finished_here(state):
             # Back onto the callback URL of the sign-in this session finished: no error page.
-            last = session.get(_LAST_SIGN_IN) or {}
+            last = session.get(websession.LAST_SIGN_IN) or {}
             return _no_referrer(redirect(safe_return_path(last.get("to"))))
         pending = self._pending.open(request.cookies.get(self._pending_cookie))
         if state and pending.was_used(state):
@@ -515,43 +414,17 @@ class EntraAuth:
                 f" {code}" if code else "",
                 code or inert(exc.code, 64),
             )
-            entry = aadsts.lookup(exc.aadsts) if exc.aadsts else None
-            words = entry.user if entry is not None else None
-            if words is not None:
-                # A code the person signing in can act on (their device, password, account, their
-                # organization's policy): said in their words, whatever the OAuth error value.
-                page = self._sign_in_error(
-                    words.title,
-                    words.message,
-                    remedy=words.remedy,
-                    detail=exc.message,
-                    developer_remedy=exc.remedy,
-                    code=code,
-                    retry=again,
-                    when=time.gmtime() if words.ask_admin else None,
-                )
-            elif exc.code == "access_denied":
-                page = self._sign_in_error(
-                    "Sign-in was cancelled.",
-                    "The sign-in was cancelled, or the permissions the app asked for were "
-                    "declined.",
-                    remedy="You can try again whenever you are ready.",
-                    detail=exc.message,
-                    developer_remedy=exc.remedy,
-                    code=code,
-                    retry=again,
-                )
-            else:
-                page = self._sign_in_error(
-                    "Sign-in failed.",
-                    "Microsoft Entra ID could not sign you in to this app.",
-                    remedy="Try again. If it keeps happening, tell the app's administrator "
-                    "when it happened.",
-                    detail=exc.message,
-                    developer_remedy=exc.remedy,
-                    code=code,
-                    retry=again,
-                )
+            words = websession.failure_words(exc)
+            page = self._sign_in_error(
+                words.title,
+                words.message,
+                remedy=words.remedy,
+                detail=words.detail,
+                developer_remedy=words.developer_remedy,
+                code=words.code,
+                retry=again,
+                when=words.when,
+            )
             return self._with_pending(page, pending)
         if self._user_loader is not None:
             user = SignedInUser(dict(signed_in.user.claims))
@@ -570,12 +443,7 @@ class EntraAuth:
         return self._with_pending(done, pending)
 
     def _finished_here(self, state: str) -> bool:
-        last = session.get(_LAST_SIGN_IN)
-        return (
-            isinstance(last, dict)
-            and _session_user() is not None
-            and hmac.compare_digest(str(last.get("state", "")), state_fingerprint(state))
-        )
+        return _session_user() is not None and websession.finished_here(session, state)
 
     def _start_session(
         self,
@@ -587,23 +455,24 @@ class EntraAuth:
         state: str,
         return_to: str,
     ) -> None:
-        if isinstance(session.get(_CACHE_ID), str):  # a previous user's tokens go with them
+        if isinstance(session.get(websession.CACHE_ID), str):  # a previous user's tokens go too
             self._token_store().clear()
         regenerate = getattr(current_app.session_interface, "regenerate", None)
         if regenerate is not None and session:  # a new id at sign-in: no session fixation
             regenerate(session)  # (an id with nothing stored is replaced by Flask-Session)
         session.clear()
         g.pop("entra_user", None)
-        claims = dict(signed_in.user.claims)
-        session[_USER] = {k: claims[k] for k in _SIGNED_IN_KEEP if k in claims}
-        session[_ACCOUNT] = signed_in.account_id
+        websession.start(
+            session,
+            signed_in,
+            state=state,
+            return_to=return_to,
+            scopes=scopes,
+            after_interaction=after_interaction,
+        )
         self._token_store().save(cache.serialize())
-        session[_SEAL] = self._seal()
-        now = time.time()
-        session[_SIGNED_IN_AT] = now
-        session[_LAST_SIGN_IN] = {"state": state_fingerprint(state), "to": return_to}
-        if after_interaction:  # remembered to stop a loop if the same need comes straight back
-            session[_FRESH] = {"scopes": list(scopes), "at": now}
+        session[websession.SEAL] = self._seal()
+        claims = signed_in.user.claims
         sid = claims.get("sid")
         session_id = getattr(session, "sid", None)
         if self._sign_ins is not None and isinstance(sid, str) and sid and session_id:
@@ -615,35 +484,17 @@ class EntraAuth:
             )
 
     def _seal(self) -> str:
-        """HMAC of the session's id and identity (user, MSAL account, token-cache id)."""
-        identity = json.dumps(
-            [
-                str(getattr(session, "sid", "")),
-                session.get(_USER),
-                session.get(_ACCOUNT),
-                session.get(_CACHE_ID),
-            ],
-            sort_keys=True,
-            separators=(",", ":"),
-        )
-        return hmac.new(self._seal_key, identity.encode(), hashlib.sha256).hexdigest()
+        return websession.seal(self._seal_key, _session_id(), session)
 
     def _sealed(self) -> bool:
-        given = session.get(_SEAL)
-        if not isinstance(given, str) or not getattr(session, "sid", None):
-            return False
-        return hmac.compare_digest(given, self._seal())
+        return websession.is_sealed(self._seal_key, _session_id(), session)
 
     def _ended_at_idp(self, user: dict[str, Any]) -> bool:
         """The IdP signed this sign-in out (front-channel), here or on another instance."""
         sid = user.get("sid")
         if self._sign_ins is None or not isinstance(sid, str) or not sid:
             return False
-        ended = self._sign_ins.ended_at(sid)
-        signed_in_at = session.get(_SIGNED_IN_AT)
-        if ended is None:
-            return False
-        return not isinstance(signed_in_at, (int, float)) or ended >= signed_in_at
+        return websession.ended_since_sign_in(session, self._sign_ins.ended_at(sid))
 
     def _end_session(self) -> None:
         self._token_store().clear()
@@ -665,7 +516,7 @@ class EntraAuth:
         self._end_session()
         response = _no_referrer(redirect(self.sign_in.sign_out_url(self.config.after_logout_url)))
         response.set_cookie(
-            _SIGNED_OUT_COOKIE,
+            websession.SIGNED_OUT_COOKIE,
             "1",
             max_age=300,
             path="/",
@@ -768,9 +619,7 @@ class EntraAuth:
         return response
 
     def _interaction_required(self, error: InteractionRequired) -> WerkzeugResponse:
-        fresh = session.get(_FRESH) or {}
-        just_signed_in = time.time() - float(fresh.get("at", 0)) < 60
-        if just_signed_in and set(error.scopes) <= set(fresh.get("scopes", [])):
+        if websession.just_consented(session, error.scopes):
             # The user just signed in for these scopes and there is still no token: sending
             # them back to the IdP would loop. Say so instead.
             return self._render(
@@ -861,7 +710,7 @@ class EntraAuth:
 def _template_context() -> dict[str, Any]:
     return {
         "current_user": _current_user(),
-        "entra_signed_out": bool(request.cookies.get(_SIGNED_OUT_COOKIE))
+        "entra_signed_out": bool(request.cookies.get(websession.SIGNED_OUT_COOKIE))
         and _session_user() is None,
     }
 
@@ -869,12 +718,14 @@ def _template_context() -> dict[str, Any]:
 def _forget_signed_out(response: WerkzeugResponse) -> WerkzeugResponse:
     """The signed-out notice is shown once: the first page after the IdP sent the user back."""
     if (
-        request.cookies.get(_SIGNED_OUT_COOKIE)
+        request.cookies.get(websession.SIGNED_OUT_COOKIE)
         and response.status_code == 200
         and response.mimetype == "text/html"
         and request.endpoint != "entra_auth.logout"
     ):
-        response.delete_cookie(_SIGNED_OUT_COOKIE, path="/", httponly=True, samesite="Lax")
+        response.delete_cookie(
+            websession.SIGNED_OUT_COOKIE, path="/", httponly=True, samesite="Lax"
+        )
     return response
 
 
@@ -930,7 +781,7 @@ def _private_when_signed_in(response: WerkzeugResponse) -> WerkzeugResponse:
     if request_ctx.session is None:  # the store failed while opening it: the 503 page is private
         response.headers["Cache-Control"] = "no-store"
         return response
-    if session.get(_USER) is not None or session.modified:
+    if session.get(websession.USER) is not None or session.modified:
         response.headers["Cache-Control"] = "no-store"
         response.vary.add("Cookie")
     return response
