@@ -15,9 +15,10 @@
     def load_user(user): return User.for_entra(user.tid, user.oid)
 
 Only translation lives here: the flow is ``entra_auth.client.signin``, sign-ins under way are
-``entra_auth.pending``, sessions are ``.sessions``. The pages the library shows itself are
-templates under ``templates/entra_auth/`` that an app replaces by shipping its own of the same
-name (``layout.html`` for the look of all of them).
+``entra_auth.pending``, what a session holds is ``entra_auth.client.session``, sessions are
+``.sessions``. The pages the library shows itself are templates under
+``entra_auth/templates/entra_auth/`` (shared by the web adapters) that an app replaces by
+shipping its own of the same name (``layout.html`` for the look of all of them).
 """
 
 from __future__ import annotations
@@ -71,6 +72,7 @@ from ...errors import (
 )
 from ...logs import inert, redact_logger
 from ...pending import PendingSignInCookie, PendingSignIns
+from ...templates import TEMPLATES
 from ._config import config_from_app
 from .sessions import SignInSessions, configure_sessions, store_errors
 
@@ -205,7 +207,7 @@ class EntraAuth:
             if self._redis is not None or hasattr(app.session_interface, "cache")
             else None
         )
-        bp = Blueprint("entra_auth", __name__, template_folder="templates")
+        bp = Blueprint("entra_auth", __name__, template_folder=str(TEMPLATES))
         bp.add_url_rule(self.login_path, "login", self._login)
         bp.add_url_rule(callback.path or "/", "callback", self._callback)
         bp.add_url_rule(self.logout_path, "logout", self._logout, methods=["GET", "POST"])

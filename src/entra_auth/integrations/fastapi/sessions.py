@@ -1,0 +1,193 @@
+"""Server-side sessions for FastAPI/Starlette sign-in, over starsessions.
+
+starsessions (``SessionMiddleware`` with pluggable stores, a Redis store on redis' asyncio
+client, JSON serialization, the session id regenerated on demand) is the maintained library for
+the job; what it does not do is written here, each for a reason:
+
+- ``SignedIdStore``: starsessions puts the raw store key in the cookie. The cookie here holds
+  ``<random id>.<HMAC>`` with a key derived from the app's secret (as Flask-Session's signer
+  does on the Flask side): a cookie the app did not make is refused before any store lookup.
+- ``FileStore``: starsessions has no file store (cookie, memory, Redis). One process, no Redis:
+  a session is a file of its own (0600, written whole then renamed, removed when it expires),
+  read and written in a worker thread so the event loop never waits on the disk.
+- ``StrictJsonSerializer``: a stored value that is not a JSON object (a corrupted or planted
+  entry) is an empty session, never an exception in every request that carries its cookie.
+
+Redis (``REDIS_URL``) lets several workers and instances share sessions; the token caches live
+beside them (``client.redis_cache``: encrypted, one entry per session).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+import re
+import secrets
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import anyio.to_thread
+from starsessions import SessionMiddleware
+from starsessions.serializers import Serializer
+from starsessions.stores import SessionStore
+
+from ...errors import ConfigurationError
+
+_ID = re.compile(r"[0-9a-f]{32}")  # starsessions' ids: secrets.token_hex(16)
+
+
+class SignedIdStore(SessionStore):
+    """A store whose session ids travel signed: ``<id>.<HMAC-SHA256(id)>`` in the cookie, the
+    bare id as the inner store's key. A cookie without a valid signature reads as no session
+    (nothing is looked up), and the session it would have named is never written to: a write
+    under an id not of our making goes to a new random id instead."""
+
+    def __init__(self, inner: SessionStore, key: bytes):
+        self.inner, self._key = inner, key
+
+    def new_id(self) -> str:
+        """A new signed session id (256 bits would be no safer: 128 random bits are unguessable,
+        and the signature is checked before the store is asked)."""
+        bare = secrets.token_hex(16)
+        return f"{bare}.{self._mac(bare)}"
+
+    def unsigned(self, value: str | None) -> str | None:
+        """The bare id of a signed id, or None when it is not ours."""
+        bare, _, mac = (value or "").partition(".")
+        if not _ID.fullmatch(bare) or not hmac.compare_digest(mac, self._mac(bare)):
+            return None
+        return bare
+
+    def _mac(self, session_id: str) -> str:
+        return hmac.new(self._key, session_id.encode(), hashlib.sha256).hexdigest()[:32]
+
+    async def read(self, session_id: str, lifetime: int) -> bytes:
+        bare = self.unsigned(session_id)
+        return b"" if bare is None else await self.inner.read(bare, lifetime)
+
+    async def write(self, session_id: str, data: bytes, lifetime: int, ttl: int) -> str:
+        signed = session_id if self.unsigned(session_id) is not None else self.new_id()
+        bare = self.unsigned(signed)
+        assert bare is not None
+        await self.inner.write(bare, data, lifetime, ttl)
+        return signed
+
+    async def remove(self, session_id: str) -> None:
+        bare = self.unsigned(session_id)
+        if bare is not None:
+            await self.inner.remove(bare)
+
+
+class FileStore(SessionStore):
+    """One file a session under ``directory``, for one process without Redis. Bounded: at most
+    ``limit`` sessions (a new one beyond it fails closed with ``ConfigurationError``, which
+    never happens to an anonymous visitor: only a sign-in makes a session)."""
+
+    def __init__(self, directory: str | Path, *, limit: int = 10_000):
+        self.directory = Path(directory)
+        self.limit = limit
+        self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+
+    def _path(self, session_id: str) -> Path:
+        if not _ID.fullmatch(session_id):  # only ids of our making become file names
+            raise ValueError("Not a session id.")
+        return self.directory / f"{session_id}.json"
+
+    async def read(self, session_id: str, lifetime: int) -> bytes:
+        return await anyio.to_thread.run_sync(self._read, session_id)
+
+    def _read(self, session_id: str) -> bytes:
+        path = self._path(session_id)
+        try:
+            raw = path.read_bytes()
+        except FileNotFoundError:
+            return b""
+        expires, _, data = raw.partition(b"\n")
+        try:
+            if float(expires) < time.time():
+                path.unlink(missing_ok=True)
+                return b""
+        except ValueError:
+            return b""
+        return data
+
+    async def write(self, session_id: str, data: bytes, lifetime: int, ttl: int) -> str:
+        await anyio.to_thread.run_sync(self._write, session_id, data, ttl or lifetime)
+        return session_id
+
+    def _write(self, session_id: str, data: bytes, ttl: int) -> None:
+        path = self._path(session_id)
+        if not path.exists() and self._count() >= self.limit:
+            self._sweep()
+            if self._count() >= self.limit:
+                raise ConfigurationError(
+                    f"The session directory holds {self.limit} sessions.",
+                    remedy="Set REDIS_URL to keep sessions in Redis, or raise the limit.",
+                )
+        expires = time.time() + (ttl if ttl > 0 else 8 * 3600)
+        handle, temporary = tempfile.mkstemp(dir=self.directory, prefix=".tmp-")
+        try:
+            with os.fdopen(handle, "wb") as file:  # mkstemp makes it 0600
+                file.write(f"{expires:.0f}\n".encode() + data)
+            os.replace(temporary, path)
+        except BaseException:
+            Path(temporary).unlink(missing_ok=True)
+            raise
+
+    async def remove(self, session_id: str) -> None:
+        await anyio.to_thread.run_sync(lambda: self._path(session_id).unlink(missing_ok=True))
+
+    def _count(self) -> int:
+        return sum(1 for _ in self.directory.glob("*.json"))
+
+    def _sweep(self) -> None:
+        for path in self.directory.glob("*.json"):
+            self._read(path.stem)  # removes it when expired
+
+
+class StrictJsonSerializer(Serializer):
+    """JSON, and only a JSON object: anything else read from the store is an empty session."""
+
+    def serialize(self, data: Any) -> bytes:
+        return json.dumps(data, separators=(",", ":")).encode()
+
+    def deserialize(self, data: bytes) -> dict[str, Any]:
+        try:
+            value = json.loads(data) if data else {}
+        except ValueError:
+            return {}
+        if not isinstance(value, dict):
+            return {}
+        if not isinstance(value.get("__metadata__", {}), dict):
+            value.pop("__metadata__")
+        return value
+
+
+def session_middleware_options(
+    store: SignedIdStore, *, secure: bool, lifetime: int
+) -> dict[str, Any]:
+    """``app.add_middleware(SessionMiddleware, **options)``: hardened cookies. Over https the
+    cookie is ``__Host-``: no sibling domain or plain-http page can plant it (HX05)."""
+    return {
+        "store": store,
+        "serializer": StrictJsonSerializer(),
+        "cookie_name": "__Host-entra_session" if secure else "entra_session",
+        "cookie_https_only": secure,
+        "cookie_same_site": "lax",
+        "cookie_path": "/",
+        "lifetime": lifetime,
+        "rolling": True,
+    }
+
+
+__all__ = [
+    "FileStore",
+    "SessionMiddleware",
+    "SignedIdStore",
+    "StrictJsonSerializer",
+    "session_middleware_options",
+]
