@@ -87,7 +87,7 @@ class FileStore(SessionStore):
     ``limit`` sessions (a new one beyond it fails closed with ``ConfigurationError``, which
     never happens to an anonymous visitor: only a sign-in makes a session)."""
 
-    def __init__(self, directory: str | Path, *, limit: int = 10_000):
+    def __init__(self, directory: str | os.PathLike[str], *, limit: int = 10_000):
         self.directory = Path(directory)
         self.limit = limit
         self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)

@@ -1,0 +1,683 @@
+"""Sign users in to a FastAPI or Starlette app (the Flask side's ``EntraAuth``, async).
+
+    auth = EntraAuth()                    # ENTRA_* and SECRET_KEY from the environment
+    app = FastAPI()
+    auth.init_app(app)                    # sessions, /login, /get_token, /logout, the pages
+
+    @app.get("/profile")
+    async def profile(user: SignedInUser = Depends(auth.login_required())):
+        me = await auth.graph_get(request, "/v1.0/me")   # Microsoft Graph as the user
+        ...
+
+Only translation lives here: the flow is ``entra_auth.client.signin`` (MSAL), sign-ins under way
+are ``entra_auth.pending`` (the browser's own sealed cookie: anonymous visitors store nothing),
+what a session holds and when it is trusted is ``entra_auth.client.session``, the sessions are
+``.sessions`` (starsessions: files for one process, Redis with ``REDIS_URL``).
+
+MSAL is synchronous: every call that may reach the identity provider (the code redemption, a
+silent refresh) runs in a worker thread (anyio), so the event loop serves other requests while
+the provider is slow. With Redis, each session's token cache is an encrypted entry of its own
+whose lock (held from load to save) keeps one refresh in flight per user across instances.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any, cast
+from urllib.parse import urlencode, urlsplit
+
+import anyio.to_thread
+import jinja2
+import msal
+import requests
+from starlette.applications import Starlette
+from starlette.requests import HTTPConnection, Request
+from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from starsessions import SessionAutoloadMiddleware
+from starsessions.session import get_session_handler
+
+from ...client import session as websession
+from ...client.graph import GraphClient
+from ...client.session import ANONYMOUS, AnonymousUser, SignedInUser
+from ...client.signin import SignInFlow, safe_return_path
+from ...client.token_cache import (
+    MappingTokenCacheStore,
+    TokenCacheCipher,
+    TokenCacheStore,
+    user_token_cache,
+)
+from ...config import EntraConfig
+from ...derive import derive_key
+from ...errors import (
+    ConfigurationError,
+    InteractionRequired,
+    ProviderUnavailableError,
+    SignInError,
+)
+from ...logs import inert, redact_logger
+from ...pending import PendingSignInCookie, PendingSignIns
+from ...templates import TEMPLATES
+from .sessions import (
+    FileStore,
+    SessionMiddleware,
+    SignedIdStore,
+    session_middleware_options,
+)
+
+log = logging.getLogger("entra_auth.fastapi")
+_USER_STATE = "entra_auth_user"  # request.state: the signed-in user, worked out once a request
+
+
+class SignInRequired(Exception):
+    """Raised by ``login_required`` for an anonymous visitor: answered with a redirect to the
+    sign-in page, which comes back to ``next``."""
+
+    def __init__(self, next_path: str):
+        super().__init__("Sign-in required.")
+        self.next_path = next_path
+
+
+class PageResponse(Exception):
+    """A page the library answers with from inside a dependency (a 403 for a missing role)."""
+
+    def __init__(self, response: Response):
+        super().__init__("A page answers this request.")
+        self.response = response
+
+
+class EntraAuth:
+    """Sign users in with Entra ID: the auth code flow with PKCE through MSAL, server-side
+    sessions, the user's token cache, silent refresh, sign-out.
+
+    ``config``: the app's settings, ``EntraConfig.from_env()`` when omitted (read at
+    ``init_app``). ``secret_key``: the app's secret (from ``SECRET_KEY`` when omitted), from
+    which the cookie's, the pending sign-ins' and the session seal's keys are derived.
+    ``templates``: a directory whose ``entra_auth/*.html`` replace the library's pages.
+    Sessions live in Redis at ``redis_url`` (``REDIS_URL``), else in files under
+    ``session_dir`` (``ENTRA_SESSION_DIR``, default ``./.entra_sessions``).
+    """
+
+    def __init__(
+        self,
+        config: EntraConfig | None = None,
+        *,
+        secret_key: str | None = None,
+        login_path: str = "/login",
+        logout_path: str = "/logout",
+        front_channel_logout_path: str = "/logout/front-channel",
+        templates: str | os.PathLike[str] | None = None,
+        session_lifetime: int = 8 * 3600,
+        redis_url: str | None = None,
+        session_dir: str | os.PathLike[str] | None = None,
+    ):
+        self._redis_url, self._session_dir = redis_url, session_dir
+        self._config = config
+        self._secret = secret_key
+        self.login_path, self.logout_path = login_path, logout_path
+        self.front_channel_logout_path = front_channel_logout_path
+        self._templates_dir = templates
+        self.session_lifetime = session_lifetime
+        self._user_loader: Callable[[SignedInUser], Any] | None = None
+
+    # -- setup ----------------------------------------------------------------------------------
+    def init_app(self, app: Starlette) -> None:
+        """Sessions (middleware), the sign-in routes and the answers; settings read now: a
+        missing one stops the app from starting."""
+        needed = ("client_id", "client_secret")
+        config = self._config or EntraConfig.from_env(require=needed)
+        config.require(*needed)
+        self.config = config
+        secret = self._secret or os.environ.get("SECRET_KEY")
+        if not secret or len(secret) < 16:
+            raise ConfigurationError(
+                "The app has no SECRET_KEY (or one shorter than 16 characters).",
+                remedy="Set SECRET_KEY to a long random value (python -c 'import secrets; "
+                "print(secrets.token_urlsafe(32))'), the same for every instance, or pass "
+                "EntraAuth(secret_key=...).",
+            )
+        self.sign_in = SignInFlow(config)
+        self._graph_http = requests.Session()
+        if config.ca_bundle:
+            self._graph_http.verify = config.ca_bundle
+            self._graph_http.trust_env = False
+        callback = urlsplit(config.callback_url)
+        self.callback_path = callback.path or "/"
+        self._secure = callback.scheme == "https"
+        self._pending_cookie = "__Host-entra_signin" if self._secure else "entra_signin"
+        self._pending = PendingSignInCookie(
+            secret, max_age=int(os.environ.get("ENTRA_SIGN_IN_MAX_AGE", 600))
+        )
+        self._seal_key = derive_key(secret, "entra-auth session seal")
+        self._redis_sync: Any = None
+        self._cipher: TokenCacheCipher | None = None
+        redis_url = self._redis_url or os.environ.get("REDIS_URL")
+        if redis_url:
+            inner = _redis_store(redis_url)
+            from ..flask.sessions import redis_client
+
+            self._redis_sync = redis_client(redis_url)
+            self._cipher = TokenCacheCipher(config.token_cache_keys)
+        else:
+            directory = (
+                self._session_dir
+                or os.environ.get("ENTRA_SESSION_DIR")
+                or os.path.join(os.getcwd(), ".entra_sessions")
+            )
+            inner = FileStore(directory)
+        self.store = SignedIdStore(inner, derive_key(secret, "entra-auth session id"))
+        loader = jinja2.ChoiceLoader(
+            [
+                *([jinja2.FileSystemLoader(self._templates_dir)] if self._templates_dir else []),
+                jinja2.FileSystemLoader(str(TEMPLATES)),
+            ]
+        )
+        self._jinja = jinja2.Environment(loader=loader, autoescape=True)
+        # Outermost first: the session middleware wraps the autoload (add_middleware prepends).
+        app.add_middleware(SessionAutoloadMiddleware)
+        app.add_middleware(
+            SessionMiddleware,
+            **session_middleware_options(
+                self.store, secure=self._secure, lifetime=self.session_lifetime
+            ),
+        )
+        app.add_route(self.login_path, self._login, ["GET"])
+        app.add_route(self.callback_path, self._callback, ["GET"])
+        app.add_route(self.logout_path, self._logout, ["GET", "POST"])
+        app.add_route(self.front_channel_logout_path, self._front_channel, ["GET"])
+        app.add_exception_handler(SignInRequired, self._answer_sign_in_required)
+        app.add_exception_handler(PageResponse, _answer_page)
+        app.add_exception_handler(InteractionRequired, self._answer_interaction_required)
+        app.add_exception_handler(ProviderUnavailableError, self._answer_provider_unavailable)
+        app.state.entra_auth = self
+        redact_logger("uvicorn.access")  # request lines carry ?code=…&state=…
+
+    def user_loader(self, loader: Callable[[SignedInUser], Any]) -> Callable[[SignedInUser], Any]:
+        """Register ``loader(user) -> your user record | None``: called after each verified
+        sign-in (None refuses it: a 403 page, no session) and when ``user.record`` is read."""
+        self._user_loader = loader
+        return loader
+
+    # -- for endpoints --------------------------------------------------------------------------
+    async def current_user(self, request: Request) -> SignedInUser | AnonymousUser:
+        """``Depends(auth.current_user)``: the signed-in user, or the anonymous user (falsy)."""
+        return await self.user(request) or ANONYMOUS
+
+    def login_required(
+        self, roles: Iterable[str] = ()
+    ) -> Callable[[Request], Awaitable[SignedInUser]]:
+        """``Depends(auth.login_required(roles=[...]))``: the signed-in user with every app role
+        of ``roles``; anonymous visitors go to sign in (and come back), others get a 403 page."""
+        need = tuple(roles)
+
+        async def signed_in_user(request: Request) -> SignedInUser:
+            user = await self.user(request)
+            if user is None:
+                raise SignInRequired(_here(request))
+            if self._user_loader is not None and user.record is None:
+                await self._end_session(request)
+                raise PageResponse(self._no_account())
+            if need and not user.has_roles(*need):
+                raise PageResponse(self._missing_roles(request, user, need))
+            return user
+
+        return signed_in_user
+
+    async def user(self, request: HTTPConnection) -> SignedInUser | None:
+        """The signed-in user of this request (worked out once a request), or None."""
+        state = request.state
+        if hasattr(state, _USER_STATE):
+            return cast("SignedInUser | None", getattr(state, _USER_STATE))
+        data = websession.user_data(self._seal_key, self._session_id(request), request.session)
+        user = SignedInUser(data, self._user_loader) if data is not None else None
+        setattr(state, _USER_STATE, user)
+        return user
+
+    async def get_token(self, request: Request, scopes: Iterable[str]) -> str:
+        """An access token for the signed-in user (MSAL in a worker thread, the refresh done
+        once however many requests ask at the same time); ``InteractionRequired`` sends them
+        through the sign-in page and back to this page."""
+        wanted = tuple(scopes)
+        user = await self.user(request)
+        account = request.session.get(websession.ACCOUNT)
+        if user is None or not isinstance(account, str):
+            raise InteractionRequired("Nobody is signed in.", scopes=wanted)
+        store = self._token_store(request)
+        principal = user.principal()
+
+        def acquire() -> str:
+            with user_token_cache(store) as cache:
+                return self.sign_in.acquire_token(cache, account, wanted, user=principal)
+
+        try:
+            return await anyio.to_thread.run_sync(acquire)
+        except SignInError as exc:  # a refresh spoke for someone else: end this session
+            log.warning("Session ended: %s", exc.code)
+            await self._end_session(request)
+            raise InteractionRequired(exc.message, scopes=wanted) from None
+
+    async def graph_get(
+        self, request: Request, path: str, params: dict[str, str] | None = None
+    ) -> dict[str, Any]:
+        """``GET`` a Microsoft Graph resource as the signed-in user (``User.Read``), in a worker
+        thread; a throttled Graph is reported, not slept through."""
+        token = await self.get_token(request, ["User.Read"])
+        timeout = self.config.http_timeout
+        client = GraphClient(
+            lambda: token,
+            base_url=self.config.graph_url or self.sign_in.discovery.metadata.graph_url,
+            session=self._graph_http,
+            timeout=timeout,
+            max_retries=1,
+            max_wait=timeout,
+        )
+        return await anyio.to_thread.run_sync(client.get, path, params)
+
+    # -- sessions --------------------------------------------------------------------------------
+    def _session_id(self, request: HTTPConnection) -> str | None:
+        """The bare id of this request's session (the seal binds the identity to it)."""
+        return self.store.unsigned(get_session_handler(request).session_id)
+
+    def _token_store(self, request: HTTPConnection) -> TokenCacheStore:
+        """This session's token cache: its own encrypted Redis entry, or inside the session."""
+        if self._redis_sync is None or self._cipher is None:
+            return MappingTokenCacheStore(request.session)
+        from ...client.redis_cache import RedisTokenCacheStore
+
+        cache_id = request.session.get(websession.CACHE_ID)
+        assert isinstance(cache_id, str)  # made at sign-in, sealed with the session
+        return RedisTokenCacheStore(
+            self._redis_sync,
+            f"entra:tokens:{cache_id}",
+            self._cipher,
+            ttl=self.session_lifetime,
+        )
+
+    async def _start_session(self, request: Request, signed_in: Any, cache: Any, flow: Any) -> None:
+        session = request.session
+        if self._redis_sync is not None and isinstance(session.get(websession.CACHE_ID), str):
+            store = self._token_store(request)  # a previous user's tokens go with them
+            await anyio.to_thread.run_sync(store.clear)
+        old = get_session_handler(request).session_id
+        if self.store.unsigned(old) is not None:
+            await self.store.remove(cast(str, old))  # a new id at sign-in: no session fixation
+        get_session_handler(request).session_id = self.store.new_id()
+        session.clear()
+        websession.start(
+            session,
+            signed_in,
+            state=str(flow.flow.get("state", "")),
+            return_to=flow.return_to,
+            scopes=flow.flow.get("scope", []),
+            after_interaction=flow.interaction,
+        )
+        if self._redis_sync is not None:
+            session[websession.CACHE_ID] = os.urandom(18).hex()
+            store = self._token_store(request)
+            await anyio.to_thread.run_sync(store.save, cache.serialize())
+        else:
+            MappingTokenCacheStore(session).save(cache.serialize())
+        session[websession.SEAL] = websession.seal(
+            self._seal_key, cast(str, self._session_id(request)), session
+        )
+        request.state.entra_auth_user = None  # worked out again from the new session
+
+    async def _end_session(self, request: HTTPConnection) -> None:
+        if self._redis_sync is not None and isinstance(
+            request.session.get(websession.CACHE_ID), str
+        ):
+            store = self._token_store(request)
+            await anyio.to_thread.run_sync(store.clear)
+        request.session.clear()
+        setattr(request.state, _USER_STATE, None)
+
+    # -- routes ---------------------------------------------------------------------------------
+    async def _login(self, request: Request) -> Response:
+        prompt = request.query_params.get("prompt")
+        return await self._send_to_sign_in(
+            request,
+            list(self.config.scopes),
+            return_to=safe_return_path(request.query_params.get("next")),
+            interaction=False,
+            prompt=prompt if prompt in ("login", "select_account", "consent") else None,
+        )
+
+    async def _send_to_sign_in(
+        self,
+        request: Request,
+        scopes: list[str],
+        *,
+        return_to: str,
+        interaction: bool,
+        prompt: str | None = None,
+    ) -> Response:
+        """To the identity provider, the flow kept in this browser's pending-sign-in cookie."""
+        flow = await anyio.to_thread.run_sync(
+            lambda: self.sign_in.begin(
+                redirect_uri=self.config.callback_url, scopes=scopes, prompt=prompt
+            )
+        )
+        pending = self._pending.open(request.cookies.get(self._pending_cookie))
+        pending.add(flow, return_to=return_to, interaction=interaction, now=time.time())
+        return self._with_pending(_auth_headers(RedirectResponse(flow["auth_uri"], 302)), pending)
+
+    def _with_pending(self, response: Response, pending: PendingSignIns) -> Response:
+        if not pending:
+            response.delete_cookie(
+                self._pending_cookie, path="/", secure=self._secure, httponly=True, samesite="lax"
+            )
+            return response
+        response.set_cookie(
+            self._pending_cookie,
+            self._pending.seal(pending),
+            max_age=self._pending.max_age,
+            path="/",
+            secure=self._secure,
+            httponly=True,
+            samesite="lax",  # sent on the IdP's top-level redirect back, not on cross-site POSTs
+        )
+        return response
+
+    async def _callback(self, request: Request) -> Response:
+        args = request.query_params
+        if any(len(args.getlist(k)) > 1 for k in args) or len(request.url.query) > 16384:
+            return self._sign_in_error(
+                "We couldn't sign you in",
+                "The answer from the sign-in service was incomplete or garbled.",
+                detail="The callback's query string repeats a parameter or is over 16 KiB.",
+            )
+        state = args.get("state")
+        if (
+            state
+            and await self.user(request) is not None
+            and websession.finished_here(request.session, state)
+        ):  # Back onto the callback URL of the sign-in this session finished: no error page
+            last = request.session.get(websession.LAST_SIGN_IN) or {}
+            return _auth_headers(RedirectResponse(safe_return_path(last.get("to")), 302))
+        pending = self._pending.open(request.cookies.get(self._pending_cookie))
+        if state and pending.was_used(state):
+            return self._sign_in_error(
+                "This sign-in link was already used",
+                "This sign-in response was already used: the page was reloaded, or Back was "
+                "pressed after signing in.",
+                remedy="Sign in again to continue.",
+                code="AADSTS54005",
+            )
+        flow = pending.take(state) if state else None
+        if flow is None:
+            if not pending.flows:  # the flow expired (or never was): start again, no error page
+                return _auth_headers(RedirectResponse(self.login_path, 302))
+            return self._sign_in_error(
+                "This sign-in was started somewhere else",
+                "This sign-in response does not belong to a sign-in this browser started.",
+                remedy="Sign in again from this app.",
+                detail="No sign-in under way in this browser has this state (a callback URL "
+                "from another browser, or a forged one).",
+            )
+        cache = msal.SerializableTokenCache()
+        again = f"{self.login_path}?{urlencode({'next': safe_return_path(flow.return_to)})}"
+        query = dict(args)
+        try:
+            signed_in = await anyio.to_thread.run_sync(
+                lambda: self.sign_in.complete(flow.flow, query, cache)
+            )
+        except ProviderUnavailableError as exc:
+            return self._with_pending(
+                self._provider_unavailable(request, exc, retry=again), pending
+            )
+        except SignInError as exc:
+            words = websession.failure_words(exc)
+            log.info(
+                "Sign-in refused: %s%s (entra-auth explain %s)",
+                inert(exc.code, 64),
+                f" {words.code}" if words.code else "",
+                words.code or inert(exc.code, 64),
+            )
+            page = self._sign_in_error(
+                words.title,
+                words.message,
+                remedy=words.remedy,
+                detail=words.detail,
+                developer_remedy=words.developer_remedy,
+                code=words.code,
+                retry=again,
+                when=words.when,
+            )
+            return self._with_pending(page, pending)
+        if self._user_loader is not None:
+            candidate = SignedInUser(dict(signed_in.user.claims))
+            if self._user_loader(candidate) is None:
+                log.info("Sign-in refused by the app's user_loader (no record for this user).")
+                return self._with_pending(self._no_account(), pending)
+        await self._start_session(request, signed_in, cache, flow)
+        done = _auth_headers(RedirectResponse(safe_return_path(flow.return_to), 302))
+        return self._with_pending(done, pending)
+
+    async def _logout(self, request: Request) -> Response:
+        if request.method != "POST":  # a GET (link, image) must not sign anyone out
+            if await self.user(request) is None:
+                return _auth_headers(RedirectResponse("/", 302))
+            return self._render(
+                "entra_auth/sign_out.html",
+                200,
+                title="Sign out?",
+                message="You will be signed out of this app and of your Microsoft account in "
+                "this browser.",
+                form=self.logout_path,
+            )
+        await self._end_session(request)
+        url = await anyio.to_thread.run_sync(
+            self.sign_in.sign_out_url, self.config.after_logout_url
+        )
+        response = _auth_headers(RedirectResponse(url, 302))
+        response.set_cookie(
+            websession.SIGNED_OUT_COOKIE,
+            "1",
+            max_age=300,
+            path="/",
+            secure=self._secure,
+            httponly=True,
+            samesite="lax",
+        )
+        return response
+
+    async def _front_channel(self, request: Request) -> Response:
+        """The IdP's hidden frame at sign-out elsewhere: ends this browser's session of that
+        ``sid`` (the frame is cross-site: with Redis, other browsers' sessions of it are a
+        later step)."""
+        sid = request.query_params.get("sid")
+        if not sid or len(sid) > 256:
+            return _auth_headers(Response("sid is required.", 400, media_type="text/plain"))
+        user = await self.user(request)
+        if user is not None and user.claims.get("sid") == sid:
+            await self._end_session(request)
+        return _auth_headers(
+            HTMLResponse("<!doctype html><title>Signed out</title>Signed out.", 200)
+        )
+
+    # -- answers --------------------------------------------------------------------------------
+    async def _answer_sign_in_required(self, request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, SignInRequired)
+        target = f"{self.login_path}?{urlencode({'next': exc.next_path})}"
+        return _auth_headers(RedirectResponse(target, 302))
+
+    async def _answer_interaction_required(self, request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, InteractionRequired)
+        if websession.just_consented(request.session, exc.scopes):
+            return self._render(
+                "entra_auth/forbidden.html",
+                403,
+                title="This page is not available to you right now",
+                message="You are signed in, but the app could not get a token for this page.",
+                remedy="Try again later, or ask the app's administrator.",
+                detail=exc.message,
+                developer_remedy=exc.remedy,
+            )
+        try:
+            return await self._send_to_sign_in(
+                request,
+                list(exc.scopes) or list(self.config.scopes),
+                return_to=_here(request),
+                interaction=True,
+            )
+        except ProviderUnavailableError as down:
+            return self._provider_unavailable(request, down)
+
+    async def _answer_provider_unavailable(self, request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, ProviderUnavailableError)
+        return self._provider_unavailable(request, exc)
+
+    def _provider_unavailable(
+        self, request: Request, error: ProviderUnavailableError, *, retry: str | None = None
+    ) -> Response:
+        """503 with ``Retry-After`` (502 for nonsense); nothing lost, no restart needed."""
+        status = error.http_status
+        wait = error.retry_after if error.retry_after else 5
+        log.warning(
+            "Identity provider %s: host=%s step=%s cause=%s",
+            "answered nonsense" if status == 502 else "unavailable",
+            inert(error.host or str(self.config.authority), 200),
+            inert(error.step or "", 40),
+            inert(error.cause or error.code, 200),
+        )
+        if _wants_json(request):
+            response: Response = JSONResponse(
+                {
+                    "error": "temporarily_unavailable" if status == 503 else "bad_gateway",
+                    "error_description": error.message,
+                    "code": error.code,
+                    "retry_after": wait if status == 503 else None,
+                },
+                status,
+            )
+            response = _auth_headers(response)
+        else:
+            service = "Microsoft Graph" if error.step == "Graph" else "The sign-in service"
+            response = self._render(
+                "entra_auth/unavailable.html",
+                status,
+                title=f"{service} is unavailable"
+                if status == 503
+                else f"{service} answered unexpectedly",
+                message=error.message,
+                remedy=error.remedy,
+                retry=retry or (_here(request) if request.method == "GET" else None),
+                retry_after=wait if status == 503 else None,
+                detail=f"{error.step or 'request'} to {error.host or ''}: {error.cause or ''}",
+                code=error.code,
+            )
+        if status == 503:
+            response.headers["Retry-After"] = str(wait)
+        return response
+
+    def _missing_roles(
+        self, request: Request, user: SignedInUser, roles: tuple[str, ...]
+    ) -> Response:
+        missing = sorted(set(roles) - user.roles)
+        log.info("Page refused: the signed-in user lacks app role(s) %s.", inert(missing, 200))
+        if _wants_json(request):
+            body = {
+                "error": "forbidden",
+                "error_description": "Missing app role(s).",
+                "roles": missing,
+            }
+            return _auth_headers(JSONResponse(body, 403))
+        query = urlencode({"prompt": "select_account", "next": _here(request)})
+        return self._render(
+            "entra_auth/forbidden.html",
+            403,
+            title="You don't have access to this page",
+            message=f"You are signed in as {user.username or user.name or 'this account'}, "
+            "which does not have the role this page needs.",
+            remedy="Ask the app's administrator for access, then sign in again.",
+            detail=f"The ID token's roles claim lacks: {', '.join(missing)}.",
+            developer_remedy="Assign the app role to the user or a group (Entra admin center → "
+            "Enterprise applications → this app → Users and groups); app roles arrive with "
+            "the next sign-in's ID token.",
+            roles=missing,
+            retry=f"{self.login_path}?{query}",
+        )
+
+    def _no_account(self) -> Response:
+        return self._render(
+            "entra_auth/forbidden.html",
+            403,
+            title="You don't have access to this app",
+            message="You signed in with Microsoft, but this app has no account for you.",
+            remedy="Ask the app's administrator for access.",
+            detail="The app's user_loader returned None for this user.",
+        )
+
+    def _sign_in_error(
+        self,
+        title: str,
+        message: str,
+        *,
+        remedy: str = "Start the sign-in again from this app.",
+        detail: str | None = None,
+        developer_remedy: str | None = None,
+        code: str | None = None,
+        retry: str | None = None,
+        when: time.struct_time | None = None,
+    ) -> Response:
+        return self._render(
+            "entra_auth/sign_in_error.html",
+            400,
+            title=title,
+            message=message,
+            remedy=remedy,
+            detail=detail,
+            developer_remedy=developer_remedy,
+            code=code,
+            retry=retry or self.login_path,
+            when_iso=time.strftime("%Y-%m-%dT%H:%M:%SZ", when) if when else None,
+            when_text=time.strftime("%Y-%m-%d %H:%M UTC", when) if when else None,
+        )
+
+    def _render(self, template: str, status: int, **context: Any) -> Response:
+        context.setdefault("home", "/")
+        html = self._jinja.get_template(template).render(**context)
+        return _auth_headers(HTMLResponse(html, status))
+
+
+def _redis_store(url: str) -> Any:
+    try:
+        from redis.asyncio import Redis
+        from starsessions.stores.redis import RedisStore
+    except ImportError:
+        raise ConfigurationError(
+            "REDIS_URL is set, and the redis package is not installed.",
+            remedy="pip install 'entra-auth[fastapi,redis]', or unset REDIS_URL to keep "
+            "sessions in files.",
+        ) from None
+    client = Redis.from_url(url, socket_timeout=1.0, socket_connect_timeout=1.0)
+    return RedisStore(connection=client, prefix="entra:session:")
+
+
+async def _answer_page(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, PageResponse)
+    return exc.response
+
+
+def _auth_headers(response: Response) -> Response:
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Referrer-Policy"] = "no-referrer"
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Content-Security-Policy"] = "frame-ancestors 'none'"
+    response.headers["X-Frame-Options"] = "DENY"
+    return response
+
+
+def _wants_json(request: Request) -> bool:
+    accept = request.headers.get("accept", "")
+    return "application/json" in accept and "text/html" not in accept
+
+
+def _here(request: HTTPConnection) -> str:
+    query = request.url.query
+    return safe_return_path(request.url.path + (f"?{query}" if query else ""))
+
+
+__all__ = ["EntraAuth", "PageResponse", "SignInRequired"]

@@ -1,0 +1,221 @@
+"""FastAPI/Starlette web sign-in (``entra_auth.integrations.fastapi.EntraAuth``) against the
+local Entra ID with the real MSAL: sign-in, the session cookie, current_user, login_required
+with roles, get_token and Graph, sign-out, and the session rules (a signed id in the cookie,
+nothing stored for anonymous visitors, a new id at sign-in, a record moved in the store
+speaks for nobody).
+
+No ``from __future__ import annotations``: FastAPI reads the endpoints' ``Annotated``
+dependencies, which name the local ``auth``.
+"""
+
+import re
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import urlencode, urlsplit
+
+import pytest
+from fastapi import Depends, FastAPI, Request
+from fastapi.responses import HTMLResponse
+from fastapi.testclient import TestClient
+
+from entra_auth.config import EntraConfig
+from entra_auth.emulator import EntraEmulator
+from entra_auth.integrations.fastapi import AnonymousUser, EntraAuth, SignedInUser
+from entra_auth.testing.driver import BrowserlessUser
+
+from .helpers import ADELE, MEGAN, demo_config
+
+BASE = "http://localhost:5000"  # the demo web app's registered redirect URI is on it
+
+
+def make_app(
+    emulator: EntraEmulator, tmp_path: Path, *, redis_url: str | None = None, **options: Any
+) -> tuple[FastAPI, EntraAuth]:
+    settings = demo_config(emulator)
+    auth = EntraAuth(
+        EntraConfig.from_mapping(settings),
+        secret_key=settings["SECRET_KEY"],
+        redis_url=redis_url,
+        session_dir=tmp_path / "sessions",
+        **options,
+    )
+    app = FastAPI()
+    auth.init_app(app)
+
+    @app.get("/", response_class=HTMLResponse)
+    async def home(user: Annotated[SignedInUser | AnonymousUser, Depends(auth.current_user)]):
+        who = f'<span id="who">{user.name}</span>' if user.is_authenticated else ""
+        return f"{who}anonymous={user.is_anonymous}"
+
+    @app.get("/profile")
+    async def profile(
+        user: Annotated[SignedInUser, Depends(auth.login_required())], request: Request
+    ):
+        return {"key": list(user.key), "me": await auth.graph_get(request, "/v1.0/me")}
+
+    @app.get("/admin")
+    async def admin(user: Annotated[SignedInUser, Depends(auth.login_required(roles=["Admin"]))]):
+        return {"admin": user.name}
+
+    @app.get("/token")
+    async def token(
+        user: Annotated[SignedInUser, Depends(auth.login_required())], request: Request
+    ):
+        return {"length": len(await auth.get_token(request, ["User.Read"]))}
+
+    return app, auth
+
+
+class Browser:
+    """One browser: the app in Starlette's TestClient, the IdP's pages walked by
+    BrowserlessUser (its own cookies: single sign-on across sign-ins)."""
+
+    def __init__(self, app: FastAPI, idp: BrowserlessUser | None = None):
+        self.client = TestClient(app, base_url=BASE, follow_redirects=False)
+        self.idp = idp or BrowserlessUser()
+
+    def sign_in(self, user: str = ADELE, path: str = "/login") -> Any:
+        start = self.client.get(path)
+        assert start.status_code == 302, start.text
+        params = self.idp.authorize(start.headers["location"], user=user)
+        return self.client.get(f"/get_token?{urlencode(params)}")
+
+    def who(self) -> str | None:
+        found = re.search(r'id="who">([^<]+)<', self.client.get("/").text)
+        return found.group(1) if found else None
+
+
+@pytest.fixture
+def browser(entra_emulator: EntraEmulator, tmp_path: Path) -> Browser:
+    app, _ = make_app(entra_emulator, tmp_path)
+    return Browser(app)
+
+
+def test_sign_in_gives_a_session_with_the_user_and_back_to_the_page(browser: Browser) -> None:
+    assert browser.who() is None
+    page = browser.client.get("/profile")
+    assert page.status_code == 302
+    assert page.headers["location"] == "/login?next=%2Fprofile"
+    done = browser.sign_in(path=page.headers["location"])
+    assert done.status_code == 302
+    assert done.headers["location"] == "/profile"
+    assert browser.who() == "Adele Vance"
+    profile = browser.client.get("/profile")
+    assert profile.status_code == 200
+    assert profile.json()["me"]["displayName"] == "Adele Vance"
+    assert browser.client.get("/token").json()["length"] > 100
+
+
+def test_the_cookie_holds_a_signed_id_only_and_anonymous_visitors_store_nothing(
+    entra_emulator: EntraEmulator, tmp_path: Path
+) -> None:
+    app, auth = make_app(entra_emulator, tmp_path)
+    browser = Browser(app)
+    browser.client.get("/")
+    browser.client.get("/login")
+    assert "entra_session" not in browser.client.cookies  # HX04: nothing for anonymous visitors
+    assert list((tmp_path / "sessions").glob("*.json")) == []
+    browser.sign_in()
+    cookie = browser.client.cookies["entra_session"]
+    bare = cookie.partition(".")[0]
+    assert re.fullmatch(r"[0-9a-f]{32}", bare)
+    assert auth.store.unsigned(cookie) == bare
+    assert "Adele" not in cookie
+    stored = (tmp_path / "sessions" / f"{bare}.json").read_text()
+    assert "Adele Vance" in stored
+    assert "RefreshToken" in stored  # the token cache lives in the session (files)
+    # A forged signature is no session: the same id with another MAC signs nobody in.
+    browser.client.cookies.clear()
+    browser.client.cookies.set("entra_session", f"{bare}.{'0' * 32}")
+    assert browser.who() is None
+
+
+def test_a_new_session_id_at_sign_in_no_fixation(
+    entra_emulator: EntraEmulator, tmp_path: Path
+) -> None:
+    app, _auth = make_app(entra_emulator, tmp_path)
+    victim = Browser(app)
+    victim.sign_in()
+    first = victim.client.cookies["entra_session"]
+    victim.sign_in(user=MEGAN, path="/login?prompt=login")
+    second = victim.client.cookies["entra_session"]
+    assert first != second
+    assert victim.who() == "Megan Bowen"
+    attacker = Browser(app)  # holding the first id signs in nobody
+    attacker.client.cookies.set("entra_session", first)
+    assert attacker.who() is None
+
+
+def test_a_session_record_moved_to_another_id_speaks_for_nobody(
+    entra_emulator: EntraEmulator, tmp_path: Path
+) -> None:
+    """HX11 on FastAPI: a store writer copies Adele's record under another session's id."""
+    app, _ = make_app(entra_emulator, tmp_path)
+    adele, megan = Browser(app), Browser(app)
+    adele.sign_in()
+    megan.sign_in(user=MEGAN)
+    directory = tmp_path / "sessions"
+    adele_id = adele.client.cookies["entra_session"].partition(".")[0]
+    megan_id = megan.client.cookies["entra_session"].partition(".")[0]
+    (directory / f"{megan_id}.json").write_bytes((directory / f"{adele_id}.json").read_bytes())
+    assert megan.who() is None
+    assert adele.who() == "Adele Vance"
+
+
+def test_roles_on_pages(entra_emulator: EntraEmulator, tmp_path: Path) -> None:
+    app, _ = make_app(entra_emulator, tmp_path)
+    adele, megan = Browser(app), Browser(app)
+    adele.sign_in()
+    assert adele.client.get("/admin").json() == {"admin": "Adele Vance"}
+    megan.sign_in(user=MEGAN)
+    refused = megan.client.get("/admin")
+    assert refused.status_code == 403
+    assert "You don&#39;t have access to this page" in refused.text
+    assert "prompt=select_account" in refused.text
+    as_json = megan.client.get("/admin", headers={"Accept": "application/json"})
+    assert as_json.json() == {
+        "error": "forbidden",
+        "error_description": "Missing app role(s).",
+        "roles": ["Admin"],
+    }
+
+
+def test_sign_out_ends_the_session_and_goes_to_the_idp(browser: Browser) -> None:
+    browser.sign_in()
+    asked = browser.client.get("/logout")  # a GET only asks
+    assert asked.status_code == 200
+    assert browser.who() == "Adele Vance"
+    out = browser.client.post("/logout")
+    assert out.status_code == 302
+    assert urlsplit(out.headers["location"]).path.endswith("/oauth2/v2.0/logout")
+    assert browser.who() is None
+    assert browser.client.get("/logout").headers["location"] == "/"
+
+
+def test_a_callback_for_a_sign_in_this_browser_did_not_start_is_refused(
+    entra_emulator: EntraEmulator, tmp_path: Path
+) -> None:
+    app, _ = make_app(entra_emulator, tmp_path)
+    victim, attacker = Browser(app), Browser(app)
+    victim.client.get("/login")  # the victim has a sign-in under way
+    start = attacker.client.get("/login")
+    params = attacker.idp.authorize(start.headers["location"], user=MEGAN)
+    answer = victim.client.get(f"/get_token?{urlencode(params)}")
+    assert answer.status_code == 400
+    assert "This sign-in was started somewhere else" in answer.text
+    assert victim.who() is None
+
+
+def test_the_user_loader_refuses_a_user_without_a_record(
+    entra_emulator: EntraEmulator, tmp_path: Path
+) -> None:
+    app, auth = make_app(entra_emulator, tmp_path)
+    auth.user_loader(lambda user: {"id": 1} if user.name == "Adele Vance" else None)
+    megan = Browser(app)
+    refused = megan.sign_in(user=MEGAN)
+    assert refused.status_code == 403
+    assert "this app has no account for you" in refused.text
+    assert megan.who() is None
+    adele = Browser(app)
+    assert adele.sign_in().status_code == 302
+    assert adele.who() == "Adele Vance"
