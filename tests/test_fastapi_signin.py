@@ -8,18 +8,22 @@ No ``from __future__ import annotations``: FastAPI reads the endpoints' ``Annota
 dependencies, which name the local ``auth``.
 """
 
+import asyncio
 import re
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlencode, urlsplit
 
+import anyio.to_thread
+import httpx
 import pytest
+from cryptography.fernet import Fernet
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import HTMLResponse
 from fastapi.testclient import TestClient
 
 from entra_auth.config import EntraConfig
-from entra_auth.emulator import EntraEmulator
+from entra_auth.emulator import EntraEmulator, Fault
 from entra_auth.integrations.fastapi import AnonymousUser, EntraAuth, SignedInUser
 from entra_auth.testing.driver import BrowserlessUser
 
@@ -29,9 +33,14 @@ BASE = "http://localhost:5000"  # the demo web app's registered redirect URI is 
 
 
 def make_app(
-    emulator: EntraEmulator, tmp_path: Path, *, redis_url: str | None = None, **options: Any
+    emulator: EntraEmulator,
+    tmp_path: Path,
+    *,
+    redis_url: str | None = None,
+    settings: dict[str, Any] | None = None,
+    **options: Any,
 ) -> tuple[FastAPI, EntraAuth]:
-    settings = demo_config(emulator)
+    settings = settings or demo_config(emulator)
     auth = EntraAuth(
         EntraConfig.from_mapping(settings),
         secret_key=settings["SECRET_KEY"],
@@ -219,3 +228,87 @@ def test_the_user_loader_refuses_a_user_without_a_record(
     adele = Browser(app)
     assert adele.sign_in().status_code == 302
     assert adele.who() == "Adele Vance"
+
+
+def test_msal_runs_off_the_event_loop_while_the_token_endpoint_is_slow(tmp_path: Path) -> None:
+    """The code redemption (MSAL, synchronous) waits on a slowed token endpoint in a worker
+    thread: an unrelated request is answered meanwhile, and the callback finishes once the
+    endpoint answers. Ordered by events: the held request is seen at the emulator's counter,
+    the unrelated answer comes while the callback is still pending, then the hold is released
+    (this test's own emulator: a release lasts)."""
+    with EntraEmulator(state_dir=tmp_path / "idp", port=0, browser_port=0) as emulator:
+        settings = demo_config(emulator, ENTRA_HTTP_TIMEOUT="120")
+        auth = EntraAuth(
+            EntraConfig.from_mapping(settings),
+            secret_key=settings["SECRET_KEY"],
+            session_dir=tmp_path / "sessions",
+        )
+        app = FastAPI()
+        auth.init_app(app)
+
+        @app.get("/ping")
+        async def ping() -> dict[str, bool]:
+            return {"pong": True}
+
+        idp = BrowserlessUser()
+
+        async def scenario() -> None:
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url=BASE) as client:
+                start = await client.get("/login")
+                params = await anyio.to_thread.run_sync(
+                    lambda: idp.authorize(start.headers["location"], user=ADELE)
+                )
+                emulator.reset_counts()
+                emulator.inject_fault("token", Fault("slow", delay=110))
+                callback = asyncio.create_task(client.get(f"/get_token?{urlencode(params)}"))
+                for _ in range(2000):  # bounded: until the token request is held
+                    if emulator.request_counts().get("token", 0) >= 1:
+                        break
+                    await asyncio.sleep(0.01)
+                else:
+                    pytest.fail("The callback never reached the token endpoint.")
+                answer = await client.get("/ping")
+                assert answer.json() == {"pong": True}
+                assert not callback.done()  # still waiting on the identity provider
+                emulator.state.faults.release_held()
+                done = await callback
+                assert done.status_code == 302, done.text
+                assert done.headers["location"] == "/"
+
+        asyncio.run(scenario())
+
+
+def test_two_instances_share_sessions_and_token_caches_through_redis(
+    entra_emulator: EntraEmulator, tmp_path: Path, redis_url: str
+) -> None:
+    """Sign-in starts on one instance and its callback lands on the other; either serves the
+    signed-in user and gets tokens; Redis holds the session and the token cache, the latter
+    encrypted (no refresh token in the clear)."""
+    import redis as redis_py
+
+    settings = demo_config(entra_emulator, ENTRA_TOKEN_CACHE_KEY=Fernet.generate_key().decode())
+    app_one, _ = make_app(entra_emulator, tmp_path / "one", redis_url=redis_url, settings=settings)
+    app_two, _ = make_app(entra_emulator, tmp_path / "two", redis_url=redis_url, settings=settings)
+    one, two = Browser(app_one), Browser(app_two)
+    start = one.client.get("/login")
+    params = one.idp.authorize(start.headers["location"], user=ADELE)
+    two.client.cookies = one.client.cookies  # the same browser, behind a load balancer
+    assert two.client.get(f"/get_token?{urlencode(params)}").status_code == 302
+    one.client.cookies = two.client.cookies
+    assert one.who() == "Adele Vance"
+    assert two.who() == "Adele Vance"
+    assert one.client.get("/token").json()["length"] > 100
+    assert two.client.get("/profile").json()["me"]["displayName"] == "Adele Vance"
+    store = redis_py.Redis.from_url(redis_url)
+    sessions = store.keys("entra:session:*")
+    caches = [k for k in store.keys("entra:tokens:*") if not k.endswith(b":lock")]
+    assert len(sessions) == 1
+    assert len(caches) == 1
+    assert b"Adele Vance" in store.get(sessions[0])
+    assert b"RefreshToken" not in store.get(caches[0])
+    assert list((tmp_path / "one" / "sessions").glob("*.json")) == []
+    two.client.post("/logout")
+    one.client.cookies = two.client.cookies
+    assert one.who() is None
+    assert store.keys("entra:tokens:*") == []

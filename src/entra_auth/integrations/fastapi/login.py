@@ -38,6 +38,7 @@ from starlette.requests import HTTPConnection, Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starsessions import SessionAutoloadMiddleware
 from starsessions.session import get_session_handler
+from starsessions.stores import SessionStore
 
 from ...client import session as websession
 from ...client.graph import GraphClient
@@ -62,6 +63,7 @@ from ...pending import PendingSignInCookie, PendingSignIns
 from ...templates import TEMPLATES
 from .sessions import (
     FileStore,
+    RedisSessionStore,
     SessionMiddleware,
     SignedIdStore,
     session_middleware_options,
@@ -155,7 +157,7 @@ class EntraAuth:
         self._cipher: TokenCacheCipher | None = None
         redis_url = self._redis_url or os.environ.get("REDIS_URL")
         if redis_url:
-            inner = _redis_store(redis_url)
+            inner: SessionStore = RedisSessionStore(redis_url)
             from ..flask.sessions import redis_client
 
             self._redis_sync = redis_client(redis_url)
@@ -640,20 +642,6 @@ class EntraAuth:
         context.setdefault("home", "/")
         html = self._jinja.get_template(template).render(**context)
         return _auth_headers(HTMLResponse(html, status))
-
-
-def _redis_store(url: str) -> Any:
-    try:
-        from redis.asyncio import Redis
-        from starsessions.stores.redis import RedisStore
-    except ImportError:
-        raise ConfigurationError(
-            "REDIS_URL is set, and the redis package is not installed.",
-            remedy="pip install 'entra-auth[fastapi,redis]', or unset REDIS_URL to keep "
-            "sessions in files.",
-        ) from None
-    client = Redis.from_url(url, socket_timeout=1.0, socket_connect_timeout=1.0)
-    return RedisStore(connection=client, prefix="entra:session:")
 
 
 async def _answer_page(request: Request, exc: Exception) -> Response:
