@@ -18,7 +18,14 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 README = Path(os.environ.get("ENTRA_AUTH_README") or ROOT / "README.md")
-PROJECT_FILES = ("myapp.py", "test_myapp.py", "myapi.py", "test_myapi.py")
+PROJECT_FILES = (
+    "myapp.py",
+    "test_myapp.py",
+    "myapi.py",
+    "test_myapi.py",
+    "mywebapp.py",
+    "test_mywebapp.py",
+)
 # A marker, then the fenced block right after it: its body is the file.
 _MARKED_BLOCK = re.compile(
     r"^<!-- readme-project: (?P<name>[\w.-]+) -->\n```[\w-]*\n(?P<body>.*?)^```$",

@@ -25,7 +25,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any, cast
 from urllib.parse import urlencode, urlsplit
 
@@ -125,14 +125,16 @@ class EntraAuth:
         self._user_loader: Callable[[SignedInUser], Any] | None = None
 
     # -- setup ----------------------------------------------------------------------------------
-    def init_app(self, app: Starlette) -> None:
-        """Sessions (middleware), the sign-in routes and the answers; settings read now: a
-        missing one stops the app from starting."""
+    def init_app(self, app: Starlette, settings: Mapping[str, str] | None = None) -> None:
+        """Sessions (middleware), the sign-in routes and the answers. Settings are read now
+        (a missing one stops the app from starting): ``settings`` (``ENTRA_*``, ``SECRET_KEY``,
+        ``REDIS_URL``, ``ENTRA_SESSION_DIR``) over the environment's."""
+        environ = {**os.environ, **(settings or {})}
         needed = ("client_id", "client_secret")
-        config = self._config or EntraConfig.from_env(require=needed)
+        config = self._config or EntraConfig.from_env(environ, require=needed)
         config.require(*needed)
         self.config = config
-        secret = self._secret or os.environ.get("SECRET_KEY")
+        secret = self._secret or environ.get("SECRET_KEY")
         if not secret or len(secret) < 16:
             raise ConfigurationError(
                 "The app has no SECRET_KEY (or one shorter than 16 characters).",
@@ -150,12 +152,12 @@ class EntraAuth:
         self._secure = callback.scheme == "https"
         self._pending_cookie = "__Host-entra_signin" if self._secure else "entra_signin"
         self._pending = PendingSignInCookie(
-            secret, max_age=int(os.environ.get("ENTRA_SIGN_IN_MAX_AGE", 600))
+            secret, max_age=int(environ.get("ENTRA_SIGN_IN_MAX_AGE", 600))
         )
         self._seal_key = derive_key(secret, "entra-auth session seal")
         self._redis_sync: Any = None
         self._cipher: TokenCacheCipher | None = None
-        redis_url = self._redis_url or os.environ.get("REDIS_URL")
+        redis_url = self._redis_url or environ.get("REDIS_URL")
         if redis_url:
             inner: SessionStore = RedisSessionStore(redis_url)
             from ..flask.sessions import redis_client
@@ -165,7 +167,7 @@ class EntraAuth:
         else:
             directory = (
                 self._session_dir
-                or os.environ.get("ENTRA_SESSION_DIR")
+                or environ.get("ENTRA_SESSION_DIR")
                 or os.path.join(os.getcwd(), ".entra_sessions")
             )
             inner = FileStore(directory)
