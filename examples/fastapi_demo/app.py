@@ -95,6 +95,11 @@ def create_app(config: Mapping[str, Any] | None = None) -> FastAPI:
         except WebSocketDisconnect:
             return
 
+    if settings.get("ENTRA_CLIENT_SECRET"):  # a web app's credentials: its users sign in too
+        from .web import add_sign_in
+
+        add_sign_in(app, settings, entra, api_scope)
+
     entra_openapi(
         app,
         entra,

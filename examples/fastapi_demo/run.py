@@ -42,6 +42,7 @@ from .app import create_app
 
 API_APP = "a1c3e5f7-2b4d-4e6f-8a0c-1d3e5f7a9b2c"  # the seed's demo API
 SWAGGER_APP = "fb7a3631-04c0-45b0-8a7d-57b80994f173"  # its docs' registration (a SPA)
+WEB_APP = "4b7d2f1c-3a5e-4c8b-9d61-2e0f7a9b3c15"  # the Flask demo's web app: users sign in
 DEFAULT_PORT = 8000
 COMMAND = "make demo-fastapi"
 STOP_SECONDS = 5.0  # how long open connections (a WebSocket) may delay the stop
@@ -53,15 +54,28 @@ def redirect_uri(port: int) -> str:
 
 
 def seed_for(port: int, seed: Seed | None = None) -> Seed:
-    """The directory with Swagger UI's redirect URI on ``port`` registered for the docs' app,
-    on the single-page application platform (``add_redirect_uri`` registers Web ones only)."""
+    """The directory with the demo's redirect URIs on ``port``: Swagger UI's for the docs' app,
+    on the single-page application platform (``add_redirect_uri`` registers Web ones only),
+    and the sign-in's (``/get_token``) and the way back after sign-out (``/``) for the web app
+    whose users sign in to the demo's pages."""
     seed = seed or load_seed()
-    docs = seed.app(SWAGGER_APP)
+    docs, web = seed.app(SWAGGER_APP), seed.app(WEB_APP)
+    changes: dict[str, Any] = {}
     uri = redirect_uri(port)
-    if docs is None or uri in docs.spa_redirect_uris:
+    if docs is not None and uri not in docs.spa_redirect_uris:
+        changes[SWAGGER_APP] = dataclasses.replace(
+            docs, spa_redirect_uris=(*docs.spa_redirect_uris, uri)
+        )
+    here = f"http://localhost:{port}"
+    if web is not None and f"{here}/get_token" not in web.redirect_uris:
+        changes[WEB_APP] = dataclasses.replace(
+            web,
+            redirect_uris=(*web.redirect_uris, f"{here}/get_token"),
+            post_logout_redirect_uris=(*web.post_logout_redirect_uris, f"{here}/"),
+        )
+    if not changes:
         return seed
-    changed = dataclasses.replace(docs, spa_redirect_uris=(*docs.spa_redirect_uris, uri))
-    return dataclasses.replace(seed, apps=tuple(changed if a is docs else a for a in seed.apps))
+    return dataclasses.replace(seed, apps=tuple(changes.get(a.client_id, a) for a in seed.apps))
 
 
 def start_emulator(ports: Mapping[str, int], state_dir: str, seed: Seed) -> EntraEmulator:
@@ -82,10 +96,15 @@ def start_emulator(ports: Mapping[str, int], state_dir: str, seed: Seed) -> Entr
         raise CannotStart(f"{exc.message} {exc.remedy}") from None
 
 
-def settings(emulator: EntraEmulator) -> dict[str, str]:
-    """The demo API's settings against the local Entra ID: the API's own (what
-    ``entra-auth emulator --env-file`` writes for it), and the docs' client."""
-    return {**emulator.env_for(API_APP), "DEMO_SWAGGER_CLIENT_ID": SWAGGER_APP}
+def settings(emulator: EntraEmulator, port: int = DEFAULT_PORT) -> dict[str, str]:
+    """The demo's settings against the local Entra ID, those of the Flask demo (what
+    ``entra-auth emulator --env-file`` writes for the web app and its API), on ``port``, and
+    the docs' client."""
+    web = emulator.env_for(WEB_APP, api=API_APP, redirect_uri=f"http://localhost:{port}/get_token")
+    return {
+        **web,
+        "DEMO_SWAGGER_CLIENT_ID": SWAGGER_APP,
+    }
 
 
 @contextlib.contextmanager
@@ -159,7 +178,7 @@ def run() -> None:
         if with_emulator:
             state_dir = os.environ.get("DEMO_STATE_DIR", ".entra-emulator")
             emulator = start_emulator(ports, state_dir, seed_for(port))
-            config = settings(emulator)
+            config = settings(emulator, port)
         app = create_app(config)
     except BaseException:
         listening.close()

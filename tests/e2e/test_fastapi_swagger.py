@@ -58,7 +58,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FastApiDemo]:
         listening.close()
         raise
     try:
-        app = create_app(run.settings(emulator))
+        app = create_app(run.settings(emulator, port))
         with listening, run.serving(app, listening):
             yield FastApiDemo(f"http://localhost:{port}", emulator)
     finally:
@@ -219,7 +219,7 @@ def test_the_websocket_echoes_for_a_valid_token_only(demo: FastApiDemo) -> None:
 def test_the_server_stops_in_bounded_time_with_a_websocket_open(demo: FastApiDemo) -> None:
     """``serving`` (what ``make demo-fastapi`` stops on Ctrl-C) returns within its bound while
     a client keeps a WebSocket open, and nothing listens on the port after."""
-    app = create_app(run.settings(demo.emulator))
+    app = create_app(run.settings(demo.emulator, int(demo.url.rsplit(":", 1)[1])))
     listening = take_port(APP_PORT, {APP_PORT: 0})
     port = listening.getsockname()[1]
     token = adele_token(demo.emulator, ["access_as_user"])

@@ -178,7 +178,8 @@ class EntraAuth:
                 jinja2.FileSystemLoader(str(TEMPLATES)),
             ]
         )
-        self._jinja = jinja2.Environment(loader=loader, autoescape=True)
+        # Public: an app adds the globals its own templates use (``auth.jinja.globals``).
+        self.jinja = jinja2.Environment(loader=loader, autoescape=True)
         # Outermost first: the session middleware wraps the autoload (add_middleware prepends).
         app.add_middleware(SessionAutoloadMiddleware)
         app.add_middleware(
@@ -466,6 +467,7 @@ class EntraAuth:
             return self._render(
                 "entra_auth/sign_out.html",
                 200,
+                request,
                 title="Sign out?",
                 message="You will be signed out of this app and of your Microsoft account in "
                 "this browser.",
@@ -513,6 +515,7 @@ class EntraAuth:
             return self._render(
                 "entra_auth/forbidden.html",
                 403,
+                request,
                 title="This page is not available to you right now",
                 message="You are signed in, but the app could not get a token for this page.",
                 remedy="Try again later, or ask the app's administrator.",
@@ -562,6 +565,7 @@ class EntraAuth:
             response = self._render(
                 "entra_auth/unavailable.html",
                 status,
+                request,
                 title=f"{service} is unavailable"
                 if status == 503
                 else f"{service} answered unexpectedly",
@@ -592,6 +596,7 @@ class EntraAuth:
         return self._render(
             "entra_auth/forbidden.html",
             403,
+            request,
             title="You don't have access to this page",
             message=f"You are signed in as {user.username or user.name or 'this account'}, "
             "which does not have the role this page needs.",
@@ -640,9 +645,17 @@ class EntraAuth:
             when_text=time.strftime("%Y-%m-%d %H:%M UTC", when) if when else None,
         )
 
-    def _render(self, template: str, status: int, **context: Any) -> Response:
+    def _render(
+        self, template: str, status: int, request: Request | None = None, **context: Any
+    ) -> Response:
+        """A library page; with the request, its templates (and an app's replacements) also
+        get ``request`` and ``current_user``."""
         context.setdefault("home", "/")
-        html = self._jinja.get_template(template).render(**context)
+        if request is not None:
+            context.setdefault("request", request)
+            user = getattr(request.state, _USER_STATE, None)
+            context.setdefault("current_user", user or ANONYMOUS)
+        html = self.jinja.get_template(template).render(**context)
         return _auth_headers(HTMLResponse(html, status))
 
 
