@@ -8,15 +8,16 @@ from .helpers import WEB, confidential_client
 
 
 @pytest.fixture
-def web(entra_emulator: EntraEmulator, tmp_path):  # type: ignore[no-untyped-def]
-    """The demo app in Flask's test client; the IdP's pages walked by BrowserlessUser."""
-    from examples.demo.app import create_app
+def web(entra_emulator: EntraEmulator, tmp_path, request):  # type: ignore[no-untyped-def]
+    """The demo app in Flask's test client; the IdP's pages walked by BrowserlessUser.
 
+    A test parametrised with ``@pytest.mark.parametrize("web", WEB_ADAPTERS, indirect=True)``
+    runs against the FastAPI demo too, through the same ``Web`` (``security/fastapi_web.py``)."""
     from .helpers import demo_config
-    from .security.web import Web
+    from .security.web import Web, demo_app
 
-    app = create_app(demo_config(entra_emulator, ENTRA_SESSION_DIR=str(tmp_path / "sessions")))
-    return Web(entra_emulator, app)
+    settings = demo_config(entra_emulator, ENTRA_SESSION_DIR=str(tmp_path / "sessions"))
+    return Web(entra_emulator, demo_app(getattr(request, "param", "flask"), settings))
 
 
 @pytest.fixture

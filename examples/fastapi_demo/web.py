@@ -54,6 +54,8 @@ def add_sign_in(
         path = {"entra_auth.login": auth.login_path, "entra_auth.logout": auth.logout_path}[name]
         return f"{path}?{urlencode(values)}" if values else path
 
+    auth.jinja.globals["url_for"] = url_for  # the demo's 403 page is inside its frame
+
     async def render(
         request: Request, template: str, status: int = 200, **context: Any
     ) -> Response:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
@@ -15,10 +16,37 @@ from entra_auth.testing.driver import BrowserlessUser
 
 from ..helpers import ADELE
 
+WEB_ADAPTERS = ["flask", "fastapi"]  # for @pytest.mark.parametrize("web", ..., indirect=True)
+# The session cookie's name over https (``__Host-``: no sibling domain or http page can set it).
+SECURE_SESSION_COOKIE = {"flask": "__Host-session", "fastapi": "__Host-entra_session"}
+
+
+def demo_app(adapter: str, settings: dict[str, Any]) -> Any:
+    """The demo web app of ``adapter`` ("flask" or "fastapi") with ``settings``, as ``Web``
+    drives it."""
+    if adapter == "fastapi":
+        from examples.fastapi_demo.app import create_app as create_fastapi_app
+
+        from .fastapi_web import FastApiWebApp
+
+        return FastApiWebApp(create_fastapi_app(settings), settings)
+    from examples.demo.app import create_app
+
+    return create_app(settings)
+
+
+def session_files(web: Web) -> list[Path]:
+    """The files the adapter's file store keeps sessions in (what a store writer can edit)."""
+    if web.adapter == "fastapi":
+        return sorted(web.app.auth.store.inner.directory.glob("*.json"))
+    store = web.app.config["SESSION_CACHELIB"]
+    return sorted(Path(store._path).iterdir())
+
 
 class Web:
-    def __init__(self, emulator: EntraEmulator, app: Flask):
+    def __init__(self, emulator: EntraEmulator, app: Flask | Any):
         self.emulator, self.app = emulator, app
+        self.adapter = "flask" if isinstance(app, Flask) else "fastapi"
         self.client = app.test_client()
         self.idp = BrowserlessUser()
 
