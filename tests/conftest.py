@@ -17,7 +17,10 @@ def web(entra_emulator: EntraEmulator, tmp_path, request):  # type: ignore[no-un
     from .security.web import Web, demo_app
 
     settings = demo_config(entra_emulator, ENTRA_SESSION_DIR=str(tmp_path / "sessions"))
-    return Web(entra_emulator, demo_app(getattr(request, "param", "flask"), settings))
+    app = demo_app(getattr(request, "param", "flask"), settings)
+    yield Web(entra_emulator, app)
+    if hasattr(app, "close"):  # the FastAPI demo, started once for the test
+        app.close()
 
 
 @pytest.fixture

@@ -6,15 +6,17 @@ cookies, and ``session_transaction`` over the server-side session file)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
+from http.cookiejar import CookieJar
 from types import SimpleNamespace
 from typing import Any
 
 import httpx
 from fastapi import FastAPI
-from fastapi.testclient import TestClient
 
 from entra_auth.integrations.fastapi import EntraAuth
 from entra_auth.integrations.fastapi.sessions import FileStore
@@ -52,9 +54,19 @@ class Answer:
 
 
 class FastApiTestClient:
+    """One browser: its own cookie jar, its requests sent through the app's one httpx client
+    over ASGI, in the app's one event loop in this thread (Starlette's ``TestClient`` crosses
+    to a portal thread several times a request: the catalogue's 10,000 anonymous visitors
+    would take a minute)."""
+
     def __init__(self, web_app: FastApiWebApp):
         self.web_app = web_app
-        self.http = TestClient(web_app.asgi, base_url=BASE, follow_redirects=False)
+        self.cookies = httpx.Cookies(CookieJar())
+
+    def _send(self, method: str, url: str, **kwargs: Any) -> Answer:
+        http = self.web_app.http
+        http.cookies = self.cookies.jar  # httpx shares a CookieJar it is given: this browser's
+        return Answer(self.web_app.loop.run_until_complete(http.request(method, url, **kwargs)))
 
     def get(
         self,
@@ -66,25 +78,25 @@ class FastApiTestClient:
         **kwargs: Any,
     ) -> Answer:
         url = f"{base_url}{path}" if base_url else path
-        return Answer(self.http.get(url, params=query_string, headers=headers, **kwargs))
+        return self._send("GET", url, params=query_string, headers=headers, **kwargs)
 
     def post(self, path: str, *, headers: Any = None, **kwargs: Any) -> Answer:
-        return Answer(self.http.post(path, headers=headers, **kwargs))
+        return self._send("POST", path, headers=headers, **kwargs)
 
     def get_cookie(self, name: str) -> Any:
-        value = self.http.cookies.get(name)
+        value = self.cookies.get(name)
         return SimpleNamespace(value=value) if value is not None else None
 
     def set_cookie(self, name: str, value: str, **_: Any) -> None:
         """As the browser keeps it: one cookie of that name, replacing the app's."""
-        jar = self.http.cookies.jar
+        jar = self.cookies.jar
         domains = {c.domain for c in jar if c.name == name} or {""}
         self.delete_cookie(name)
         for domain in domains:
-            self.http.cookies.set(name, value, domain=domain)
+            self.cookies.set(name, value, domain=domain)
 
     def delete_cookie(self, name: str, **_: Any) -> None:
-        jar = self.http.cookies.jar
+        jar = self.cookies.jar
         for cookie in [c for c in jar if c.name == name]:
             jar.clear(cookie.domain, cookie.path, cookie.name)
 
@@ -94,7 +106,7 @@ class FastApiTestClient:
         auth = self.web_app.auth
         store = auth.store.inner
         assert isinstance(store, FileStore)
-        bare = auth.store.unsigned(self.http.cookies.get(SESSION_COOKIE))
+        bare = auth.store.unsigned(self.cookies.get(SESSION_COOKIE))
         raw = store._read(bare) if bare else b""
         data: dict[str, Any] = json.loads(raw) if raw else {}
         metadata = data.pop("__metadata__", None)
@@ -104,7 +116,10 @@ class FastApiTestClient:
 
 
 class FastApiWebApp:
-    """The FastAPI demo as ``Web`` expects an app: ``test_client()``, ``secret_key``, ``config``."""
+    """The FastAPI demo as ``Web`` expects an app: ``test_client()``, ``secret_key``, ``config``.
+    ``close()`` closes its client and loop, as does garbage collection or the end of the test
+    session for one a test made itself. (No lifespan runs: the protector loads its keys on
+    the first request that needs them.)"""
 
     def __init__(self, asgi: FastAPI, settings: dict[str, Any]):
         self.asgi = asgi
@@ -113,6 +128,18 @@ class FastApiWebApp:
         auth = asgi.state.entra_auth
         assert isinstance(auth, EntraAuth)
         self.auth = auth
+        self.loop = asyncio.new_event_loop()
+        transport = httpx.ASGITransport(app=asgi)
+        self.http = httpx.AsyncClient(transport=transport, base_url=BASE, follow_redirects=False)
+        self._stop = weakref.finalize(self, _stop, self.loop, self.http)
 
     def test_client(self) -> FastApiTestClient:
         return FastApiTestClient(self)
+
+    def close(self) -> None:
+        self._stop()
+
+
+def _stop(loop: asyncio.AbstractEventLoop, http: httpx.AsyncClient) -> None:
+    loop.run_until_complete(http.aclose())
+    loop.close()
