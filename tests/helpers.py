@@ -171,6 +171,29 @@ def serve_demo(emulator: EntraEmulator, session_dir: Path) -> Iterator[tuple[str
             thread.join(timeout=HANG_GUARD)
 
 
+@contextmanager
+def serve_fastapi_demo(emulator: EntraEmulator, session_dir: Path) -> Iterator[tuple[str, Any]]:
+    """The FastAPI demo (its sign-in pages and API) under real uvicorn on a port the system
+    picks (the socket bound first, then the app built with the port in its redirect URI),
+    stopped in bounded time by ``run.serving``."""
+    from examples.demo.run import APP_PORT, take_port
+    from examples.fastapi_demo import run
+    from examples.fastapi_demo.app import create_app
+
+    listening = take_port(APP_PORT, {APP_PORT: 0})
+    with listening:
+        base = f"http://localhost:{listening.getsockname()[1]}"
+        emulator.add_redirect_uri(WEB, f"{base}/get_token")
+        emulator.add_redirect_uri(WEB, f"{base}/")
+        app = create_app(
+            demo_config(
+                emulator, ENTRA_REDIRECT_URI=f"{base}/get_token", ENTRA_SESSION_DIR=str(session_dir)
+            )
+        )
+        with run.serving(app, listening):
+            yield base, app
+
+
 ROOT = Path(__file__).resolve().parents[1]
 _BANNER_URL = re.compile(r"open (http://localhost:\d+)")
 

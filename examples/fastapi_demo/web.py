@@ -57,7 +57,7 @@ def add_sign_in(
     auth.jinja.globals["url_for"] = url_for  # the demo's 403 page is inside its frame
 
     async def render(
-        request: Request, template: str, status: int = 200, **context: Any
+        request: Request, template: str, http_status: int = 200, **context: Any
     ) -> Response:
         user = await auth.current_user(request)
         route = request.scope.get("route")
@@ -69,10 +69,10 @@ def add_sign_in(
             entra_signed_out=bool(request.cookies.get(SIGNED_OUT_COOKIE)) and not user,
             **context,
         )
-        response = HTMLResponse(html, status)
+        response = HTMLResponse(html, http_status)
         if user:
             response.headers["Cache-Control"] = "no-store"  # a signed-in user's page is theirs
-        if request.cookies.get(SIGNED_OUT_COOKIE) and status == 200:  # the notice shows once
+        if request.cookies.get(SIGNED_OUT_COOKIE) and http_status == 200:  # the notice shows once
             response.delete_cookie(SIGNED_OUT_COOKIE, path="/", httponly=True, samesite="lax")
         return response
 
@@ -89,7 +89,7 @@ def add_sign_in(
         except GraphUnavailableError:
             raise  # EntraAuth answers it: 503 with Retry-After, the session kept
         except GraphError as exc:
-            return await render(request, "problem.html", 502, error=exc)
+            return await render(request, "problem.html", http_status=502, error=exc)
         return await render(request, "profile.html", me=me)
 
     @app.get("/claims", response_class=HTMLResponse, include_in_schema=False)
@@ -106,7 +106,7 @@ def add_sign_in(
                 )
         except httpx.HTTPError as exc:
             problem = EntraAuthError(f"The API could not be reached ({type(exc).__name__}).")
-            return await render(request, "problem.html", 502, error=problem)
+            return await render(request, "problem.html", http_status=502, error=problem)
         try:
             body = answer.json()
         except ValueError:  # a proxy's page, a crash: show what came back, as text

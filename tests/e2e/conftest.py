@@ -12,7 +12,7 @@ from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_play
 
 from entra_auth.emulator import EntraEmulator
 
-from ..helpers import BROWSER_WAIT_MS, CHROMIUM, CHROMIUM_ARGS, serve_demo
+from ..helpers import BROWSER_WAIT_MS, CHROMIUM, CHROMIUM_ARGS, serve_demo, serve_fastapi_demo
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "e2e"
 
@@ -93,6 +93,11 @@ def phone_page(phone_context: BrowserContext, request: pytest.FixtureRequest) ->
 
 
 @pytest.fixture
-def demo(entra_emulator: EntraEmulator, tmp_path: Path) -> Iterator[Demo]:
-    with serve_demo(entra_emulator, tmp_path / "sessions") as (base, app):
+def demo(
+    entra_emulator: EntraEmulator, tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[Demo]:
+    """The Flask demo; ``@pytest.mark.parametrize("demo", ["flask", "fastapi"], indirect=True)``
+    runs a journey on the FastAPI demo too (the same pages, under uvicorn)."""
+    serve = serve_fastapi_demo if getattr(request, "param", "flask") == "fastapi" else serve_demo
+    with serve(entra_emulator, tmp_path / "sessions") as (base, app):
         yield Demo(base, app)

@@ -25,6 +25,7 @@ def sign_in_as(page: Page, entra_emulator: EntraEmulator, upn: str) -> None:
     page.click(f"button[data-upn='{upn}']")
 
 
+@pytest.mark.parametrize("demo", ["flask", "fastapi"], indirect=True)
 def test_sign_in_profile_api_refresh_sign_out(
     page: Page, context: BrowserContext, demo: Demo, entra_emulator: EntraEmulator
 ) -> None:
@@ -90,6 +91,7 @@ def test_sign_in_profile_api_refresh_sign_out(
         other.close()
 
 
+@pytest.mark.parametrize("demo", ["flask", "fastapi"], indirect=True)
 def test_declining_consent_gives_the_friendly_page(
     page: Page, demo: Demo, entra_emulator: EntraEmulator
 ) -> None:
