@@ -26,6 +26,7 @@ from bench import (  # noqa: E402
     bench_jwks,
     bench_sessions,
     bench_validation,
+    bench_web_sign_in,
 )
 
 
@@ -74,7 +75,14 @@ def main() -> None:
     started = time.monotonic()
     sections = [
         captured(m.main)
-        for m in (bench_validation, bench_http, bench_fastapi, bench_jwks, bench_sessions)
+        for m in (
+            bench_validation,
+            bench_http,
+            bench_fastapi,
+            bench_jwks,
+            bench_sessions,
+            bench_web_sign_in,
+        )
     ]
     profile = profile_cold_validation()
     machine = (
