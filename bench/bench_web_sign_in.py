@@ -17,7 +17,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -31,16 +31,9 @@ sys.path.insert(0, str(ROOT))
 
 from tests.helpers import WEB, demo_config  # noqa: E402
 
-SECONDS = 3.0
+from bench.bench_sessions import per_second  # noqa: E402
+
 ADELE = "adele@contoso.example"
-
-
-def per_second(action: Callable[[], object], seconds: float = SECONDS) -> float:
-    count, start = 0, time.perf_counter()
-    while time.perf_counter() - start < seconds:
-        action()
-        count += 1
-    return count / (time.perf_counter() - start)
 
 
 @contextmanager

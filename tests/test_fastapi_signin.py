@@ -9,6 +9,7 @@ dependencies, which name the local ``auth``.
 """
 
 import asyncio
+import json
 import re
 from pathlib import Path
 from typing import Annotated, Any
@@ -25,9 +26,11 @@ from fastapi.testclient import TestClient
 from entra_auth.config import EntraConfig
 from entra_auth.emulator import EntraEmulator, Fault
 from entra_auth.integrations.fastapi import AnonymousUser, EntraAuth, SignedInUser
+from entra_auth.integrations.fastapi.sessions import FileStore
 from entra_auth.testing.driver import BrowserlessUser
 
 from .helpers import ADELE, MEGAN, demo_config
+from .redis_support import RedisServer
 
 BASE = "http://localhost:5000"  # the demo web app's registered redirect URI is on it
 
@@ -312,3 +315,81 @@ def test_two_instances_share_sessions_and_token_caches_through_redis(
     one.client.cookies = two.client.cookies
     assert one.who() is None
     assert store.keys("entra:tokens:*") == []
+
+
+def test_redis_down_mid_session_is_a_503_page_then_back(
+    entra_emulator: EntraEmulator, tmp_path: Path
+) -> None:
+    """The session store stops: every page (signed in or not, the sign-in too) answers 503
+    with Retry-After and the store-down page, never a 500 or a traceback; once it is back (an
+    empty Redis: this one keeps nothing on disk) pages answer and sign-in works, without a
+    restart."""
+    (tmp_path / "redis").mkdir()
+    server = RedisServer(tmp_path / "redis").start()
+    try:
+        settings = demo_config(entra_emulator, ENTRA_TOKEN_CACHE_KEY=Fernet.generate_key().decode())
+        app, _ = make_app(entra_emulator, tmp_path, redis_url=server.url, settings=settings)
+        browser = Browser(app)
+        browser.sign_in()
+        assert browser.client.get("/token").status_code == 200
+        server.stop()
+        for path in ("/token", "/", "/login"):
+            down = browser.client.get(path)
+            assert down.status_code == 503, (path, down.text[:300])
+            assert down.headers["retry-after"] == "5"
+            assert "The session store is unavailable" in down.text
+            assert "Traceback" not in down.text
+        server.start()
+        assert browser.client.get("/").status_code == 200
+        browser.sign_in()
+        assert browser.who() == "Adele Vance"
+        assert browser.client.get("/token").status_code == 200
+    finally:
+        server.stop()
+
+
+def signed_in_sid(auth: EntraAuth, browser: Browser) -> str:
+    """The ID token's sid the browser's session was signed in with."""
+    bare = auth.store.unsigned(browser.client.cookies["entra_session"])
+    assert bare is not None
+    if isinstance(auth.store.inner, FileStore):
+        stored = auth.store.inner._read(bare)
+    else:
+        import redis as redis_py
+
+        stored = redis_py.Redis.from_url(auth.store.inner.url).get(f"entra:session:{bare}") or b""
+    return str(json.loads(stored)["entra_user"]["sid"])
+
+
+@pytest.mark.parametrize("store", ["files", "redis"])
+def test_front_channel_sign_out_ends_the_sign_in_on_every_instance(
+    entra_emulator: EntraEmulator, tmp_path: Path, request: pytest.FixtureRequest, store: str
+) -> None:
+    """The IdP's hidden frame (no cookie of ours) names the sign-in by its sid: every session
+    of it ends (with Redis, on another instance too), a frame naming another issuer ends
+    nothing, and the route may be framed by the IdP only."""
+    redis_url = request.getfixturevalue("redis_url") if store == "redis" else None
+    settings = demo_config(entra_emulator, ENTRA_TOKEN_CACHE_KEY=Fernet.generate_key().decode())
+    app_one, auth = make_app(entra_emulator, tmp_path, redis_url=redis_url, settings=settings)
+    app_two = app_one
+    if redis_url:
+        app_two, _ = make_app(
+            entra_emulator, tmp_path / "two", redis_url=redis_url, settings=settings
+        )
+    adele = Browser(app_one)
+    adele.sign_in()
+    sid = signed_in_sid(auth, adele)
+    frame = TestClient(app_two, base_url=BASE, follow_redirects=False)  # the IdP's frame
+    foreign = frame.get(f"/logout/front-channel?sid={sid}&iss=https://elsewhere.example/v2.0")
+    assert foreign.status_code == 200
+    assert adele.who() == "Adele Vance"  # another issuer's sid: nothing ended
+    answer = frame.get(f"/logout/front-channel?sid={sid}")
+    assert answer.status_code == 200
+    policy = answer.headers["content-security-policy"]
+    assert policy.startswith("frame-ancestors ")
+    assert "'none'" not in policy
+    assert urlsplit(entra_emulator.authority).netloc in policy
+    assert "x-frame-options" not in answer.headers
+    assert adele.who() is None
+    assert adele.client.get("/token").status_code == 302  # off to sign in again
+    assert frame.get("/logout/front-channel").status_code == 400  # no sid

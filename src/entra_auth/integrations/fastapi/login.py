@@ -36,14 +36,18 @@ import requests
 from starlette.applications import Starlette
 from starlette.requests import HTTPConnection, Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from starsessions import SessionAutoloadMiddleware
 from starsessions.session import get_session_handler
 from starsessions.stores import SessionStore
 
+from ... import aadsts
+from ...client import pages
 from ...client import session as websession
 from ...client.graph import GraphClient
 from ...client.session import ANONYMOUS, AnonymousUser, SignedInUser
 from ...client.signin import SignInFlow, safe_return_path
+from ...client.signins import SignInIndex
 from ...client.token_cache import (
     MappingTokenCacheStore,
     TokenCacheCipher,
@@ -56,6 +60,7 @@ from ...errors import (
     ConfigurationError,
     InteractionRequired,
     ProviderUnavailableError,
+    SessionStoreUnavailable,
     SignInError,
 )
 from ...logs import inert, redact_logger
@@ -63,6 +68,7 @@ from ...pending import PendingSignInCookie, PendingSignIns
 from ...templates import TEMPLATES
 from .sessions import (
     FileStore,
+    JsonFileCache,
     RedisSessionStore,
     SessionMiddleware,
     SignedIdStore,
@@ -172,6 +178,21 @@ class EntraAuth:
             )
             inner = FileStore(directory)
         self.store = SignedIdStore(inner, derive_key(secret, "entra-auth session id"))
+        # Front-channel sign-out finds sessions by the IdP's sid: beside them, in Redis or files.
+        if self._redis_sync is not None:
+            redis_sync = self._redis_sync
+            self._sign_ins = SignInIndex(
+                delete_session=lambda bare: redis_sync.delete(f"entra:session:{bare}"),
+                ttl=self.session_lifetime,
+                redis=redis_sync,
+            )
+        else:
+            files = cast(FileStore, inner)
+            self._sign_ins = SignInIndex(
+                delete_session=lambda bare: files._path(bare).unlink(missing_ok=True),
+                ttl=self.session_lifetime,
+                cache=JsonFileCache(files.directory / "sign-ins"),
+            )
         loader = jinja2.ChoiceLoader(
             [
                 *([jinja2.FileSystemLoader(self._templates_dir)] if self._templates_dir else []),
@@ -192,6 +213,10 @@ class EntraAuth:
         app.add_route(self.callback_path, self._callback, ["GET"])
         app.add_route(self.logout_path, self._logout, ["GET", "POST"])
         app.add_route(self.front_channel_logout_path, self._front_channel, ["GET"])
+        # Outermost: a session store that fails while the session is read or saved (in the
+        # session middleware, outside the app's exception handlers) is answered 503 here.
+        app.add_middleware(StoreUnavailableAnswers, answer=self._store_unavailable)
+        app.add_exception_handler(SessionStoreUnavailable, self._answer_store_unavailable)
         app.add_exception_handler(SignInRequired, self._answer_sign_in_required)
         app.add_exception_handler(PageResponse, _answer_page)
         app.add_exception_handler(InteractionRequired, self._answer_interaction_required)
@@ -237,8 +262,19 @@ class EntraAuth:
             return cast("SignedInUser | None", getattr(state, _USER_STATE))
         data = websession.user_data(self._seal_key, self._session_id(request), request.session)
         user = SignedInUser(data, self._user_loader) if data is not None else None
+        if user is not None and await self._ended_at_idp(request, data or {}):
+            await self._end_session(request)
+            user = None
         setattr(state, _USER_STATE, user)
         return user
+
+    async def _ended_at_idp(self, request: HTTPConnection, data: dict[str, Any]) -> bool:
+        """The IdP signed this sign-in out (front-channel), here or on another instance."""
+        sid = data.get("sid")
+        if not isinstance(sid, str) or not sid:
+            return False
+        ended = await anyio.to_thread.run_sync(self._sign_ins.ended_at, sid)
+        return websession.ended_since_sign_in(request.session, ended)
 
     async def get_token(self, request: Request, scopes: Iterable[str]) -> str:
         """An access token for the signed-in user (MSAL in a worker thread, the refresh done
@@ -324,9 +360,19 @@ class EntraAuth:
             await anyio.to_thread.run_sync(store.save, cache.serialize())
         else:
             MappingTokenCacheStore(session).save(cache.serialize())
-        session[websession.SEAL] = websession.seal(
-            self._seal_key, cast(str, self._session_id(request)), session
-        )
+        bare = cast(str, self._session_id(request))
+        session[websession.SEAL] = websession.seal(self._seal_key, bare, session)
+        sid = signed_in.user.claims.get("sid")
+        if isinstance(sid, str) and sid:
+            cache_id = session.get(websession.CACHE_ID)
+            await anyio.to_thread.run_sync(
+                lambda: self._sign_ins.record(
+                    sid,
+                    session_id=bare,
+                    cache_key=f"entra:tokens:{cache_id}" if isinstance(cache_id, str) else None,
+                    issuer=str(signed_in.user.claims.get("iss", "")),
+                )
+            )
         request.state.entra_auth_user = None  # worked out again from the new session
 
     async def _end_session(self, request: HTTPConnection) -> None:
@@ -388,11 +434,7 @@ class EntraAuth:
     async def _callback(self, request: Request) -> Response:
         args = request.query_params
         if any(len(args.getlist(k)) > 1 for k in args) or len(request.url.query) > 16384:
-            return self._sign_in_error(
-                "We couldn't sign you in",
-                "The answer from the sign-in service was incomplete or garbled.",
-                detail="The callback's query string repeats a parameter or is over 16 KiB.",
-            )
+            return self._page(pages.garbled_callback(retry=self.login_path))
         state = args.get("state")
         if (
             state
@@ -403,24 +445,14 @@ class EntraAuth:
             return _auth_headers(RedirectResponse(safe_return_path(last.get("to")), 302))
         pending = self._pending.open(request.cookies.get(self._pending_cookie))
         if state and pending.was_used(state):
-            return self._sign_in_error(
-                "This sign-in link was already used",
-                "This sign-in response was already used: the page was reloaded, or Back was "
-                "pressed after signing in.",
-                remedy="Sign in again to continue.",
-                code="AADSTS54005",
-            )
+            entry = aadsts.lookup(54005)
+            fix = entry.fix if entry is not None else None
+            return self._page(pages.callback_already_used(fix, retry=self.login_path))
         flow = pending.take(state) if state else None
         if flow is None:
             if not pending.flows:  # the flow expired (or never was): start again, no error page
                 return _auth_headers(RedirectResponse(self.login_path, 302))
-            return self._sign_in_error(
-                "This sign-in was started somewhere else",
-                "This sign-in response does not belong to a sign-in this browser started.",
-                remedy="Sign in again from this app.",
-                detail="No sign-in under way in this browser has this state (a callback URL "
-                "from another browser, or a forged one).",
-            )
+            return self._page(pages.callback_from_elsewhere(retry=self.login_path))
         cache = msal.SerializableTokenCache()
         again = f"{self.login_path}?{urlencode({'next': safe_return_path(flow.return_to)})}"
         query = dict(args)
@@ -440,16 +472,7 @@ class EntraAuth:
                 f" {words.code}" if words.code else "",
                 words.code or inert(exc.code, 64),
             )
-            page = self._sign_in_error(
-                words.title,
-                words.message,
-                remedy=words.remedy,
-                detail=words.detail,
-                developer_remedy=words.developer_remedy,
-                code=words.code,
-                retry=again,
-                when=words.when,
-            )
+            page = self._page(pages.sign_in_refused(words, retry=again))
             return self._with_pending(page, pending)
         if self._user_loader is not None:
             candidate = SignedInUser(dict(signed_in.user.claims))
@@ -464,15 +487,7 @@ class EntraAuth:
         if request.method != "POST":  # a GET (link, image) must not sign anyone out
             if await self.user(request) is None:
                 return _auth_headers(RedirectResponse("/", 302))
-            return self._render(
-                "entra_auth/sign_out.html",
-                200,
-                request,
-                title="Sign out?",
-                message="You will be signed out of this app and of your Microsoft account in "
-                "this browser.",
-                form=self.logout_path,
-            )
+            return self._page(pages.sign_out_question(form=self.logout_path), request)
         await self._end_session(request)
         url = await anyio.to_thread.run_sync(
             self.sign_in.sign_out_url, self.config.after_logout_url
@@ -490,18 +505,38 @@ class EntraAuth:
         return response
 
     async def _front_channel(self, request: Request) -> Response:
-        """The IdP's hidden frame at sign-out elsewhere: ends this browser's session of that
-        ``sid`` (the frame is cross-site: with Redis, other browsers' sessions of it are a
-        later step)."""
-        sid = request.query_params.get("sid")
-        if not sid or len(sid) > 256:
-            return _auth_headers(Response("sid is required.", 400, media_type="text/plain"))
-        user = await self.user(request)
+        """The IdP, signing the user out of another app of the same sign-in, loads this in a
+        hidden frame with ``sid`` (OpenID Connect Front-Channel Logout 1.0; Entra ID sends it
+        to the app's front-channel logout URL). Ends every session of that sign-in, on every
+        instance, and their token caches. The frame carries no cookie of ours to rely on."""
+        sid, issuer = request.query_params.get("sid"), request.query_params.get("iss")
+        if not sid or len(sid) > 256 or (issuer is not None and len(issuer) > 512):
+            response: Response = Response("sid is required.", 400, media_type="text/plain")
+            return self._framable(response)
+        ended = await anyio.to_thread.run_sync(
+            lambda: self._sign_ins.end(sid, issuer=issuer, now=time.time())
+        )
+        user = await self.user(request)  # this browser's own session, when the frame carried it
         if user is not None and user.claims.get("sid") == sid:
             await self._end_session(request)
-        return _auth_headers(
-            HTMLResponse("<!doctype html><title>Signed out</title>Signed out.", 200)
-        )
+        log.info("Front-channel sign-out: %d session(s) ended.", ended)
+        page = "<!doctype html><title>Signed out</title>Signed out."
+        return self._framable(HTMLResponse(page, 200))
+
+    def _framable(self, response: Response) -> Response:
+        """The front-channel route's headers: framed by the IdP's sign-out page only."""
+        _auth_headers(response)
+        del response.headers["X-Frame-Options"]
+        response.headers["Content-Security-Policy"] = f"frame-ancestors {self._idp_origins()}"
+        return response
+
+    def _idp_origins(self) -> str:
+        origins = {_origin(str(self.config.authority))}
+        known = self.sign_in.discovery.known
+        for url in (known.end_session_endpoint, known.authorization_endpoint) if known else ():
+            if url:
+                origins.add(_origin(url))
+        return " ".join(sorted(o for o in origins if o))
 
     # -- answers --------------------------------------------------------------------------------
     async def _answer_sign_in_required(self, request: Request, exc: Exception) -> Response:
@@ -512,16 +547,7 @@ class EntraAuth:
     async def _answer_interaction_required(self, request: Request, exc: Exception) -> Response:
         assert isinstance(exc, InteractionRequired)
         if websession.just_consented(request.session, exc.scopes):
-            return self._render(
-                "entra_auth/forbidden.html",
-                403,
-                request,
-                title="This page is not available to you right now",
-                message="You are signed in, but the app could not get a token for this page.",
-                remedy="Try again later, or ask the app's administrator.",
-                detail=exc.message,
-                developer_remedy=exc.remedy,
-            )
+            return self._page(pages.no_token_after_consent(exc), request)
         try:
             return await self._send_to_sign_in(
                 request,
@@ -531,6 +557,21 @@ class EntraAuth:
             )
         except ProviderUnavailableError as down:
             return self._provider_unavailable(request, down)
+
+    async def _answer_store_unavailable(self, request: Request, exc: Exception) -> Response:
+        return self._store_unavailable(request)
+
+    def _store_unavailable(self, request: HTTPConnection) -> Response:
+        """503 while the session store is down: the app's own page when it renders without
+        the store, else a plain one; nothing is lost, the next request after it is back works."""
+        log.error("Session store unavailable.")
+        retry = _here(request) if request.scope.get("method") == "GET" else None
+        try:
+            response = self._page(pages.store_unavailable(retry=retry))
+        except Exception:  # a replaced template that needed more than it was given
+            response = _auth_headers(HTMLResponse(pages.STORE_DOWN_HTML, 503))
+        response.headers["Retry-After"] = "5"
+        return response
 
     async def _answer_provider_unavailable(self, request: Request, exc: Exception) -> Response:
         assert isinstance(exc, ProviderUnavailableError)
@@ -550,32 +591,11 @@ class EntraAuth:
             inert(error.cause or error.code, 200),
         )
         if _wants_json(request):
-            response: Response = JSONResponse(
-                {
-                    "error": "temporarily_unavailable" if status == 503 else "bad_gateway",
-                    "error_description": error.message,
-                    "code": error.code,
-                    "retry_after": wait if status == 503 else None,
-                },
-                status,
-            )
-            response = _auth_headers(response)
+            body = pages.provider_unavailable_json(error)
+            response: Response = _auth_headers(JSONResponse(body, status))
         else:
-            service = "Microsoft Graph" if error.step == "Graph" else "The sign-in service"
-            response = self._render(
-                "entra_auth/unavailable.html",
-                status,
-                request,
-                title=f"{service} is unavailable"
-                if status == 503
-                else f"{service} answered unexpectedly",
-                message=error.message,
-                remedy=error.remedy,
-                retry=retry or (_here(request) if request.method == "GET" else None),
-                retry_after=wait if status == 503 else None,
-                detail=f"{error.step or 'request'} to {error.host or ''}: {error.cause or ''}",
-                code=error.code,
-            )
+            retry = retry or (_here(request) if request.method == "GET" else None)
+            response = self._page(pages.provider_unavailable(error, retry=retry), request)
         if status == 503:
             response.headers["Retry-After"] = str(wait)
         return response
@@ -586,64 +606,16 @@ class EntraAuth:
         missing = sorted(set(roles) - user.roles)
         log.info("Page refused: the signed-in user lacks app role(s) %s.", inert(missing, 200))
         if _wants_json(request):
-            body = {
-                "error": "forbidden",
-                "error_description": "Missing app role(s).",
-                "roles": missing,
-            }
-            return _auth_headers(JSONResponse(body, 403))
+            return _auth_headers(JSONResponse(pages.missing_roles_json(missing), 403))
         query = urlencode({"prompt": "select_account", "next": _here(request)})
-        return self._render(
-            "entra_auth/forbidden.html",
-            403,
-            request,
-            title="You don't have access to this page",
-            message=f"You are signed in as {user.username or user.name or 'this account'}, "
-            "which does not have the role this page needs.",
-            remedy="Ask the app's administrator for access, then sign in again.",
-            detail=f"The ID token's roles claim lacks: {', '.join(missing)}.",
-            developer_remedy="Assign the app role to the user or a group (Entra admin center → "
-            "Enterprise applications → this app → Users and groups); app roles arrive with "
-            "the next sign-in's ID token.",
-            roles=missing,
-            retry=f"{self.login_path}?{query}",
-        )
+        page = pages.missing_roles(user, missing, retry=f"{self.login_path}?{query}")
+        return self._page(page, request)
 
     def _no_account(self) -> Response:
-        return self._render(
-            "entra_auth/forbidden.html",
-            403,
-            title="You don't have access to this app",
-            message="You signed in with Microsoft, but this app has no account for you.",
-            remedy="Ask the app's administrator for access.",
-            detail="The app's user_loader returned None for this user.",
-        )
+        return self._page(pages.no_account())
 
-    def _sign_in_error(
-        self,
-        title: str,
-        message: str,
-        *,
-        remedy: str = "Start the sign-in again from this app.",
-        detail: str | None = None,
-        developer_remedy: str | None = None,
-        code: str | None = None,
-        retry: str | None = None,
-        when: time.struct_time | None = None,
-    ) -> Response:
-        return self._render(
-            "entra_auth/sign_in_error.html",
-            400,
-            title=title,
-            message=message,
-            remedy=remedy,
-            detail=detail,
-            developer_remedy=developer_remedy,
-            code=code,
-            retry=retry or self.login_path,
-            when_iso=time.strftime("%Y-%m-%dT%H:%M:%SZ", when) if when else None,
-            when_text=time.strftime("%Y-%m-%d %H:%M UTC", when) if when else None,
-        )
+    def _page(self, page: pages.Page, request: Request | None = None) -> Response:
+        return self._render(page.template, page.status, request, **page.context)
 
     def _render(
         self, template: str, status: int, request: Request | None = None, **context: Any
@@ -659,6 +631,33 @@ class EntraAuth:
         return _auth_headers(HTMLResponse(html, status))
 
 
+class StoreUnavailableAnswers:
+    """ASGI middleware outside the session middleware: a ``SessionStoreUnavailable`` raised
+    before the response started (the session read, or saved as the answer starts) becomes the
+    503 page instead of a 500."""
+
+    def __init__(self, app: ASGIApp, answer: Callable[[HTTPConnection], Response]):
+        self.app, self.answer = app, answer
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracked(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracked)
+        except SessionStoreUnavailable:
+            if started:
+                raise
+            await self.answer(HTTPConnection(scope))(scope, receive, send)
+
+
 async def _answer_page(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, PageResponse)
     return exc.response
@@ -671,6 +670,11 @@ def _auth_headers(response: Response) -> Response:
     response.headers["Content-Security-Policy"] = "frame-ancestors 'none'"
     response.headers["X-Frame-Options"] = "DENY"
     return response
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}" if parts.scheme and parts.netloc else ""
 
 
 def _wants_json(request: Request) -> bool:

@@ -37,7 +37,7 @@ from starsessions import SessionMiddleware
 from starsessions.serializers import Serializer
 from starsessions.stores import SessionStore
 
-from ...errors import ConfigurationError
+from ...errors import ConfigurationError, SessionStoreUnavailable
 
 _ID = re.compile(r"[0-9a-f]{32}")  # starsessions' ids: secrets.token_hex(16)
 
@@ -100,7 +100,10 @@ class FileStore(SessionStore):
         return self.directory / f"{session_id}.json"
 
     async def read(self, session_id: str, lifetime: int) -> bytes:
-        return await anyio.to_thread.run_sync(self._read, session_id)
+        try:
+            return await anyio.to_thread.run_sync(self._read, session_id)
+        except OSError as exc:
+            raise _unavailable(exc) from None
 
     def _read(self, session_id: str) -> bytes:
         path = self._path(session_id)
@@ -118,7 +121,10 @@ class FileStore(SessionStore):
         return data
 
     async def write(self, session_id: str, data: bytes, lifetime: int, ttl: int) -> str:
-        await anyio.to_thread.run_sync(self._write, session_id, data, ttl or lifetime)
+        try:
+            await anyio.to_thread.run_sync(self._write, session_id, data, ttl or lifetime)
+        except OSError as exc:
+            raise _unavailable(exc) from None
         return session_id
 
     def _write(self, session_id: str, data: bytes, ttl: int) -> None:
@@ -167,8 +173,11 @@ class RedisSessionStore(SessionStore):
                 remedy="pip install 'entra-auth[fastapi,redis]', or unset REDIS_URL to keep "
                 "sessions in files.",
             ) from None
+        from redis import RedisError
+
         self.url, self.prefix = url, prefix
         self._redis, self._store = Redis, RedisStore
+        self._errors: tuple[type[BaseException], ...] = (RedisError, OSError)
         self._by_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, SessionStore] = (
             weakref.WeakKeyDictionary()
         )
@@ -182,13 +191,59 @@ class RedisSessionStore(SessionStore):
         return store
 
     async def read(self, session_id: str, lifetime: int) -> bytes:
-        return await self._current().read(session_id, lifetime)
+        try:
+            return await self._current().read(session_id, lifetime)
+        except self._errors as exc:
+            raise _unavailable(exc) from None
 
     async def write(self, session_id: str, data: bytes, lifetime: int, ttl: int) -> str:
-        return await self._current().write(session_id, data, lifetime, ttl)
+        try:
+            return await self._current().write(session_id, data, lifetime, ttl)
+        except self._errors as exc:
+            raise _unavailable(exc) from None
 
     async def remove(self, session_id: str) -> None:
-        await self._current().remove(session_id)
+        try:
+            await self._current().remove(session_id)
+        except self._errors as exc:
+            raise _unavailable(exc) from None
+
+
+def _unavailable(exc: BaseException) -> SessionStoreUnavailable:
+    """What the app answers 503 for (never the error's own text: it can hold the URL)."""
+    return SessionStoreUnavailable(f"The session store is unavailable ({type(exc).__name__}).")
+
+
+class JsonFileCache:
+    """A small key-value cache in files (``get``/``set(key, value, timeout=)``): the
+    front-channel index beside the session files of one process (``client.signins``)."""
+
+    def __init__(self, directory: str | os.PathLike[str]):
+        self.directory = Path(directory)
+        self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+
+    def _path(self, key: str) -> Path:
+        return self.directory / (hashlib.sha256(key.encode()).hexdigest() + ".json")
+
+    def get(self, key: str) -> Any:
+        try:
+            entry = json.loads(self._path(key).read_bytes())
+        except (FileNotFoundError, ValueError):
+            return None
+        if not isinstance(entry, dict) or float(entry.get("expires", 0)) < time.time():
+            return None
+        return entry.get("value")
+
+    def set(self, key: str, value: Any, timeout: int | None = None) -> None:
+        entry = {"expires": time.time() + (timeout or 8 * 3600), "value": value}
+        handle, temporary = tempfile.mkstemp(dir=self.directory, prefix=".tmp-")
+        try:
+            with os.fdopen(handle, "wb") as file:
+                file.write(json.dumps(entry).encode())
+            os.replace(temporary, self._path(key))
+        except BaseException:
+            Path(temporary).unlink(missing_ok=True)
+            raise
 
 
 class StrictJsonSerializer(Serializer):
@@ -228,6 +283,7 @@ def session_middleware_options(
 
 __all__ = [
     "FileStore",
+    "JsonFileCache",
     "RedisSessionStore",
     "SessionMiddleware",
     "SignedIdStore",

@@ -51,6 +51,7 @@ from werkzeug.local import LocalProxy
 from werkzeug.wrappers import Response as WerkzeugResponse
 
 from ... import aadsts
+from ...client import pages
 from ...client import session as websession
 from ...client.graph import GraphClient
 from ...client.session import ANONYMOUS, AnonymousUser, SignedInUser
@@ -65,7 +66,6 @@ from ...config import EntraConfig
 from ...derive import derive_key
 from ...errors import (
     InteractionRequired,
-    KeySetUnavailableError,
     ProviderUnavailableError,
     SessionStoreUnavailable,
     SignInError,
@@ -367,11 +367,7 @@ class EntraAuth:
     def _callback(self) -> WerkzeugResponse:
         args = request.args
         if any(len(args.getlist(k)) > 1 for k in args) or len(request.query_string) > 16384:
-            return self._sign_in_error(
-                "We couldn't sign you in",
-                "The answer from the sign-in service was incomplete or garbled.",
-                detail="The callback's query string repeats a parameter or is over 16 KiB.",
-            )
+            return self._page(pages.garbled_callback(retry=url_for("entra_auth.login")))
         state = args.get("state")
         if state and self._finished_here(state):
             # Back onto the callback URL of the sign-in this session finished: no error page.
@@ -380,26 +376,13 @@ class EntraAuth:
         pending = self._pending.open(request.cookies.get(self._pending_cookie))
         if state and pending.was_used(state):
             entry = aadsts.lookup(54005)
-            assert entry is not None
-            return self._sign_in_error(
-                "This sign-in link was already used",
-                "This sign-in response was already used: the page was reloaded, or Back was "
-                "pressed after signing in.",
-                remedy="Sign in again to continue.",
-                detail=entry.fix,
-                code=entry.name,
-            )
+            fix = entry.fix if entry is not None else None
+            return self._page(pages.callback_already_used(fix, retry=url_for("entra_auth.login")))
         flow = pending.take(state) if state else None
         if flow is None:
             if not pending.flows:  # the flow expired (or never was): start again, no error page
                 return _no_referrer(redirect(url_for("entra_auth.login")))
-            return self._sign_in_error(
-                "This sign-in was started somewhere else",
-                "This sign-in response does not belong to a sign-in this browser started.",
-                remedy="Sign in again from this app.",
-                detail="No sign-in under way in this browser has this state (a callback URL "
-                "from another browser, or a forged one).",
-            )
+            return self._page(pages.callback_from_elsewhere(retry=url_for("entra_auth.login")))
         cache = msal.SerializableTokenCache()
         again = url_for("entra_auth.login", next=safe_return_path(flow.return_to))
         try:
@@ -416,17 +399,7 @@ class EntraAuth:
                 f" {code}" if code else "",
                 code or inert(exc.code, 64),
             )
-            words = websession.failure_words(exc)
-            page = self._sign_in_error(
-                words.title,
-                words.message,
-                remedy=words.remedy,
-                detail=words.detail,
-                developer_remedy=words.developer_remedy,
-                code=words.code,
-                retry=again,
-                when=words.when,
-            )
+            page = self._page(pages.sign_in_refused(websession.failure_words(exc), retry=again))
             return self._with_pending(page, pending)
         if self._user_loader is not None:
             user = SignedInUser(dict(signed_in.user.claims))
@@ -507,14 +480,7 @@ class EntraAuth:
         if request.method != "POST":  # a GET (link, image) must not sign anyone out
             if _session_user() is None:  # nobody to sign out: nothing to ask
                 return _no_referrer(redirect(safe_return_path("/")))
-            return self._render(
-                "entra_auth/sign_out.html",
-                200,
-                title="Sign out?",
-                message="You will be signed out of this app and of your Microsoft account in "
-                "this browser.",
-                form=url_for("entra_auth.logout"),
-            )
+            return self._page(pages.sign_out_question(form=url_for("entra_auth.logout")))
         self._end_session()
         response = _no_referrer(redirect(self.sign_in.sign_out_url(self.config.after_logout_url)))
         response.set_cookie(
@@ -570,15 +536,6 @@ class EntraAuth:
         request after the provider is back works without a restart."""
         status = error.http_status
         wait = error.retry_after if error.retry_after else 5
-        message, remedy = error.message, error.remedy
-        if isinstance(error, KeySetUnavailableError):
-            # Raised by discovery/keys with the URL and cause in its message: those are for the
-            # log; the user reads words.
-            message = (
-                "The sign-in service (Microsoft Entra ID) is not available right now. "
-                "Nothing was lost."
-            )
-            remedy = "Try again in a few seconds."
         log.warning(
             "Identity provider %s: host=%s step=%s cause=%s (%s)",
             "answered nonsense" if status == 502 else "unavailable",
@@ -588,34 +545,13 @@ class EntraAuth:
             inert(error.message, 400),
         )
         if _wants_json():
-            response: WerkzeugResponse = jsonify(
-                {
-                    "error": "temporarily_unavailable" if status == 503 else "bad_gateway",
-                    "error_description": message,
-                    "code": error.code,
-                    "retry_after": wait if status == 503 else None,
-                }
+            response: WerkzeugResponse = _auth_headers(
+                _json(pages.provider_unavailable_json(error), status)
             )
-            response.status_code = status
-            response = _auth_headers(response)
         else:
-            service = "Microsoft Graph" if error.step == "Graph" else "The sign-in service"
-            title = (
-                f"{service} is unavailable" if status == 503 else f"{service} answered unexpectedly"
-            )
             if retry is None and request.method == "GET":
                 retry = _here()  # the page the user was going to, to reload once it is back
-            response = self._render(
-                "entra_auth/unavailable.html",
-                status,
-                title=title,
-                message=message,
-                remedy=remedy,
-                retry=retry,
-                retry_after=wait if status == 503 else None,
-                detail=f"{error.step or 'request'} to {error.host or ''}: {error.cause or ''}",
-                code=error.code,
-            )
+            response = self._page(pages.provider_unavailable(error, retry=retry))
         if status == 503:
             response.headers["Retry-After"] = str(wait)
         return response
@@ -624,15 +560,7 @@ class EntraAuth:
         if websession.just_consented(session, error.scopes):
             # The user just signed in for these scopes and there is still no token: sending
             # them back to the IdP would loop. Say so instead.
-            return self._render(
-                "entra_auth/forbidden.html",
-                403,
-                title="This page is not available to you right now",
-                message="You are signed in, but the app could not get a token for this page.",
-                remedy="Try again later, or ask the app's administrator.",
-                detail=error.message,
-                developer_remedy=error.remedy,
-            )
+            return self._page(pages.no_token_after_consent(error))
         try:
             return self._send_to_sign_in(
                 list(error.scopes) or list(self.config.scopes), return_to=_here(), interaction=True
@@ -644,64 +572,15 @@ class EntraAuth:
         missing = sorted(set(roles) - user.roles)
         log.info("Page refused: the signed-in user lacks app role(s) %s.", inert(missing, 200))
         if _wants_json():
-            body = {
-                "error": "forbidden",
-                "error_description": "Missing app role(s).",
-                "roles": missing,
-            }
-            return _auth_headers(_json(body, 403))
-        return self._render(
-            "entra_auth/forbidden.html",
-            403,
-            title="You don't have access to this page",
-            message=f"You are signed in as {user.username or user.name or 'this account'}, "
-            "which does not have the role this page needs.",
-            remedy="Ask the app's administrator for access, then sign in again.",
-            detail=f"The ID token's roles claim lacks: {', '.join(missing)}.",
-            developer_remedy="Assign the app role to the user or a group (Entra admin center → "
-            "Enterprise applications → this app → Users and groups); app roles arrive with "
-            "the next sign-in's ID token.",
-            roles=missing,
-            retry=url_for("entra_auth.login", prompt="select_account", next=_here()),
-        )
+            return _auth_headers(_json(pages.missing_roles_json(missing), 403))
+        retry = url_for("entra_auth.login", prompt="select_account", next=_here())
+        return self._page(pages.missing_roles(user, missing, retry=retry))
 
     def _no_account(self) -> WerkzeugResponse:
-        return self._render(
-            "entra_auth/forbidden.html",
-            403,
-            title="You don't have access to this app",
-            message="You signed in with Microsoft, but this app has no account for you.",
-            remedy="Ask the app's administrator for access.",
-            detail="The app's user_loader returned None for this user.",
-        )
+        return self._page(pages.no_account())
 
-    def _sign_in_error(
-        self,
-        title: str,
-        message: str,
-        *,
-        remedy: str = "Start the sign-in again from this app.",
-        detail: str | None = None,
-        developer_remedy: str | None = None,
-        code: str | None = None,
-        retry: str | None = None,
-        when: time.struct_time | None = None,
-    ) -> WerkzeugResponse:
-        """``when`` (UTC): said on the page when only the user's organization can help, whose
-        sign-in logs find the attempt by its time."""
-        return self._render(
-            "entra_auth/sign_in_error.html",
-            400,
-            title=title,
-            message=message,
-            remedy=remedy,
-            detail=detail,
-            developer_remedy=developer_remedy,
-            code=code,
-            retry=retry or url_for("entra_auth.login"),
-            when_iso=time.strftime("%Y-%m-%dT%H:%M:%SZ", when) if when else None,
-            when_text=time.strftime("%Y-%m-%d %H:%M UTC", when) if when else None,
-        )
+    def _page(self, page: pages.Page) -> WerkzeugResponse:
+        return self._render(page.template, page.status, **page.context)
 
     def _render(self, template: str, status: int, **context: Any) -> WerkzeugResponse:
         context.setdefault("home", safe_return_path("/"))
@@ -742,29 +621,15 @@ def _json(body: dict[str, Any], status: int) -> WerkzeugResponse:
     return response
 
 
-_STORE_DOWN = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>Temporarily unavailable</title></head>
-<body style="font-family:system-ui,sans-serif;max-width:40rem;margin:4rem auto">
-<h1>Temporarily unavailable</h1><p id="message">The session store is unavailable, so this
-page cannot be shown right now. Nothing was lost: try again in a moment.</p></body></html>"""
-
-
 def _store_unavailable(error: Exception) -> WerkzeugResponse:
     """503 while the session store is down; the app's own template when it renders without
     the store, else a plain page (the session itself may be what failed)."""
     log.error("Session store unavailable: %s", getattr(error, "message", type(error).__name__))
+    page = pages.store_unavailable(retry=_here() if request.method == "GET" else None)
     try:
-        html = render_template(
-            "entra_auth/store_unavailable.html",
-            title="Temporarily unavailable",
-            message="The session store is unavailable, so this page cannot be shown right now. "
-            "Nothing was lost.",
-            remedy="Try again in a moment.",
-            retry=_here() if request.method == "GET" else None,
-            home="/",
-        )
+        html = render_template(page.template, home="/", **page.context)
     except Exception:  # a template or context processor that needed the store: the plain page
-        html = _STORE_DOWN
+        html = pages.STORE_DOWN_HTML
     response = WerkzeugResponse(html, 503, mimetype="text/html")
     response.headers["Retry-After"] = "5"
     return _auth_headers(response)

@@ -10,7 +10,6 @@ tampered cookie opens no session.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import warnings
@@ -22,6 +21,7 @@ from flask import Flask
 from flask_session import Session
 from flask_session.base import Serializer, ServerSideSession
 
+from ...client.signins import SignInIndex
 from ...errors import ConfigurationError, SessionStoreUnavailable
 
 if TYPE_CHECKING:
@@ -159,79 +159,15 @@ def configure_sessions(app: Flask, *, secure: bool) -> redis.Redis | None:
     return client if isinstance(client, redis.Redis) else None
 
 
-class SignInSessions:
-    """Which sessions (and token caches) each identity-provider sign-in opened, by its ``sid``.
+def SignInSessions(app: Flask, redis: redis.Redis | None, ttl: int) -> SignInIndex:
+    """Front-channel sign-out's index (``entra_auth.client.signins``) over Flask-Session: its
+    store ids and deletion are what a session is; records in Redis, or in the session files."""
+    interface: Any = app.session_interface
 
-    Front-channel sign-out (OpenID Connect Front-Channel Logout 1.0, as Entra ID does it) names
-    the IdP's sign-in session, not ours, and arrives in a hidden frame that carries no cookie of
-    ours (SameSite), possibly on another instance. So each sign-in is recorded under its ``sid``
-    in the session store itself (Redis, or the session files), and ending a ``sid`` deletes its
-    sessions and token caches at once and leaves a mark, checked on every signed-in request, for
-    a request that was in flight and saved its session after the deletion.
+    def delete_session(session_id: str) -> None:
+        interface._delete_session(interface._get_store_id(session_id))
 
-    Keys are a hash of the ``sid`` (never the ``sid`` itself), and live as long as a session.
-    """
-
-    def __init__(self, app: Flask, redis: redis.Redis | None, ttl: int) -> None:
-        # Flask-Session's interface: its store ids and deletion are what a session is.
-        self._interface: Any = app.session_interface
-        self._redis = redis
-        self._ttl = max(int(ttl), 1)
-
-    @staticmethod
-    def _key(sid: str) -> str:
-        digest = hashlib.sha256(f"entra-auth sign-in {sid}".encode("utf-8", "surrogatepass"))
-        return "entra:signin:" + digest.hexdigest()
-
-    def record(self, sid: str, *, session_id: str, cache_key: str | None, issuer: str) -> None:
-        """A session signed in through ``sid`` (called at sign-in, after the new session id)."""
-        key, member = self._key(sid), msgspec.json.encode([session_id, cache_key, issuer])
-        if self._redis is not None:
-            pipe = self._redis.pipeline()
-            pipe.sadd(key + ":sessions", member)
-            pipe.expire(key + ":sessions", self._ttl)
-            pipe.execute()
-            return
-        cache = self._cache()
-        entry = cache.get(key) or {}
-        sessions = [*entry.get("sessions", [])[-19:], [session_id, cache_key, issuer]]
-        cache.set(key, {"sessions": sessions, "ended": entry.get("ended")}, timeout=self._ttl)
-
-    def end(self, sid: str, *, issuer: str | None, now: float) -> int:
-        """End every session opened through ``sid`` (of ``issuer``, when the IdP named one).
-
-        Returns how many sessions were deleted. Token caches in Redis go with them."""
-        key = self._key(sid)
-        if self._redis is not None:
-            members = self._redis.smembers(key + ":sessions")
-            recorded = [msgspec.json.decode(m) for m in cast("set[bytes]", members)]
-        else:
-            cache = self._cache()
-            recorded = list((cache.get(key) or {}).get("sessions", []))
-        mine = [r for r in recorded if issuer is None or r[2] == issuer]
-        if recorded and not mine:
-            return 0  # another issuer's sid: not ours to end
-        for session_id, cache_key, _ in mine:
-            self._interface._delete_session(self._interface._get_store_id(session_id))
-            if cache_key and self._redis is not None:
-                self._redis.delete(cache_key)
-        if self._redis is not None:
-            pipe = self._redis.pipeline()
-            pipe.set(key + ":ended", str(now), ex=self._ttl)
-            pipe.delete(key + ":sessions")
-            pipe.execute()
-        else:
-            cache.set(key, {"sessions": [], "ended": now}, timeout=self._ttl)
-        return len(mine)
-
-    def ended_at(self, sid: str) -> float | None:
-        """When ``sid`` was ended by the IdP (None: it was not)."""
-        key = self._key(sid)
-        if self._redis is not None:
-            value = self._redis.get(key + ":ended")
-            return float(value) if value is not None else None
-        ended = (self._cache().get(key) or {}).get("ended")
-        return float(ended) if isinstance(ended, (int, float)) else None
-
-    def _cache(self) -> FileSystemCache:
-        return cast(FileSystemCache, self._interface.cache)
+    if redis is not None:
+        return SignInIndex(delete_session=delete_session, ttl=ttl, redis=redis)
+    cache = cast(FileSystemCache, interface.cache)
+    return SignInIndex(delete_session=delete_session, ttl=ttl, cache=cache)
