@@ -393,3 +393,16 @@ def test_front_channel_sign_out_ends_the_sign_in_on_every_instance(
     assert adele.who() is None
     assert adele.client.get("/token").status_code == 302  # off to sign in again
     assert frame.get("/logout/front-channel").status_code == 400  # no sid
+
+
+def test_a_signed_in_users_pages_are_private_the_apps_own_too(browser: Browser) -> None:
+    """No shared or back-button caching of a signed-in user's pages (the app's endpoints, not
+    only the library's): ``no-store`` and ``Vary: Cookie`` while signed in, not before."""
+    anonymous = browser.client.get("/")
+    assert "no-store" not in anonymous.headers.get("cache-control", "")
+    browser.sign_in()
+    for path in ("/", "/token"):
+        page = browser.client.get(path)
+        assert page.status_code == 200
+        assert page.headers["cache-control"] == "no-store"
+        assert "Cookie" in page.headers["vary"]

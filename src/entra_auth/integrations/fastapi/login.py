@@ -34,6 +34,7 @@ import jinja2
 import msal
 import requests
 from starlette.applications import Starlette
+from starlette.datastructures import MutableHeaders
 from starlette.requests import HTTPConnection, Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -213,8 +214,10 @@ class EntraAuth:
         app.add_route(self.callback_path, self._callback, ["GET"])
         app.add_route(self.logout_path, self._logout, ["GET", "POST"])
         app.add_route(self.front_channel_logout_path, self._front_channel, ["GET"])
-        # Outermost: a session store that fails while the session is read or saved (in the
-        # session middleware, outside the app's exception handlers) is answered 503 here.
+        # Outside the session middleware: every page a signed-in user sees is private, and a
+        # session store that fails while the session is read or saved (outside the app's
+        # exception handlers) is answered 503 here.
+        app.add_middleware(PrivateWhenSignedIn)
         app.add_middleware(StoreUnavailableAnswers, answer=self._store_unavailable)
         app.add_exception_handler(SessionStoreUnavailable, self._answer_store_unavailable)
         app.add_exception_handler(SignInRequired, self._answer_sign_in_required)
@@ -629,6 +632,31 @@ class EntraAuth:
             context.setdefault("current_user", user or ANONYMOUS)
         html = self.jinja.get_template(template).render(**context)
         return _auth_headers(HTMLResponse(html, status))
+
+
+class PrivateWhenSignedIn:
+    """ASGI middleware outside the session middleware: a response to a request whose session
+    holds a signed-in user is ``Cache-Control: no-store`` and ``Vary: Cookie`` (no shared or
+    back-button caching of a user's pages, the app's own included), as on Flask."""
+
+    def __init__(self, app: ASGIApp):
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def private(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                session = scope.get("session")
+                if isinstance(session, dict) and session.get(websession.USER) is not None:
+                    headers = MutableHeaders(scope=message)
+                    headers["Cache-Control"] = "no-store"
+                    headers.add_vary_header("Cookie")
+            await send(message)
+
+        await self.app(scope, receive, private)
 
 
 class StoreUnavailableAnswers:
