@@ -132,3 +132,44 @@ def test_failure_words_speak_to_the_person_signing_in() -> None:
     assert other.title == "Sign-in failed."
     assert other.code == "AADSTS50126"
     assert other.detail == "AADSTS50126: wrong"
+
+
+def test_the_callback_checks_in_their_order() -> None:
+    """``client.callback.check``, the adapters' one order of decisions before a redemption
+    (the catalogue's FL/HX05 cases run it end to end on both adapters)."""
+    from entra_auth.client import callback
+    from entra_auth.pending import PendingFlow, PendingSignIns
+
+    def pending_with(*states: str) -> PendingSignIns:
+        pending = PendingSignIns()
+        for state in states:
+            pending.add({"state": state}, return_to="/claims", interaction=False, now=0.0)
+        return pending
+
+    def check(params: dict[str, list[str]], pending: PendingSignIns, **kw: Any) -> Any:
+        options: dict[str, Any] = {"signed_in": False, "session": {}, "login_path": "/login"}
+        return callback.check(params, 10, pending=pending, **{**options, **kw})
+
+    twice = check({"state": ["a", "b"]}, pending_with("a"))
+    assert isinstance(twice, callback.Refuse)
+    assert twice.page.context["title"] == "We couldn't sign you in"
+    too_long = callback.check(
+        {}, 20_000, signed_in=False, session={}, pending=pending_with(), login_path="/login"
+    )
+    assert isinstance(too_long, callback.Refuse)
+    back = check(
+        {"state": ["the-state"]}, pending_with(), signed_in=True, session=signed_in_session()
+    )
+    assert back == callback.GoTo("/profile")  # the session finished that sign-in
+    flow = check({"state": ["s1"], "code": ["c"]}, pending := pending_with("s1"))
+    assert isinstance(flow, PendingFlow)
+    assert flow.return_to == "/claims"
+    again = check({"state": ["s1"]}, pending)
+    assert isinstance(again, callback.Refuse)
+    assert again.page.context["code"] == "AADSTS54005"
+    assert check({"state": ["s9"]}, pending_with()) == callback.GoTo("/login")  # expired
+    foreign = check({"state": ["s9"]}, pending_with("s1"))
+    assert isinstance(foreign, callback.Refuse)
+    assert foreign.page.context["title"] == "This sign-in was started somewhere else"
+    not_signed_in = check({"state": ["the-state"]}, pending_with(), session=signed_in_session())
+    assert not_signed_in == callback.GoTo("/login")  # a sealed-session check is the adapter's

@@ -42,8 +42,7 @@ from starsessions import SessionAutoloadMiddleware
 from starsessions.session import get_session_handler
 from starsessions.stores import SessionStore
 
-from ... import aadsts
-from ...client import pages
+from ...client import callback, pages
 from ...client import session as websession
 from ...client.graph import GraphClient
 from ...client.session import ANONYMOUS, AnonymousUser, SignedInUser
@@ -436,26 +435,20 @@ class EntraAuth:
 
     async def _callback(self, request: Request) -> Response:
         args = request.query_params
-        if any(len(args.getlist(k)) > 1 for k in args) or len(request.url.query) > 16384:
-            return self._page(pages.garbled_callback(retry=self.login_path))
-        state = args.get("state")
-        if (
-            state
-            and await self.user(request) is not None
-            and websession.finished_here(request.session, state)
-        ):  # Back onto the callback URL of the sign-in this session finished: no error page
-            last = request.session.get(websession.LAST_SIGN_IN) or {}
-            return _auth_headers(RedirectResponse(safe_return_path(last.get("to")), 302))
         pending = self._pending.open(request.cookies.get(self._pending_cookie))
-        if state and pending.was_used(state):
-            entry = aadsts.lookup(54005)
-            fix = entry.fix if entry is not None else None
-            return self._page(pages.callback_already_used(fix, retry=self.login_path))
-        flow = pending.take(state) if state else None
-        if flow is None:
-            if not pending.flows:  # the flow expired (or never was): start again, no error page
-                return _auth_headers(RedirectResponse(self.login_path, 302))
-            return self._page(pages.callback_from_elsewhere(retry=self.login_path))
+        decision = callback.check(
+            {k: args.getlist(k) for k in args},
+            len(request.url.query),
+            signed_in=await self.user(request) is not None,
+            session=request.session,
+            pending=pending,
+            login_path=self.login_path,
+        )
+        if isinstance(decision, callback.GoTo):
+            return _auth_headers(RedirectResponse(decision.location, 302))
+        if isinstance(decision, callback.Refuse):
+            return self._page(decision.page, request)
+        flow = decision
         cache = msal.SerializableTokenCache()
         again = f"{self.login_path}?{urlencode({'next': safe_return_path(flow.return_to)})}"
         query = dict(args)
@@ -468,14 +461,7 @@ class EntraAuth:
                 self._provider_unavailable(request, exc, retry=again), pending
             )
         except SignInError as exc:
-            words = websession.failure_words(exc)
-            log.info(
-                "Sign-in refused: %s%s (entra-auth explain %s)",
-                inert(exc.code, 64),
-                f" {words.code}" if words.code else "",
-                words.code or inert(exc.code, 64),
-            )
-            page = self._page(pages.sign_in_refused(words, retry=again))
+            page = self._page(callback.refused(exc, retry=again, log=log), request)
             return self._with_pending(page, pending)
         if self._user_loader is not None:
             candidate = SignedInUser(dict(signed_in.user.claims))

@@ -50,8 +50,7 @@ from werkzeug.exceptions import InternalServerError
 from werkzeug.local import LocalProxy
 from werkzeug.wrappers import Response as WerkzeugResponse
 
-from ... import aadsts
-from ...client import pages
+from ...client import callback, pages
 from ...client import session as websession
 from ...client.graph import GraphClient
 from ...client.session import ANONYMOUS, AnonymousUser, SignedInUser
@@ -366,23 +365,20 @@ class EntraAuth:
 
     def _callback(self) -> WerkzeugResponse:
         args = request.args
-        if any(len(args.getlist(k)) > 1 for k in args) or len(request.query_string) > 16384:
-            return self._page(pages.garbled_callback(retry=url_for("entra_auth.login")))
-        state = args.get("state")
-        if state and self._finished_here(state):
-            # Back onto the callback URL of the sign-in this session finished: no error page.
-            last = session.get(websession.LAST_SIGN_IN) or {}
-            return _no_referrer(redirect(safe_return_path(last.get("to"))))
         pending = self._pending.open(request.cookies.get(self._pending_cookie))
-        if state and pending.was_used(state):
-            entry = aadsts.lookup(54005)
-            fix = entry.fix if entry is not None else None
-            return self._page(pages.callback_already_used(fix, retry=url_for("entra_auth.login")))
-        flow = pending.take(state) if state else None
-        if flow is None:
-            if not pending.flows:  # the flow expired (or never was): start again, no error page
-                return _no_referrer(redirect(url_for("entra_auth.login")))
-            return self._page(pages.callback_from_elsewhere(retry=url_for("entra_auth.login")))
+        decision = callback.check(
+            {k: args.getlist(k) for k in args},
+            len(request.query_string),
+            signed_in=_session_user() is not None,
+            session=session,
+            pending=pending,
+            login_path=url_for("entra_auth.login"),
+        )
+        if isinstance(decision, callback.GoTo):
+            return _no_referrer(redirect(decision.location))
+        if isinstance(decision, callback.Refuse):
+            return self._page(decision.page)
+        flow, state = decision, decision.flow.get("state")
         cache = msal.SerializableTokenCache()
         again = url_for("entra_auth.login", next=safe_return_path(flow.return_to))
         try:
@@ -392,14 +388,7 @@ class EntraAuth:
             # returning to the page the user was going to. Nobody was signed out.
             return self._with_pending(self._provider_unavailable(exc, retry=again), pending)
         except SignInError as exc:
-            code = f"AADSTS{exc.aadsts}" if exc.aadsts else None
-            log.info(
-                "Sign-in refused: %s%s (entra-auth explain %s)",
-                inert(exc.code, 64),
-                f" {code}" if code else "",
-                code or inert(exc.code, 64),
-            )
-            page = self._page(pages.sign_in_refused(websession.failure_words(exc), retry=again))
+            page = self._page(callback.refused(exc, retry=again, log=log))
             return self._with_pending(page, pending)
         if self._user_loader is not None:
             user = SignedInUser(dict(signed_in.user.claims))
@@ -416,9 +405,6 @@ class EntraAuth:
         )
         done = _no_referrer(redirect(safe_return_path(flow.return_to)))
         return self._with_pending(done, pending)
-
-    def _finished_here(self, state: str) -> bool:
-        return _session_user() is not None and websession.finished_here(session, state)
 
     def _start_session(
         self,
