@@ -132,3 +132,32 @@ def test_the_pytest_plugin_loads_nothing_heavy() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
+
+
+def test_the_fastapi_sign_in_needs_no_flask() -> None:
+    """The FastAPI adapter, its sign-in with Redis included, imports nothing of the Flask
+    integration's (Flask, Flask-Session, cachelib are not in the fastapi extra): run with
+    those imports refused."""
+    script = """
+import sys
+for name in ("flask", "flask_session", "cachelib", "werkzeug"):
+    sys.modules[name] = None  # `import flask` now raises ImportError
+from cryptography.fernet import Fernet
+from fastapi import FastAPI
+from entra_auth.config import EntraConfig
+from entra_auth.integrations.fastapi import EntraAuth
+config = EntraConfig.from_mapping({
+    "ENTRA_AUTHORITY": "https://login.microsoftonline.com/72f988bf-86f1-41af-91ab-2d7cd011db47",
+    "ENTRA_CLIENT_ID": "4b7d2f1c-3a5e-4c8b-9d61-2e0f7a9b3c15",
+    "ENTRA_CLIENT_SECRET": "not-a-real-secret",
+    "ENTRA_TOKEN_CACHE_KEY": Fernet.generate_key().decode(),
+})
+EntraAuth(config, secret_key="k" * 32, redis_url="redis://127.0.0.1:9").init_app(FastAPI())
+assert not [m for m in sys.modules if m.startswith("entra_auth.integrations.flask")]
+print("ok")
+"""
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "ok"

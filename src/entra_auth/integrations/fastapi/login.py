@@ -42,6 +42,7 @@ from starsessions import SessionAutoloadMiddleware
 from starsessions.session import get_session_handler
 from starsessions.stores import SessionStore
 
+from ..._redis import redis_client
 from ...client import callback, pages
 from ...client import session as websession
 from ...client.graph import GraphClient
@@ -166,8 +167,6 @@ class EntraAuth:
         redis_url = self._redis_url or environ.get("REDIS_URL")
         if redis_url:
             inner: SessionStore = RedisSessionStore(redis_url)
-            from ..flask.sessions import redis_client
-
             self._redis_sync = redis_client(redis_url)
             self._cipher = TokenCacheCipher(config.token_cache_keys)
         else:

@@ -21,6 +21,7 @@ from flask import Flask
 from flask_session import Session
 from flask_session.base import Serializer, ServerSideSession
 
+from ..._redis import redis_client
 from ...client.signins import SignInIndex
 from ...errors import ConfigurationError, SessionStoreUnavailable
 
@@ -78,28 +79,6 @@ def store_errors() -> tuple[type[Exception], ...]:
     except ImportError:
         return (SessionStoreUnavailable,)
     return (SessionStoreUnavailable, RedisError)
-
-
-def redis_client(url: str) -> redis.Redis:
-    """A client with bounded waits: a down or slow Redis costs a request about a second, and
-    redis-py reconnects by itself when it is back."""
-    try:
-        import redis
-        from redis.backoff import ExponentialBackoff
-        from redis.retry import Retry
-    except ImportError:
-        raise ConfigurationError(
-            "REDIS_URL is set, and the redis package is not installed.",
-            remedy="pip install 'entra-auth[flask,redis]', or unset REDIS_URL to keep sessions "
-            "in files.",
-        ) from None
-    return redis.Redis.from_url(
-        url,
-        socket_timeout=1.0,
-        socket_connect_timeout=1.0,
-        retry=Retry(ExponentialBackoff(cap=0.2, base=0.05), 2),
-        health_check_interval=15,
-    )
 
 
 def configure_sessions(app: Flask, *, secure: bool) -> redis.Redis | None:
