@@ -25,6 +25,7 @@ from .test_demo_in_browser import shot, sign_in_as
 pytestmark = pytest.mark.e2e
 
 
+@pytest.mark.parametrize("demo", ["flask", "fastapi"], indirect=True)
 def test_back_after_signing_in_goes_on_to_the_page(
     page: Page, demo: Demo, entra_emulator: EntraEmulator
 ) -> None:
@@ -48,6 +49,7 @@ def test_back_after_signing_in_goes_on_to_the_page(
     shot(page, "9-back-after-sign-in")
 
 
+@pytest.mark.parametrize("demo", ["flask", "fastapi"], indirect=True)
 def test_role_protected_page_and_the_replaced_403_template(
     page: Page, demo: Demo, entra_emulator: EntraEmulator
 ) -> None:
