@@ -34,7 +34,7 @@ from fastapi.security import SecurityScopes
 from starlette.requests import Request
 
 from bench.bench_http import wrk
-from bench.common import API, access_token
+from bench.common import API, access_token, stop, wait_until_answering
 from entra_auth.config import EntraConfig
 from entra_auth.emulator import EntraEmulator
 from entra_auth.integrations.fastapi import ApiProtector
@@ -101,16 +101,7 @@ def serve(env: dict[str, str], token: str, workers: int) -> list[dict[str, float
     try:
         base = f"http://127.0.0.1:{port}"
         headers = {"Authorization": f"Bearer {token}"}
-        for _ in range(200):
-            if server.poll() is not None:
-                raise RuntimeError(f"uvicorn exited with {server.returncode}")
-            try:
-                if requests.get(f"{base}/open", timeout=1).ok:
-                    break
-            except requests.RequestException:
-                time.sleep(0.1)
-        else:
-            raise RuntimeError("uvicorn did not answer in 20 s")
+        wait_until_answering(server, f"{base}/open", "uvicorn")
         for name, _ in ROUTES:
             answer = requests.get(f"{base}/{name}", timeout=5, headers=headers)
             if not answer.ok:
@@ -121,12 +112,7 @@ def serve(env: dict[str, str], token: str, workers: int) -> list[dict[str, float
             rounds.append({name: wrk(f"{base}/{name}", token, load, SECONDS) for name, _ in ROUTES})
         return rounds
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait(timeout=5)
+        stop(server)
         listener.close()
 
 

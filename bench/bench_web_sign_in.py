@@ -32,6 +32,7 @@ sys.path.insert(0, str(ROOT))
 from tests.helpers import WEB, demo_config  # noqa: E402
 
 from bench.bench_sessions import per_second  # noqa: E402
+from bench.common import stop, wait_until_answering  # noqa: E402
 
 ADELE = "adele@contoso.example"
 
@@ -67,24 +68,10 @@ def served(kind: str, emulator: EntraEmulator, tmp: Path) -> Iterator[str]:
         pass_fds=[listener.fileno()],
     )
     try:
-        for _ in range(200):
-            if server.poll() is not None:
-                raise RuntimeError(f"the {kind} demo exited with {server.returncode}")
-            try:
-                if requests.get(f"{base}/", timeout=1).ok:
-                    break
-            except requests.RequestException:
-                time.sleep(0.1)
-        else:
-            raise RuntimeError(f"the {kind} demo did not answer in 20 s")
+        wait_until_answering(server, f"{base}/", f"the {kind} demo")
         yield base
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait(timeout=5)
+        stop(server)
         listener.close()
 
 

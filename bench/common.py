@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import subprocess
 import time
 from typing import Any
 
 import jwt
+import requests
 
 from entra_auth.emulator import EntraEmulator
 
@@ -46,3 +48,26 @@ def access_token(
         algorithm="RS256",
         headers={"typ": "JWT", "kid": kid or signing.kid},
     )
+
+
+def wait_until_answering(server: subprocess.Popen[bytes], url: str, what: str) -> None:
+    """Until ``url`` answers 2xx (bounded: 200 tries, 20 s at most); raises if ``server`` exits."""
+    for _ in range(200):
+        if server.poll() is not None:
+            raise RuntimeError(f"{what} exited with {server.returncode}")
+        try:
+            if requests.get(url, timeout=1).ok:
+                return
+        except requests.RequestException:
+            time.sleep(0.1)
+    raise RuntimeError(f"{what} did not answer in 20 s")
+
+
+def stop(server: subprocess.Popen[bytes]) -> None:
+    """SIGTERM, then SIGKILL if it has not exited within 20 s."""
+    server.terminate()
+    try:
+        server.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        server.kill()
+        server.wait(timeout=5)

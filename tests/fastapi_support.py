@@ -14,9 +14,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Annotated, Any
 
+import httpx
 from fastapi import FastAPI, Security
 from fastapi.testclient import TestClient
-from httpx import Headers
 from httpx import Response as HttpxResponse
 
 from entra_auth.emulator import EntraEmulator
@@ -77,13 +77,26 @@ def build_fastapi_app(api: ApiProtector) -> FastAPI:
     return app
 
 
+class Headers(httpx.Headers):
+    """httpx's headers with Werkzeug's ``getlist``."""
+
+    def getlist(self, key: str) -> list[str]:
+        return self.get_list(key)
+
+
 class Answer:
-    """An httpx response read as Flask's test response is: ``json`` a property."""
+    """An httpx response read as Flask's test response is: ``json`` and ``data`` properties,
+    ``get_data``, ``location``, ``headers.getlist`` (each Set-Cookie line kept apart)."""
 
     def __init__(self, response: HttpxResponse):
         self.response = response
         self.status_code = response.status_code
-        self.headers: Headers = response.headers
+        self.headers = Headers(response.headers.multi_items())
+        self.location = response.headers.get("location")
+
+    @property
+    def data(self) -> bytes:
+        return self.response.content
 
     @property
     def json(self) -> Any:

@@ -21,36 +21,10 @@ from fastapi import FastAPI
 from entra_auth.integrations.fastapi import EntraAuth
 from entra_auth.integrations.fastapi.sessions import FileStore
 
+from ..fastapi_support import Answer
+
 BASE = "http://localhost:5000"  # the demo web app's registered redirect URI is on it
 SESSION_COOKIE = "entra_session"
-
-
-class Headers(httpx.Headers):
-    """httpx's headers with Werkzeug's ``getlist``."""
-
-    def getlist(self, key: str) -> list[str]:
-        return self.get_list(key)
-
-
-class Answer:
-    """An httpx response read as Flask's test response is."""
-
-    def __init__(self, response: httpx.Response):
-        self.response = response
-        self.status_code = response.status_code
-        self.headers = Headers(response.headers.multi_items())  # Set-Cookie lines kept apart
-        self.location = response.headers.get("location")
-
-    @property
-    def data(self) -> bytes:
-        return self.response.content
-
-    @property
-    def json(self) -> Any:
-        return json.loads(self.response.content) if self.response.content else None
-
-    def get_data(self, as_text: bool = False) -> bytes | str:
-        return self.response.text if as_text else self.response.content
 
 
 class FastApiTestClient:

@@ -13,6 +13,23 @@ from ..errors import InteractionRequired, KeySetUnavailableError, ProviderUnavai
 from .session import FailureWords, SignedInUser
 
 
+def headers(frame_ancestors: str | None = None) -> dict[str, str]:
+    """The headers of every answer the sign-in routes give: never cached, no referrer (the
+    callback's URL holds the code), no sniffing, never framed, except the front-channel route,
+    which only the IdP's sign-out page (``frame_ancestors``) may frame."""
+    answer = {
+        "Cache-Control": "no-store",
+        "Referrer-Policy": "no-referrer",
+        "X-Content-Type-Options": "nosniff",
+    }
+    if frame_ancestors:
+        answer["Content-Security-Policy"] = f"frame-ancestors {frame_ancestors}"
+    else:
+        answer["Content-Security-Policy"] = "frame-ancestors 'none'"
+        answer["X-Frame-Options"] = "DENY"
+    return answer
+
+
 @dataclass(frozen=True)
 class Page:
     template: str
@@ -233,6 +250,7 @@ __all__ = [
     "callback_already_used",
     "callback_from_elsewhere",
     "garbled_callback",
+    "headers",
     "missing_roles",
     "missing_roles_json",
     "no_account",

@@ -18,8 +18,11 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 from typing import Any, Protocol, cast
+from urllib.parse import urlsplit
 
 import msgspec
+
+from ..discovery import ProviderMetadata
 
 MAX_SESSIONS_A_SIGN_IN = 20  # kept per sid without Redis: the newest (a browser signs in again)
 
@@ -103,4 +106,19 @@ class SignInIndex:
         return float(ended) if isinstance(ended, (int, float)) else None
 
 
-__all__ = ["KeyValueCache", "SignInIndex"]
+def framing_origins(authority: str, known: ProviderMetadata | None) -> str:
+    """Who may frame the front-channel route: the origins of the IdP's sign-out page (the
+    authority's, its end-session and authorization endpoints'), for ``frame-ancestors``."""
+    origins = {_origin(authority)}
+    for url in (known.end_session_endpoint, known.authorization_endpoint) if known else ():
+        if url:
+            origins.add(_origin(url))
+    return " ".join(sorted(o for o in origins if o))
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}" if parts.scheme and parts.netloc else ""
+
+
+__all__ = ["KeyValueCache", "SignInIndex", "framing_origins"]

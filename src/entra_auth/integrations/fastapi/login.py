@@ -48,7 +48,7 @@ from ...client import session as websession
 from ...client.graph import GraphClient
 from ...client.session import ANONYMOUS, AnonymousUser, SignedInUser
 from ...client.signin import SignInFlow, safe_return_path
-from ...client.signins import SignInIndex
+from ...client.signins import SignInIndex, framing_origins
 from ...client.token_cache import (
     MappingTokenCacheStore,
     TokenCacheCipher,
@@ -513,18 +513,9 @@ class EntraAuth:
 
     def _framable(self, response: Response) -> Response:
         """The front-channel route's headers: framed by the IdP's sign-out page only."""
-        _auth_headers(response)
-        del response.headers["X-Frame-Options"]
-        response.headers["Content-Security-Policy"] = f"frame-ancestors {self._idp_origins()}"
+        framers = framing_origins(str(self.config.authority), self.sign_in.discovery.known)
+        response.headers.update(pages.headers(framers))
         return response
-
-    def _idp_origins(self) -> str:
-        origins = {_origin(str(self.config.authority))}
-        known = self.sign_in.discovery.known
-        for url in (known.end_session_endpoint, known.authorization_endpoint) if known else ():
-            if url:
-                origins.add(_origin(url))
-        return " ".join(sorted(o for o in origins if o))
 
     # -- answers --------------------------------------------------------------------------------
     async def _answer_sign_in_required(self, request: Request, exc: Exception) -> Response:
@@ -677,17 +668,8 @@ async def _answer_page(request: Request, exc: Exception) -> Response:
 
 
 def _auth_headers(response: Response) -> Response:
-    response.headers["Cache-Control"] = "no-store"
-    response.headers["Referrer-Policy"] = "no-referrer"
-    response.headers["X-Content-Type-Options"] = "nosniff"
-    response.headers["Content-Security-Policy"] = "frame-ancestors 'none'"
-    response.headers["X-Frame-Options"] = "DENY"
+    response.headers.update(pages.headers())
     return response
-
-
-def _origin(url: str) -> str:
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}" if parts.scheme and parts.netloc else ""
 
 
 def _wants_json(request: Request) -> bool:

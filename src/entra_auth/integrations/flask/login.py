@@ -55,6 +55,7 @@ from ...client import session as websession
 from ...client.graph import GraphClient
 from ...client.session import ANONYMOUS, AnonymousUser, SignedInUser
 from ...client.signin import SignedIn, SignInFlow, safe_return_path
+from ...client.signins import framing_origins
 from ...client.token_cache import (
     MappingTokenCacheStore,
     TokenCacheCipher,
@@ -127,16 +128,10 @@ current_user: SignedInUser | AnonymousUser = cast(
 
 
 def _auth_headers(response: WerkzeugResponse) -> WerkzeugResponse:
-    response.headers["Cache-Control"] = "no-store"
-    response.headers["Referrer-Policy"] = "no-referrer"
-    response.headers["X-Content-Type-Options"] = "nosniff"
-    frame_ancestors = g.get("entra_frame_ancestors")
-    if frame_ancestors:  # the front-channel sign-out route: the IdP's page frames it
-        response.headers["Content-Security-Policy"] = f"frame-ancestors {frame_ancestors}"
+    # The front-channel sign-out route sets its framers (the IdP's page frames it).
+    response.headers.update(pages.headers(g.get("entra_frame_ancestors")))
+    if g.get("entra_frame_ancestors"):
         response.headers.pop("X-Frame-Options", None)
-        return response
-    response.headers["Content-Security-Policy"] = "frame-ancestors 'none'"
-    response.headers["X-Frame-Options"] = "DENY"
     return response
 
 
@@ -505,13 +500,7 @@ class EntraAuth:
         return _auth_headers(WerkzeugResponse(_FRONT_CHANNEL_DONE, 200, mimetype="text/html"))
 
     def _idp_origins(self) -> str:
-        """Who may frame the front-channel route: the IdP's sign-out page's origin."""
-        origins = {_origin(str(self.config.authority))}
-        known = self.sign_in.discovery.known
-        for url in (known.end_session_endpoint, known.authorization_endpoint) if known else ():
-            if url:
-                origins.add(_origin(url))
-        return " ".join(sorted(o for o in origins if o))
+        return framing_origins(str(self.config.authority), self.sign_in.discovery.known)
 
     def _provider_unavailable(
         self, error: ProviderUnavailableError, *, retry: str | None = None
@@ -594,11 +583,6 @@ def _forget_signed_out(response: WerkzeugResponse) -> WerkzeugResponse:
             websession.SIGNED_OUT_COOKIE, path="/", httponly=True, samesite="Lax"
         )
     return response
-
-
-def _origin(url: str) -> str:
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}" if parts.scheme and parts.netloc else ""
 
 
 def _json(body: dict[str, Any], status: int) -> WerkzeugResponse:
