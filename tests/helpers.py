@@ -11,7 +11,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
@@ -254,16 +254,77 @@ class DemoProcess:
         return self.process.returncode
 
 
-def redis_demo_app(emulator: EntraEmulator, redis_url: str) -> Flask:
-    """The demo app with sessions and token caches in Redis (a fresh cache key each time)."""
+class UvicornProcess:
+    """``uvicorn <app>`` as a child process on a socket bound here (port 0, reported by the
+    system), as ``DemoProcess`` is for the Flask demo: ``wait_ready()`` polls it (bounded) until
+    it answers HTTP; ``stop()`` sends SIGTERM and kills it if it does not exit in time."""
+
+    READY_POLLS = 300  # each a bounded request, then a bounded wait that also sees an exit
+
+    def __init__(self, app: str, env: dict[str, str], cwd: Path = ROOT):
+        import socket
+
+        self.listener = socket.socket()
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(64)
+        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
+        path = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)
+        fd = str(self.listener.fileno())
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "--fd", fd, "--log-level", "warning", app],
+            cwd=cwd,
+            env={**env, "PYTHONPATH": path},
+            pass_fds=[self.listener.fileno()],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        self.output = ""
+
+    def wait_ready(self) -> str:
+        """The app's URL, once it answers HTTP (any status)."""
+        import requests
+
+        for _ in range(self.READY_POLLS):
+            if self.process.poll() is not None:
+                raise AssertionError(f"uvicorn exited: {self.process.communicate()[0]}")
+            try:
+                requests.get(f"{self.url}/", timeout=1, allow_redirects=False)
+                return self.url
+            except requests.RequestException:
+                pass
+            with suppress(subprocess.TimeoutExpired):
+                self.process.wait(timeout=0.1)
+        raise AssertionError("uvicorn did not answer.")
+
+    def stop(self, timeout: float = 20.0) -> int:
+        """SIGTERM; the exit code (uvicorn re-raises SIGTERM after its shutdown: -15), or -9
+        when it had to be killed. Its output is in ``output``."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        try:
+            self.output, _ = self.process.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.output, _ = self.process.communicate(timeout=10)
+        self.listener.close()
+        return self.process.returncode
+
+
+def redis_demo_settings(emulator: EntraEmulator, redis_url: str) -> dict[str, Any]:
+    """The demo's settings with sessions and token caches in Redis (a fresh cache key each time)."""
     from cryptography.fernet import Fernet
+
+    return demo_config(
+        emulator, REDIS_URL=redis_url, ENTRA_TOKEN_CACHE_KEY=Fernet.generate_key().decode()
+    )
+
+
+def redis_demo_app(emulator: EntraEmulator, redis_url: str) -> Flask:
+    """The Flask demo app with sessions and token caches in Redis."""
     from examples.demo.app import create_app
 
-    return create_app(
-        demo_config(
-            emulator, REDIS_URL=redis_url, ENTRA_TOKEN_CACHE_KEY=Fernet.generate_key().decode()
-        )
-    )
+    return create_app(redis_demo_settings(emulator, redis_url))
 
 
 # -- Debian's Chromium (never a downloaded one) ------------------------------------------------

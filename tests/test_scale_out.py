@@ -1,13 +1,16 @@
-"""Several instances behave as one with Redis: shared sessions and token caches, Redis faults.
+"""Several instances behave as one with Redis: shared sessions and token caches, Redis faults,
+on both web adapters (``web_adapter``).
 
 The demo runs as two separate processes on two ports sharing one real Redis, driven over real
-HTTP; the IdP is the test's local Entra ID, its pages walked by BrowserlessUser.
+HTTP (the Flask demo as ``make demo`` runs it; the FastAPI demo under real uvicorn); the IdP is
+the test's local Entra ID, its pages walked by BrowserlessUser.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import signal
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -18,8 +21,6 @@ import pytest
 import redis
 import requests
 from cryptography.fernet import Fernet
-from examples.demo.app import create_app
-from flask import Flask
 from werkzeug.test import TestResponse
 
 from entra_auth.emulator import EntraEmulator
@@ -30,12 +31,14 @@ from .helpers import (
     MEGAN,
     WEB,
     DemoProcess,
+    UvicornProcess,
     demo_config,
-    redis_demo_app,
+    redis_demo_settings,
     secret_of,
     within,
 )
 from .redis_support import RedisServer
+from .security.web import WEB_ADAPTERS, Web, demo_app
 
 ROOT = Path(__file__).resolve().parents[1]
 JWT = re.compile(rb"eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+\.")
@@ -44,7 +47,7 @@ JWT = re.compile(rb"eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+\.")
 @dataclass
 class Instance:
     url: str
-    demo: DemoProcess
+    process: DemoProcess | UvicornProcess
 
 
 # The load balancer's address: the one redirect URI registered for every instance. The test
@@ -52,11 +55,14 @@ class Instance:
 # the browserless user hands the authorization response back to whichever instance the test
 # picks, and never fetches the redirect URI.
 PUBLIC = "http://localhost"
+FASTAPI_DEMO = "examples.fastapi_demo.app:app"
+
+pytestmark = pytest.mark.parametrize("web_adapter", WEB_ADAPTERS)
 
 
 @pytest.fixture
 def two_instances(
-    entra_emulator: EntraEmulator, redis_url: str, tmp_path: Path
+    entra_emulator: EntraEmulator, redis_url: str, tmp_path: Path, web_adapter: str
 ) -> Iterator[tuple[Instance, Instance]]:
     entra_emulator.add_redirect_uri(WEB, f"{PUBLIC}/get_token")
     entra_emulator.add_redirect_uri(WEB, f"{PUBLIC}/")
@@ -73,20 +79,29 @@ def two_instances(
             "REDIS_URL": redis_url,
             "ENTRA_TOKEN_CACHE_KEY": Fernet.generate_key().decode(),
             "FLASK_SECRET_KEY": "shared-by-every-instance-" + "k" * 32,
+            "SECRET_KEY": "shared-by-every-instance-" + "k" * 32,
+            "ENTRA_SESSION_DIR": str(tmp_path / "unused"),  # Redis holds every session
         }
     )
-    started: list[DemoProcess] = []
+    started: list[DemoProcess | UvicornProcess] = []
     try:
         for _ in range(2):
-            started.append(DemoProcess(env, cwd=ROOT))
-        a, b = (Instance(demo.wait_ready(), demo) for demo in started)
+            if web_adapter == "fastapi":
+                started.append(UvicornProcess(FASTAPI_DEMO, env))
+            else:
+                started.append(DemoProcess(env, cwd=ROOT))
+        a, b = (Instance(process.wait_ready(), process) for process in started)
         assert a.url != b.url
         yield a, b
     finally:
-        codes = [demo.stop() for demo in started]  # every one stopped, even when one fails
-    for demo, code in zip(started, codes, strict=True):
-        assert code == 0, demo.output  # stopped by SIGTERM within the bound, not killed
-        assert "Traceback" not in demo.output, demo.output
+        codes = [process.stop() for process in started]  # every one stopped, even on failure
+    # Stopped by SIGTERM within the bound, not killed: the Flask demo exits 0, uvicorn
+    # re-raises the signal after its shutdown.
+    expected = -signal.SIGTERM if web_adapter == "fastapi" else 0
+    for process, code in zip(started, codes, strict=True):
+        assert code == expected, process.output
+        assert "Traceback" not in process.output, process.output
+    assert not list((tmp_path / "unused").glob("*.json"))  # no session was kept in files
 
 
 def browser() -> requests.Session:
@@ -164,8 +179,16 @@ def test_a_tampered_token_cache_is_refused(
     assert "/oauth2/v2.0/authorize?" in response.headers["Location"]
 
 
-def demo_app_on(server: RedisServer, emulator: EntraEmulator) -> Flask:
-    return redis_demo_app(emulator, server.url)
+# Where each adapter's Redis store keeps session records (Flask-Session's prefix, ours).
+SESSION_RECORDS = {"flask": "session:*", "fastapi": "entra:session:*"}
+
+
+def signed_in_web(web_adapter: str, emulator: EntraEmulator, redis_url: str) -> Web:
+    """The demo (sessions and token caches in Redis) in a test client, Megan signed in."""
+    web = Web(emulator, demo_app(web_adapter, redis_demo_settings(emulator, redis_url)))
+    assert web.sign_in(user=MEGAN).status_code == 302
+    assert web.client.get("/profile").status_code == 200
+    return web
 
 
 def assert_store_unavailable_page(down: TestResponse, path: str) -> None:
@@ -177,75 +200,74 @@ def assert_store_unavailable_page(down: TestResponse, path: str) -> None:
     assert down.headers["Retry-After"]
 
 
-def test_redis_killed_mid_session_then_back(entra_emulator: EntraEmulator, tmp_path: Path) -> None:
+def test_redis_killed_mid_session_then_back(
+    entra_emulator: EntraEmulator, tmp_path: Path, web_adapter: str
+) -> None:
+    """The session store stops: every page (signed in or not, the sign-in too) answers 503
+    with Retry-After and the store-down page, never a 500 or a traceback; once it is back
+    pages answer and sign-in works, without a restart."""
     server = RedisServer(tmp_path).start()
     try:
-        client = demo_app_on(server, entra_emulator).test_client()
-        auth_uri = client.get("/login").headers["Location"]
-        answer = BrowserlessUser().authorize(auth_uri, user=MEGAN)
-        assert client.get("/get_token", query_string=answer).status_code == 302
-        assert client.get("/profile").status_code == 200
+        web = signed_in_web(web_adapter, entra_emulator, server.url)
         server.stop()
         for path in ("/profile", "/", "/login"):
             # Refused connections fail at once; the frozen-Redis test below is where the
             # client's timeouts are what bound the wait.
-            down = within(HANG_GUARD, partial(client.get, path))
+            down = within(HANG_GUARD, partial(web.client.get, path))
             assert_store_unavailable_page(down, path)
         server.start()
-        back = client.get("/")
-        assert back.status_code == 200  # recovered without a restart
+        assert web.client.get("/").status_code == 200  # recovered without a restart
+        assert web.sign_in().status_code == 302  # signing in works again
+        assert web.who() == "Megan Bowen"  # (still signed in at the IdP: single sign-on)
     finally:
         server.stop()
 
 
 def test_a_frozen_redis_costs_a_request_a_bounded_wait(
-    entra_emulator: EntraEmulator, tmp_path: Path
+    entra_emulator: EntraEmulator, tmp_path: Path, web_adapter: str
 ) -> None:
     """A Redis that accepts connections and never answers (SIGSTOP): without the client's
     socket timeouts every request would hang; with them it gets the 503 page."""
     server = RedisServer(tmp_path).start()
     try:
-        client = demo_app_on(server, entra_emulator).test_client()
-        answer = BrowserlessUser().authorize(client.get("/login").headers["Location"], user=MEGAN)
-        assert client.get("/get_token", query_string=answer).status_code == 302
-        assert client.get("/profile").status_code == 200
+        web = signed_in_web(web_adapter, entra_emulator, server.url)
         server.freeze()
         try:
-            down = within(HANG_GUARD, partial(client.get, "/profile"))
+            down = within(HANG_GUARD, partial(web.client.get, "/profile"))
         finally:
             server.thaw()
         assert_store_unavailable_page(down, "/profile")
-        assert client.get("/profile").status_code == 200  # the same session, once it answers
+        assert web.client.get("/profile").status_code == 200  # the same session, once it answers
     finally:
         server.stop()
 
 
 def test_redis_without_an_encryption_key_fails_at_start(
-    entra_emulator: EntraEmulator, redis_url: str
+    entra_emulator: EntraEmulator, redis_url: str, web_adapter: str
 ) -> None:
     from entra_auth.errors import ConfigurationError
 
     with pytest.raises(ConfigurationError, match="ENTRA_TOKEN_CACHE_KEY"):
-        create_app(demo_config(entra_emulator, REDIS_URL=redis_url))
+        demo_app(web_adapter, demo_config(entra_emulator, REDIS_URL=redis_url))
 
 
 def test_entries_slide_and_go_with_the_session(
-    entra_emulator: EntraEmulator, redis_url: str
+    entra_emulator: EntraEmulator, redis_url: str, web_adapter: str
 ) -> None:
-    app = redis_demo_app(entra_emulator, redis_url)
-    lifetime = int(app.permanent_session_lifetime.total_seconds())
-    client = app.test_client()
-    answer = BrowserlessUser().authorize(client.get("/login").headers["Location"], user=MEGAN)
-    client.get("/get_token", query_string=answer)
+    web = signed_in_web(web_adapter, entra_emulator, redis_url)
+    if web_adapter == "flask":
+        lifetime = int(web.app.permanent_session_lifetime.total_seconds())
+    else:
+        lifetime = web.app.auth.session_lifetime
     store = redis.Redis.from_url(redis_url)
-    (session_key,) = store.keys("session:*")
+    (session_key,) = store.keys(SESSION_RECORDS[web_adapter])
     (cache_key,) = store.keys("entra:tokens:*")
     assert 0 < store.ttl(cache_key) <= lifetime
     store.expire(session_key, 10)
     store.expire(cache_key, 10)
-    assert client.get("/profile").status_code == 200
+    assert web.client.get("/profile").status_code == 200
     assert store.ttl(session_key) > lifetime - 60  # slid back on use
     assert store.ttl(cache_key) > lifetime - 60
-    client.post("/logout")
+    web.client.post("/logout")
     assert store.keys("entra:tokens:*") == []
-    assert store.keys("session:*") == []
+    assert store.keys(SESSION_RECORDS[web_adapter]) == []

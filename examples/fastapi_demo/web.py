@@ -22,7 +22,6 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.responses import FileResponse, HTMLResponse, Response
 from fastapi.staticfiles import StaticFiles
 
-from entra_auth.client.session import SIGNED_OUT_COOKIE
 from entra_auth.config import EntraConfig
 from entra_auth.errors import EntraAuthError, GraphError, GraphUnavailableError
 from entra_auth.integrations.fastapi import EntraAuth, SignedInUser
@@ -66,15 +65,10 @@ def add_sign_in(
             url_for=url_for,
             request=shown,
             current_user=user,
-            entra_signed_out=bool(request.cookies.get(SIGNED_OUT_COOKIE)) and not user,
+            entra_signed_out=auth.signed_out(request),
             **context,
         )
-        response = HTMLResponse(html, http_status)
-        if user:
-            response.headers["Cache-Control"] = "no-store"  # a signed-in user's page is theirs
-        if request.cookies.get(SIGNED_OUT_COOKIE) and http_status == 200:  # the notice shows once
-            response.delete_cookie(SIGNED_OUT_COOKIE, path="/", httponly=True, samesite="lax")
-        return response
+        return HTMLResponse(html, http_status)  # a signed-in user's: no-store (the middleware)
 
     signed_in = Annotated[SignedInUser, Depends(auth.login_required())]
 

@@ -4,12 +4,12 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from flask import Flask
 from playwright.sync_api import Page, expect
 
 from entra_auth.emulator import EntraEmulator, Fault
@@ -17,8 +17,8 @@ from entra_auth.errors import SessionStoreUnavailable
 from entra_auth.integrations.flask import login
 
 from ..helpers import ADELE, MEGAN
-from ..security.web import Web
-from ..test_flask_signin_pages import make_app
+from ..security.web import WEB_ADAPTERS, Web
+from ..test_signin_pages import make_app
 from .conftest import PHONE, Demo
 from .test_demo_in_browser import shot, sign_in_as
 
@@ -110,6 +110,12 @@ def _unavailable(web: Web) -> str:
 
 
 def _store_unavailable(web: Web) -> str:
+    if web.adapter == "fastapi":
+        from starlette.requests import HTTPConnection
+
+        scope = {"type": "http", "method": "GET", "path": "/profile", "query_string": b"",
+                 "headers": []}  # fmt: skip
+        return bytes(web.app.auth._store_unavailable(HTTPConnection(scope)).body).decode()
     with web.app.test_request_context("/profile"):
         response = login._store_unavailable(SessionStoreUnavailable("Redis is down."))
         return response.get_data(as_text=True)
@@ -132,13 +138,17 @@ LIBRARY_PAGES: dict[str, PageMaker] = {
 
 
 @pytest.fixture
-def library_app(entra_emulator: EntraEmulator, tmp_path: Path) -> Flask:
-    return make_app(entra_emulator, tmp_path)
+def library_app(entra_emulator: EntraEmulator, tmp_path: Path, web_adapter: str) -> Iterator[Any]:
+    app = make_app(web_adapter, entra_emulator, tmp_path)
+    yield app
+    if hasattr(app, "close"):  # the FastAPI app's client and loop
+        app.close()
 
 
+@pytest.mark.parametrize("web_adapter", WEB_ADAPTERS)
 @pytest.mark.parametrize("name", list(LIBRARY_PAGES))
 def test_every_library_page_fits_a_phone(
-    phone_page: Page, library_app: Flask, entra_emulator: EntraEmulator, name: str
+    phone_page: Page, library_app: Any, entra_emulator: EntraEmulator, name: str, web_adapter: str
 ) -> None:
     html = LIBRARY_PAGES[name](Web(entra_emulator, library_app))
     phone_page.set_content(html)
@@ -152,4 +162,4 @@ def test_every_library_page_fits_a_phone(
     )
     if phone_page.locator("details").count():
         expect(phone_page.locator("details")).not_to_have_attribute("open", "")
-    shot(phone_page, f"375px-library-{name}")
+    shot(phone_page, f"375px-library-{name}" + ("" if web_adapter == "flask" else "-fastapi"))

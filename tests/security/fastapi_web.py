@@ -9,20 +9,23 @@ from __future__ import annotations
 import asyncio
 import json
 import weakref
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from http.cookiejar import CookieJar
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
+import redis
 from fastapi import FastAPI
 
 from entra_auth.integrations.fastapi import EntraAuth
-from entra_auth.integrations.fastapi.sessions import FileStore
+from entra_auth.integrations.fastapi.sessions import FileStore, RedisSessionStore
 
 from ..fastapi_support import Answer
 
+T = TypeVar("T")
 BASE = "http://localhost:5000"  # the demo web app's registered redirect URI is on it
 SESSION_COOKIE = "entra_session"
 
@@ -40,7 +43,7 @@ class FastApiTestClient:
     def _send(self, method: str, url: str, **kwargs: Any) -> Answer:
         http = self.web_app.http
         http.cookies = self.cookies.jar  # httpx shares a CookieJar it is given: this browser's
-        return Answer(self.web_app.loop.run_until_complete(http.request(method, url, **kwargs)))
+        return Answer(self.web_app.run(http.request(method, url, **kwargs)))
 
     def get(
         self,
@@ -76,17 +79,27 @@ class FastApiTestClient:
 
     @contextmanager
     def session_transaction(self) -> Iterator[dict[str, Any]]:
-        """The browser's server-side session as a dict; what the block changes is stored."""
+        """The browser's server-side session as a dict (from its file, or its Redis record);
+        what the block changes is stored."""
         auth = self.web_app.auth
         store = auth.store.inner
-        assert isinstance(store, FileStore)
         bare = auth.store.unsigned(self.cookies.get(SESSION_COOKIE))
-        raw = store._read(bare) if bare else b""
+        if isinstance(store, RedisSessionStore):
+            client = redis.Redis.from_url(store.url)
+            raw = (client.get(f"{store.prefix}{bare}") or b"") if bare else b""
+        else:
+            assert isinstance(store, FileStore)
+            raw = store._read(bare) if bare else b""
         data: dict[str, Any] = json.loads(raw) if raw else {}
         metadata = data.pop("__metadata__", None)
         yield data
-        if bare:
-            store._write(bare, json.dumps({**data, "__metadata__": metadata}).encode(), 3600)
+        if not bare:
+            return
+        record = json.dumps({**data, "__metadata__": metadata}).encode()
+        if isinstance(store, RedisSessionStore):
+            client.set(f"{store.prefix}{bare}", record, keepttl=True)
+        else:
+            store._write(bare, record, 3600)
 
 
 class FastApiWebApp:
@@ -107,6 +120,9 @@ class FastApiWebApp:
         self.http = httpx.AsyncClient(transport=transport, base_url=BASE, follow_redirects=False)
         self._stop = weakref.finalize(self, _stop, self.loop, self.http)
 
+    def run(self, request: Coroutine[Any, Any, httpx.Response]) -> httpx.Response:
+        return _run_in(self.loop, request)
+
     def test_client(self) -> FastApiTestClient:
         return FastApiTestClient(self)
 
@@ -114,6 +130,15 @@ class FastApiWebApp:
         self._stop()
 
 
+def _run_in(loop: asyncio.AbstractEventLoop, work: Coroutine[Any, Any, T]) -> T:
+    """``work`` run in the app's loop: in this thread, or in another when this one runs a loop
+    already (Playwright's sync API does)."""
+    if asyncio._get_running_loop() is None:
+        return loop.run_until_complete(work)
+    with ThreadPoolExecutor(max_workers=1) as other:
+        return other.submit(loop.run_until_complete, work).result()
+
+
 def _stop(loop: asyncio.AbstractEventLoop, http: httpx.AsyncClient) -> None:
-    loop.run_until_complete(http.aclose())
+    _run_in(loop, http.aclose())
     loop.close()

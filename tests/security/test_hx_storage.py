@@ -34,6 +34,8 @@ from entra_auth.emulator.admin import ADMIN_HEADER
 from entra_auth.emulator.pki import SigningKey
 from entra_auth.errors import EmulatorError
 
+from .web import WEB_ADAPTERS
+
 PRIVATE_FILES = ("admin-key", "signing-key.pem", "ca-key.pem", "server-key.pem")
 OLD, NEW = Fernet.generate_key().decode(), Fernet.generate_key().decode()
 SECRET = "rt-plaintext-value"
@@ -377,10 +379,15 @@ def test_HX11_rotation_still_reads_entries_under_the_older_key(redis_url: str) -
 
 
 # -- HX11: a session record edited in Redis -------------------------------------------------------
-def _session_records(client: redis.Redis) -> dict[bytes, dict[str, object]]:
-    return {key: json.loads(client.get(key) or b"{}") for key in client.keys("session:*")}
+# Where each adapter's Redis store keeps session records (Flask-Session's prefix, ours).
+SESSION_RECORDS = {"flask": "session:*", "fastapi": "entra:session:*"}
 
 
+def _session_records(client: redis.Redis, pattern: str) -> dict[bytes, dict[str, object]]:
+    return {key: json.loads(client.get(key) or b"{}") for key in client.keys(pattern)}
+
+
+@pytest.mark.parametrize("web_adapter", WEB_ADAPTERS)
 @pytest.mark.parametrize(
     "edit",
     [
@@ -391,29 +398,36 @@ def _session_records(client: redis.Redis) -> dict[bytes, dict[str, object]]:
     ids=["everything", "user", "tokens"],
 )
 def test_HX11_a_session_record_edited_in_redis_speaks_for_no_one(
-    entra_emulator: EntraEmulator, redis_url: str, tmp_path: Path, edit: tuple[str, ...]
+    entra_emulator: EntraEmulator, redis_url: str, edit: tuple[str, ...], web_adapter: str
 ) -> None:
-    from ..helpers import MEGAN, redis_demo_app
-    from .web import Web
+    from ..helpers import MEGAN, redis_demo_settings
+    from .web import Web, demo_app
 
-    app = redis_demo_app(entra_emulator, redis_url)
-    victim, attacker = Web(entra_emulator, app), Web(entra_emulator, app)
-    victim.sign_in()
-    attacker.sign_in(user=MEGAN)
-    assert attacker.who() == "Megan Bowen"
-    client = redis.Redis.from_url(redis_url)
-    records = _session_records(client)
-    (victims,) = [r for r in records.values() if r["entra_user"]["name"] == "Adele Vance"]  # type: ignore[index]
-    ((attackers_key, attackers),) = [
-        (k, r)
-        for k, r in records.items()
-        if r["entra_user"]["name"] == "Megan Bowen"  # type: ignore[index]
-    ]
-    # The attacker, who can write to Redis, rewrites its own session record.
-    client.set(attackers_key, json.dumps({**attackers, **{k: victims[k] for k in edit}}))
-    assert attacker.who() is None  # the seal no longer matches: nobody is signed in
-    profile = attacker.client.get("/profile")
-    assert profile.status_code == 302
-    assert profile.headers["Location"] == "/login?next=/profile"
-    assert victim.who() == "Adele Vance"  # the victim is untouched
-    assert victim.client.get("/profile").status_code == 200
+    app = demo_app(web_adapter, redis_demo_settings(entra_emulator, redis_url))
+    try:
+        victim, attacker = Web(entra_emulator, app), Web(entra_emulator, app)
+        victim.sign_in()
+        attacker.sign_in(user=MEGAN)
+        assert attacker.who() == "Megan Bowen"
+        client = redis.Redis.from_url(redis_url)
+        records = _session_records(client, SESSION_RECORDS[web_adapter])
+        (victims,) = [r for r in records.values() if r["entra_user"]["name"] == "Adele Vance"]  # type: ignore[index]
+        ((attackers_key, attackers),) = [
+            (k, r)
+            for k, r in records.items()
+            if r["entra_user"]["name"] == "Megan Bowen"  # type: ignore[index]
+        ]
+        # The attacker, who can write to Redis, rewrites its own session record (its expiry kept).
+        ttl = client.ttl(attackers_key)
+        client.set(attackers_key, json.dumps({**attackers, **{k: victims[k] for k in edit}}))
+        if ttl > 0:
+            client.expire(attackers_key, ttl)
+        assert attacker.who() is None  # the seal no longer matches: nobody is signed in
+        profile = attacker.client.get("/profile")
+        assert profile.status_code == 302
+        assert profile.headers["Location"] == "/login?next=/profile"
+        assert victim.who() == "Adele Vance"  # the victim is untouched
+        assert victim.client.get("/profile").status_code == 200
+    finally:
+        if hasattr(app, "close"):
+            app.close()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import struct
+import time
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
@@ -40,7 +42,19 @@ def session_files(web: Web) -> list[Path]:
     if web.adapter == "fastapi":
         return sorted(web.app.auth.store.inner.directory.glob("*.json"))
     store = web.app.config["SESSION_CACHELIB"]
-    return sorted(Path(store._path).iterdir())
+    return sorted(Path(path) for path in store._list_dir())  # not its count file or index
+
+
+def age_session_files(web: Web, expires_in: int) -> None:
+    """Every session the file store holds now expires in ``expires_in`` seconds (both stores
+    keep a session's expiry in whole seconds at the start of its file)."""
+    expires = int(time.time()) + expires_in
+    for path in session_files(web):
+        raw = path.read_bytes()
+        if web.adapter == "fastapi":
+            path.write_bytes(f"{expires}\n".encode() + raw.partition(b"\n")[2])
+        else:  # cachelib: a native unsigned int, then the entry
+            path.write_bytes(struct.pack("I", expires) + raw[4:])
 
 
 class Web:

@@ -27,12 +27,12 @@ import hashlib
 import hmac
 import json
 import time
-from collections.abc import Callable, MutableMapping, Sequence
+from collections.abc import Callable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from .. import aadsts
-from ..errors import SignInError
+from ..errors import ConfigurationError, SignInError
 from ..pending import state_fingerprint
 from ..tokens import Principal
 from .signin import SignedIn
@@ -219,6 +219,33 @@ def ended_since_sign_in(session: Session, ended_at: float | None) -> bool:
         return False
     signed_in_at = session.get(SIGNED_IN_AT)
     return not isinstance(signed_in_at, (int, float)) or ended_at >= signed_in_at
+
+
+# -- the sign-in pages' settings and notices --------------------------------------------------
+def session_file_limit(settings: Mapping[str, Any]) -> int:
+    """``ENTRA_SESSION_FILE_LIMIT``: how many signed-in sessions a file store holds (without
+    Redis; only a sign-in makes a session, so it bounds users, not visits)."""
+    limit = int(settings.get("ENTRA_SESSION_FILE_LIMIT") or 10_000)
+    if limit < 1:
+        raise ConfigurationError(
+            f"ENTRA_SESSION_FILE_LIMIT is {limit}.",
+            remedy="Set it to how many signed-in sessions the file store may hold (default "
+            "10000), or use Redis (REDIS_URL) in production.",
+        )
+    return limit
+
+
+def signed_out_notice_seen(
+    *, has_cookie: bool, status: int, content_type: str, sign_out_page: bool
+) -> bool:
+    """Whether this response shows the signed-out notice, so the cookie behind it can go: the
+    first page (200, HTML) after the IdP sent the browser back; not the sign-out route itself."""
+    return (
+        has_cookie
+        and status == 200
+        and content_type.split(";")[0].strip().lower() == "text/html"
+        and not sign_out_page
+    )
 
 
 # -- what the person signing in reads ------------------------------------------------------------

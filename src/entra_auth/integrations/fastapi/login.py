@@ -175,7 +175,7 @@ class EntraAuth:
                 or environ.get("ENTRA_SESSION_DIR")
                 or os.path.join(os.getcwd(), ".entra_sessions")
             )
-            inner = FileStore(directory)
+            inner = FileStore(directory, limit=websession.session_file_limit(environ))
         self.store = SignedIdStore(inner, derive_key(secret, "entra-auth session id"))
         # Front-channel sign-out finds sessions by the IdP's sid: beside them, in Redis or files.
         if self._redis_sync is not None:
@@ -216,6 +216,7 @@ class EntraAuth:
         # session store that fails while the session is read or saved (outside the app's
         # exception handlers) is answered 503 here.
         app.add_middleware(PrivateWhenSignedIn)
+        app.add_middleware(SignedOutNoticeOnce, sign_out_path=self.logout_path)
         app.add_middleware(StoreUnavailableAnswers, answer=self._store_unavailable)
         app.add_exception_handler(SessionStoreUnavailable, self._answer_store_unavailable)
         app.add_exception_handler(SignInRequired, self._answer_sign_in_required)
@@ -255,6 +256,14 @@ class EntraAuth:
             return user
 
         return signed_in_user
+
+    def signed_out(self, request: HTTPConnection) -> bool:
+        """Whether the IdP just sent this browser back from signing out (for a "you are signed
+        out" notice; library pages get it as ``entra_signed_out``). Shown once: the first HTML
+        page answered 200 forgets it."""
+        session = request.scope.get("session")
+        signed_in = isinstance(session, dict) and session.get(websession.USER) is not None
+        return bool(request.cookies.get(websession.SIGNED_OUT_COOKIE)) and not signed_in
 
     async def user(self, request: HTTPConnection) -> SignedInUser | None:
         """The signed-in user of this request (worked out once a request), or None."""
@@ -449,7 +458,8 @@ class EntraAuth:
             return self._page(decision.page, request)
         flow = decision
         cache = msal.SerializableTokenCache()
-        again = f"{self.login_path}?{urlencode({'next': safe_return_path(flow.return_to)})}"
+        back = urlencode({"next": safe_return_path(flow.return_to)}, safe="/")
+        again = f"{self.login_path}?{back}"
         query = dict(args)
         try:
             signed_in = await anyio.to_thread.run_sync(
@@ -520,7 +530,7 @@ class EntraAuth:
     # -- answers --------------------------------------------------------------------------------
     async def _answer_sign_in_required(self, request: Request, exc: Exception) -> Response:
         assert isinstance(exc, SignInRequired)
-        target = f"{self.login_path}?{urlencode({'next': exc.next_path})}"
+        target = f"{self.login_path}?{urlencode({'next': exc.next_path}, safe='/')}"
         return _auth_headers(RedirectResponse(target, 302))
 
     async def _answer_interaction_required(self, request: Request, exc: Exception) -> Response:
@@ -586,7 +596,7 @@ class EntraAuth:
         log.info("Page refused: the signed-in user lacks app role(s) %s.", inert(missing, 200))
         if _wants_json(request):
             return _auth_headers(JSONResponse(pages.missing_roles_json(missing), 403))
-        query = urlencode({"prompt": "select_account", "next": _here(request)})
+        query = urlencode({"prompt": "select_account", "next": _here(request)}, safe="/")
         page = pages.missing_roles(user, missing, retry=f"{self.login_path}?{query}")
         return self._page(page, request)
 
@@ -606,6 +616,7 @@ class EntraAuth:
             context.setdefault("request", request)
             user = getattr(request.state, _USER_STATE, None)
             context.setdefault("current_user", user or ANONYMOUS)
+            context.setdefault("entra_signed_out", self.signed_out(request))
         html = self.jinja.get_template(template).render(**context)
         return _auth_headers(HTMLResponse(html, status))
 
@@ -633,6 +644,40 @@ class PrivateWhenSignedIn:
             await send(message)
 
         await self.app(scope, receive, private)
+
+
+class SignedOutNoticeOnce:
+    """ASGI middleware: the signed-out notice's cookie goes with the first page that shows it
+    (``auth.signed_out``), as on Flask."""
+
+    def __init__(self, app: ASGIApp, sign_out_path: str):
+        self.app, self.sign_out_path = app, sign_out_path
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            scope["type"] != "http"
+            or websession.SIGNED_OUT_COOKIE not in HTTPConnection(scope).cookies
+        ):
+            await self.app(scope, receive, send)
+            return
+
+        async def forget(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                if websession.signed_out_notice_seen(
+                    has_cookie=True,
+                    status=message["status"],
+                    content_type=headers.get("content-type", ""),
+                    sign_out_page=scope["path"] == self.sign_out_path,
+                ):
+                    gone = Response()
+                    gone.delete_cookie(
+                        websession.SIGNED_OUT_COOKIE, path="/", httponly=True, samesite="lax"
+                    )
+                    headers.append("set-cookie", gone.headers["set-cookie"])
+            await send(message)
+
+        await self.app(scope, receive, forget)
 
 
 class StoreUnavailableAnswers:

@@ -85,9 +85,10 @@ class SignedIdStore(SessionStore):
 
 
 class FileStore(SessionStore):
-    """One file a session under ``directory``, for one process without Redis. Bounded: at most
-    ``limit`` sessions (a new one beyond it fails closed with ``ConfigurationError``, which
-    never happens to an anonymous visitor: only a sign-in makes a session)."""
+    """One file a session under ``directory``, for one process without Redis. Bounded, as the
+    Flask side's cachelib store is: at most ``limit`` sessions; a new one beyond it first drops
+    the expired, then those nearest expiry (the longest idle users sign in again). Only a
+    sign-in makes a session, so it bounds users, not visits."""
 
     def __init__(self, directory: str | os.PathLike[str], *, limit: int = 10_000):
         self.directory = Path(directory)
@@ -130,12 +131,7 @@ class FileStore(SessionStore):
     def _write(self, session_id: str, data: bytes, ttl: int) -> None:
         path = self._path(session_id)
         if not path.exists() and self._count() >= self.limit:
-            self._sweep()
-            if self._count() >= self.limit:
-                raise ConfigurationError(
-                    f"The session directory holds {self.limit} sessions.",
-                    remedy="Set REDIS_URL to keep sessions in Redis, or raise the limit.",
-                )
+            self._make_room()
         expires = time.time() + (ttl if ttl > 0 else 8 * 3600)
         handle, temporary = tempfile.mkstemp(dir=self.directory, prefix=".tmp-")
         try:
@@ -152,9 +148,23 @@ class FileStore(SessionStore):
     def _count(self) -> int:
         return sum(1 for _ in self.directory.glob("*.json"))
 
-    def _sweep(self) -> None:
+    def _make_room(self) -> None:
+        """Room for one more session: the expired go, then those nearest expiry."""
+        by_expiry: list[tuple[float, Path]] = []
+        now = time.time()
         for path in self.directory.glob("*.json"):
-            self._read(path.stem)  # removes it when expired
+            try:
+                with path.open("rb") as file:
+                    expires = float(file.readline() or 0)
+            except (OSError, ValueError):
+                expires = 0.0  # unreadable: first to go
+            if expires < now:
+                path.unlink(missing_ok=True)
+            else:
+                by_expiry.append((expires, path))
+        by_expiry.sort()
+        for _, path in by_expiry[: max(0, len(by_expiry) - self.limit + 1)]:
+            path.unlink(missing_ok=True)
 
 
 class RedisSessionStore(SessionStore):

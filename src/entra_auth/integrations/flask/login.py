@@ -573,11 +573,11 @@ def _template_context() -> dict[str, Any]:
 
 def _forget_signed_out(response: WerkzeugResponse) -> WerkzeugResponse:
     """The signed-out notice is shown once: the first page after the IdP sent the user back."""
-    if (
-        request.cookies.get(websession.SIGNED_OUT_COOKIE)
-        and response.status_code == 200
-        and response.mimetype == "text/html"
-        and request.endpoint != "entra_auth.logout"
+    if websession.signed_out_notice_seen(
+        has_cookie=bool(request.cookies.get(websession.SIGNED_OUT_COOKIE)),
+        status=response.status_code,
+        content_type=response.mimetype or "",
+        sign_out_page=request.endpoint == "entra_auth.logout",
     ):
         response.delete_cookie(
             websession.SIGNED_OUT_COOKIE, path="/", httponly=True, samesite="Lax"

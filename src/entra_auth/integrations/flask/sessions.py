@@ -13,7 +13,8 @@ from __future__ import annotations
 import logging
 import os
 import warnings
-from typing import IO, TYPE_CHECKING, Any, cast
+from collections.abc import Generator
+from typing import IO, TYPE_CHECKING, Any
 
 import msgspec
 from cachelib.file import FileSystemCache
@@ -22,6 +23,7 @@ from flask_session import Session
 from flask_session.base import Serializer, ServerSideSession
 
 from ..._redis import redis_client
+from ...client import session as websession
 from ...client.signins import SignInIndex
 from ...errors import ConfigurationError, SessionStoreUnavailable
 
@@ -67,9 +69,14 @@ class JsonFileSerializer:
 
 
 class JsonFileSystemCache(FileSystemCache):
-    """cachelib's file cache, JSON from its first write (its count file included)."""
+    """cachelib's file cache, JSON from its first write (its count file included). Its entries
+    are its files: a directory inside it (the sign-in index's) is not one of them, neither
+    counted nor evicted."""
 
     serializer = JsonFileSerializer()  # type: ignore[assignment]
+
+    def _list_dir(self) -> Generator[str, None, None]:
+        return (path for path in super()._list_dir() if not os.path.isdir(path))
 
 
 def store_errors() -> tuple[type[Exception], ...]:
@@ -99,15 +106,8 @@ def configure_sessions(app: Flask, *, secure: bool) -> redis.Redis | None:
     if config["SESSION_TYPE"] == "cachelib" and config.get("SESSION_CACHELIB") is None:
         directory = config.get("ENTRA_SESSION_DIR") or os.path.join(os.getcwd(), ".flask_session")
         # The file store's bound: past it, cachelib evicts the sessions nearest expiry (signed-in
-        # users). Only signed-in users are stored, so it bounds users, not visits. Redis is the
-        # production store.
-        limit = int(config.get("ENTRA_SESSION_FILE_LIMIT") or 10_000)
-        if limit < 1:
-            raise ConfigurationError(
-                f"ENTRA_SESSION_FILE_LIMIT is {limit}.",
-                remedy="Set it to how many signed-in sessions the file store may hold (default "
-                "10000), or use Redis (REDIS_URL) in production.",
-            )
+        # users). Redis is the production store.
+        limit = websession.session_file_limit(config)
         config["SESSION_CACHELIB"] = JsonFileSystemCache(
             str(directory), threshold=limit, mode=0o600
         )
@@ -148,5 +148,13 @@ def SignInSessions(app: Flask, redis: redis.Redis | None, ttl: int) -> SignInInd
 
     if redis is not None:
         return SignInIndex(delete_session=delete_session, ttl=ttl, redis=redis)
-    cache = cast(FileSystemCache, interface.cache)
+    cache = interface.cache
+    if isinstance(cache, FileSystemCache):
+        # Beside the sessions, not among them: index entries neither count towards the session
+        # limit nor are evicted to make room for a session (a lost entry would leave that
+        # sign-in's sessions alive after a front-channel sign-out). Bounded at twice the
+        # sessions' limit: past it the expired go first.
+        cache = JsonFileSystemCache(
+            os.path.join(cache._path, "sign-ins"), threshold=2 * cache._threshold, mode=0o600
+        )
     return SignInIndex(delete_session=delete_session, ttl=ttl, cache=cache)

@@ -1,5 +1,6 @@
-"""Sign-in as users expect it (Flask): current_user, user_loader, roles on pages, the library's
-own pages (replaceable templates), sign-out without questions, and front-channel sign-out."""
+"""Sign-in as users expect it, on both web adapters (``web_adapter``: Flask, FastAPI):
+current_user, user_loader, roles on pages, the library's own pages (replaceable templates),
+sign-out without questions, the signed-out notice, and front-channel sign-out."""
 
 from __future__ import annotations
 
@@ -11,25 +12,34 @@ import pytest
 import redis
 from flask import Flask, render_template_string
 
+from entra_auth.client.session import ANONYMOUS
 from entra_auth.emulator import EntraEmulator
 from entra_auth.integrations.flask import EntraAuth, SignedInUser, current_user
 
 from .helpers import ADELE, MEGAN, demo_config
-from .security.web import Web
+from .security.web import WEB_ADAPTERS, Web, age_session_files, session_files
+
+pytestmark = pytest.mark.parametrize("web_adapter", WEB_ADAPTERS)
 
 
 def make_app(
+    web_adapter: str,
     emulator: EntraEmulator,
     tmp_path: Path,
     *,
     loader: Any = None,
     templates: Path | None = None,
     **settings: Any,
-) -> Flask:
-    """An app as the README builds one: ``auth = EntraAuth()``, ``init_app`` in a factory."""
+) -> Any:
+    """An app as the README builds one (``auth = EntraAuth()``, ``init_app``), on the adapter."""
+    config = demo_config(emulator, ENTRA_SESSION_DIR=str(tmp_path / "s"), **settings)
+    if web_adapter == "fastapi":
+        from .security.fastapi_pages import pages_app
+
+        return pages_app(config, loader=loader, templates=templates)
     auth = EntraAuth()
     app = Flask(__name__, template_folder=str(templates) if templates else None)
-    app.config.update(demo_config(emulator, ENTRA_SESSION_DIR=str(tmp_path / "s"), **settings))
+    app.config.update(config)
     auth.init_app(app)
     if loader is not None:
         auth.user_loader(loader)
@@ -55,16 +65,26 @@ def make_app(
     return app
 
 
+def auth_of(web: Web) -> Any:
+    """The app's ``EntraAuth``."""
+    return web.app.extensions["entra_auth"] if web.adapter == "flask" else web.app.auth
+
+
 def test_current_user_is_an_object_when_signed_out(
-    entra_emulator: EntraEmulator, tmp_path: Path
+    entra_emulator: EntraEmulator, tmp_path: Path, web_adapter: str
 ) -> None:
-    app = make_app(entra_emulator, tmp_path)
-    with app.test_request_context("/"):
-        app.preprocess_request()
-        assert current_user.is_authenticated is False
-        assert current_user.is_anonymous is True
-        assert not current_user  # `{% if current_user %}` keeps working
-        assert current_user.has_roles("Admin") is False
+    app = make_app(web_adapter, entra_emulator, tmp_path)
+    if web_adapter == "flask":  # the proxy, outside a template
+        with app.test_request_context("/"):
+            app.preprocess_request()
+            assert current_user.is_authenticated is False
+            assert current_user.is_anonymous is True
+            assert not current_user  # `{% if current_user %}` keeps working
+            assert current_user.has_roles("Admin") is False
+    else:
+        assert not ANONYMOUS
+        assert ANONYMOUS.is_authenticated is False
+        assert ANONYMOUS.has_roles("Admin") is False
     web = Web(entra_emulator, app)
     assert "anonymous=True" in web.client.get("/").get_data(as_text=True)
     web.sign_in()
@@ -73,7 +93,7 @@ def test_current_user_is_an_object_when_signed_out(
 
 
 def test_user_loader_maps_the_entra_user_to_a_record(
-    entra_emulator: EntraEmulator, tmp_path: Path
+    entra_emulator: EntraEmulator, tmp_path: Path, web_adapter: str
 ) -> None:
     records: dict[tuple[str, str], dict[str, Any]] = {}
     calls: list[tuple[str, str]] = []
@@ -84,7 +104,7 @@ def test_user_loader_maps_the_entra_user_to_a_record(
             return None  # the app has no account for Megan
         return records.setdefault(user.key, {"id": len(records) + 1, "name": user.name})
 
-    web = Web(entra_emulator, make_app(entra_emulator, tmp_path, loader=load))
+    web = Web(entra_emulator, make_app(web_adapter, entra_emulator, tmp_path, loader=load))
     assert web.sign_in().status_code == 302
     adele = entra_emulator.user(ADELE)
     assert calls == [
@@ -110,14 +130,16 @@ def test_user_loader_maps_the_entra_user_to_a_record(
         asked.append(user.key)
         return None
 
-    web.app.extensions["entra_auth"].user_loader(removed)
+    auth_of(web).user_loader(removed)
     assert web.client.get("/page").status_code == 403
     assert asked == [(adele.oid, entra_emulator.tenant_id)]
     assert web.who() is None
 
 
-def test_role_protected_page(entra_emulator: EntraEmulator, tmp_path: Path) -> None:
-    app = make_app(entra_emulator, tmp_path)
+def test_role_protected_page(
+    entra_emulator: EntraEmulator, tmp_path: Path, web_adapter: str
+) -> None:
+    app = make_app(web_adapter, entra_emulator, tmp_path)
     adele, megan = Web(entra_emulator, app), Web(entra_emulator, app)
     # Signed out: to sign-in first, coming back to the page.
     first = adele.client.get("/admin")
@@ -141,7 +163,7 @@ def test_role_protected_page(entra_emulator: EntraEmulator, tmp_path: Path) -> N
 
 
 def test_the_apps_own_template_replaces_the_librarys(
-    entra_emulator: EntraEmulator, tmp_path: Path
+    entra_emulator: EntraEmulator, tmp_path: Path, web_adapter: str
 ) -> None:
     templates = tmp_path / "templates"
     (templates / "entra_auth").mkdir(parents=True)
@@ -151,7 +173,7 @@ def test_the_apps_own_template_replaces_the_librarys(
     (templates / "entra_auth" / "layout.html").write_text(
         '<html><body class="our-look">{% block content %}{% endblock %}</body></html>'
     )
-    app = make_app(entra_emulator, tmp_path, templates=templates)
+    app = make_app(web_adapter, entra_emulator, tmp_path, templates=templates)
     web = Web(entra_emulator, app)
     web.sign_in(user=MEGAN)
     forbidden = web.client.get("/admin").get_data(as_text=True)
@@ -165,9 +187,9 @@ def test_the_apps_own_template_replaces_the_librarys(
 
 
 def test_get_logout_asks_only_when_someone_is_signed_in(
-    entra_emulator: EntraEmulator, tmp_path: Path
+    entra_emulator: EntraEmulator, tmp_path: Path, web_adapter: str
 ) -> None:
-    web = Web(entra_emulator, make_app(entra_emulator, tmp_path))
+    web = Web(entra_emulator, make_app(web_adapter, entra_emulator, tmp_path))
     quiet = web.client.get("/logout")
     assert quiet.status_code == 302
     assert quiet.headers["Location"] == "/"
@@ -178,8 +200,10 @@ def test_get_logout_asks_only_when_someone_is_signed_in(
     assert web.who() == "Adele Vance"  # a GET (a link, an image) signed no one out
 
 
-def test_signed_out_notice_is_shown_once(entra_emulator: EntraEmulator, tmp_path: Path) -> None:
-    web = Web(entra_emulator, make_app(entra_emulator, tmp_path))
+def test_signed_out_notice_is_shown_once(
+    entra_emulator: EntraEmulator, tmp_path: Path, web_adapter: str
+) -> None:
+    web = Web(entra_emulator, make_app(web_adapter, entra_emulator, tmp_path))
     web.sign_in()
     assert 'id="signed-out"' not in web.client.get("/").get_data(as_text=True)
     out = web.client.post("/logout")
@@ -190,6 +214,50 @@ def test_signed_out_notice_is_shown_once(entra_emulator: EntraEmulator, tmp_path
     assert 'id="signed-out"' not in web.client.get("/").get_data(as_text=True)
 
 
+def test_a_signed_in_users_pages_are_private_the_apps_own_too(
+    entra_emulator: EntraEmulator, tmp_path: Path, web_adapter: str
+) -> None:
+    """No shared or back-button caching of a signed-in user's pages (the app's own, not only
+    the library's): ``no-store`` and ``Vary: Cookie`` while signed in, not before."""
+    web = Web(entra_emulator, make_app(web_adapter, entra_emulator, tmp_path))
+    anonymous = web.client.get("/")
+    assert "no-store" not in anonymous.headers.get("Cache-Control", "")
+    web.sign_in()
+    for path in ("/", "/page"):
+        page = web.client.get(path)
+        assert page.status_code == 200
+        assert page.headers["Cache-Control"] == "no-store"
+        assert "Cookie" in page.headers["Vary"]
+
+
+def test_the_file_store_holds_at_most_its_limit_the_longest_idle_go_first(
+    entra_emulator: EntraEmulator, tmp_path: Path, web_adapter: str
+) -> None:
+    """Without Redis, ``ENTRA_SESSION_FILE_LIMIT`` bounds the signed-in sessions kept in files:
+    one more sign-in drops the session nearest expiry (that user signs in again), never a
+    failed sign-in."""
+    app = make_app(web_adapter, entra_emulator, tmp_path, ENTRA_SESSION_FILE_LIMIT="1")
+    adele, megan = Web(entra_emulator, app), Web(entra_emulator, app)
+    adele.sign_in()
+    assert adele.who() == "Adele Vance"
+    age_session_files(adele, 60)  # Adele's expires first (expiries are whole seconds)
+    assert megan.sign_in(user=MEGAN).status_code == 302
+    assert megan.who() == "Megan Bowen"
+    assert megan.who() == "Megan Bowen"  # (cachelib makes room at the write after the one over)
+    assert adele.who() is None  # dropped to make room
+    assert len(session_files(megan)) == 1
+    age_session_files(megan, 60)
+    assert adele.sign_in().status_code == 302  # and back, dropping Megan's now
+    assert adele.who() == "Adele Vance"
+    assert adele.who() == "Adele Vance"
+    assert megan.who() is None
+    assert len(session_files(adele)) == 1
+    # The front-channel index is kept beside the sessions, not among them: making room for
+    # sessions evicted none of it, and the IdP's sign-out still ends Adele's session.
+    assert front_channel(app, _sid(adele)).status_code == 200
+    assert adele.who() is None
+
+
 # -- front-channel sign-out ------------------------------------------------------------------
 def _sid(web: Web) -> str:
     sid = web.session()["entra_user"]["sid"]
@@ -198,15 +266,15 @@ def _sid(web: Web) -> str:
     return sid
 
 
-def front_channel(app: Flask, sid: str, **extra: str) -> Any:
+def front_channel(app: Any, sid: str, **extra: str) -> Any:
     """What the IdP's hidden frame does: a GET with no cookie of the app's."""
     return app.test_client().get("/logout/front-channel?" + urlencode({"sid": sid, **extra}))
 
 
 def test_front_channel_logout_ends_the_sign_in_without_its_cookie(
-    entra_emulator: EntraEmulator, tmp_path: Path
+    entra_emulator: EntraEmulator, tmp_path: Path, web_adapter: str
 ) -> None:
-    app = make_app(entra_emulator, tmp_path)
+    app = make_app(web_adapter, entra_emulator, tmp_path)
     web, other = Web(entra_emulator, app), Web(entra_emulator, app)
     web.sign_in()
     other.sign_in(user=MEGAN)
@@ -224,9 +292,9 @@ def test_front_channel_logout_ends_the_sign_in_without_its_cookie(
 
 
 def test_front_channel_logout_refuses_what_is_not_its_sign_in(
-    entra_emulator: EntraEmulator, tmp_path: Path
+    entra_emulator: EntraEmulator, tmp_path: Path, web_adapter: str
 ) -> None:
-    app = make_app(entra_emulator, tmp_path)
+    app = make_app(web_adapter, entra_emulator, tmp_path)
     web = Web(entra_emulator, app)
     web.sign_in()
     sid = _sid(web)
@@ -241,9 +309,9 @@ def test_front_channel_logout_refuses_what_is_not_its_sign_in(
 
 
 def test_a_new_sign_in_is_not_ended_by_an_earlier_front_channel_logout(
-    entra_emulator: EntraEmulator, tmp_path: Path
+    entra_emulator: EntraEmulator, tmp_path: Path, web_adapter: str
 ) -> None:
-    app = make_app(entra_emulator, tmp_path)
+    app = make_app(web_adapter, entra_emulator, tmp_path)
     web = Web(entra_emulator, app)
     web.sign_in()
     front_channel(app, _sid(web))
@@ -253,13 +321,13 @@ def test_a_new_sign_in_is_not_ended_by_an_earlier_front_channel_logout(
 
 
 def test_front_channel_logout_across_instances_removes_the_token_cache(
-    entra_emulator: EntraEmulator, tmp_path: Path, redis_url: str
+    entra_emulator: EntraEmulator, tmp_path: Path, redis_url: str, web_adapter: str
 ) -> None:
     from cryptography.fernet import Fernet
 
     shared = {"REDIS_URL": redis_url, "ENTRA_TOKEN_CACHE_KEY": Fernet.generate_key().decode()}
-    one = make_app(entra_emulator, tmp_path, **shared)
-    two = make_app(entra_emulator, tmp_path, **shared)
+    one = make_app(web_adapter, entra_emulator, tmp_path, **shared)
+    two = make_app(web_adapter, entra_emulator, tmp_path, **shared)
     web = Web(entra_emulator, one)
     web.sign_in()
     store = redis.Redis.from_url(redis_url)
@@ -278,9 +346,9 @@ def test_front_channel_logout_across_instances_removes_the_token_cache(
 
 @pytest.mark.parametrize("path", ["/page", "/admin"])
 def test_back_to_the_callback_after_sign_in_goes_on_quietly(
-    entra_emulator: EntraEmulator, tmp_path: Path, path: str
+    entra_emulator: EntraEmulator, tmp_path: Path, path: str, web_adapter: str
 ) -> None:
-    web = Web(entra_emulator, make_app(entra_emulator, tmp_path))
+    web = Web(entra_emulator, make_app(web_adapter, entra_emulator, tmp_path))
     first = web.client.get(path)
     assert first.status_code == 302
     params = web.authorize(web.begin(first.headers["Location"]))
@@ -290,7 +358,9 @@ def test_back_to_the_callback_after_sign_in_goes_on_quietly(
     assert again.headers["Location"] == path
 
 
-def test_signing_out_of_one_app_signs_the_user_out_of_the_other(tmp_path: Path) -> None:
+def test_signing_out_of_one_app_signs_the_user_out_of_the_other(
+    tmp_path: Path, web_adapter: str
+) -> None:
     """Two apps (two registrations, two EntraAuth apps) share one Entra sign-in; signing out of
     one makes the IdP's page frame both front-channel URLs, and both sessions end."""
     from importlib.resources import files
@@ -316,8 +386,9 @@ def test_signing_out_of_one_app_signs_the_user_out_of_the_other(tmp_path: Path) 
     with EntraEmulator(
         seed_from_dict(raw), state_dir=tmp_path / "idp", port=0, browser_port=0
     ) as emulator:
-        first = make_app(emulator, tmp_path / "one")
+        first = make_app(web_adapter, emulator, tmp_path / "one")
         second = make_app(
+            web_adapter,
             emulator,
             tmp_path / "two",
             ENTRA_CLIENT_ID=other,
