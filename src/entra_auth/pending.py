@@ -97,6 +97,13 @@ class PendingSignInCookie:
         self._encoder = msgspec.json.Encoder()
         self._decoder = msgspec.json.Decoder(_Sealed)
 
+    @staticmethod
+    def attributes(*, secure: bool) -> dict[str, Any]:
+        """The cookie's attributes (every adapter's ``set_cookie``/``delete_cookie``): the
+        whole site, https-only over https, out of scripts' reach, and ``SameSite=Lax``: sent on
+        the IdP's top-level redirect back, not on cross-site POSTs."""
+        return {"path": "/", "secure": secure, "httponly": True, "samesite": "lax"}
+
     def open(self, value: str | None) -> PendingSignIns:
         """What the cookie holds; nothing when it is missing, expired, altered or malformed."""
         if not value or len(value) > 2 * MAX_COOKIE_BYTES:

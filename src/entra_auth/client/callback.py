@@ -10,21 +10,27 @@ for every web adapter (which translates the outcome into its own response).
    way (the flow expired), else "started somewhere else" (login CSRF, a callback URL from
    another browser).
 5. Otherwise the flow, taken out of the browser's pending sign-ins, to redeem.
+
+Then ``redeem``: the code redeemed through MSAL (the ID token verified), the app's
+``user_loader`` asked; the adapter starts the session (a new id) or answers the refusal.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
+
+import msal
 
 from .. import aadsts
-from ..errors import SignInError
+from ..errors import ProviderUnavailableError, SignInError
 from ..logs import inert
 from ..pending import PendingFlow, PendingSignIns
 from . import pages
 from . import session as websession
-from .signin import safe_return_path
+from .signin import SignedIn, SignInFlow, safe_return_path
 
 MAX_QUERY_LENGTH = 16384
 
@@ -87,4 +93,46 @@ def refused(error: SignInError, *, retry: str, log: logging.Logger) -> pages.Pag
     return pages.sign_in_refused(websession.failure_words(error), retry=retry)
 
 
-__all__ = ["GoTo", "Refuse", "check", "refused"]
+@dataclass(frozen=True)
+class Redeemed:
+    """A verified sign-in, its tokens in ``cache``: start the session."""
+
+    signed_in: SignedIn
+    cache: msal.SerializableTokenCache
+
+
+@dataclass(frozen=True)
+class ProviderDown:
+    """The identity provider could not be reached or answered nonsense: the adapter's 503
+    (``Retry-After``). The code is single-use, so the way on is a new sign-in once it is back,
+    to the page the user was going to; nobody was signed out."""
+
+    error: ProviderUnavailableError
+
+
+def redeem(
+    sign_in: SignInFlow,
+    flow: PendingFlow,
+    query: Mapping[str, str],
+    *,
+    user_loader: Callable[[websession.SignedInUser], Any] | None,
+    retry: str,
+    log: logging.Logger,
+) -> Redeemed | Refuse | ProviderDown:
+    """The code redeemed (blocking: MSAL's token request; an async adapter runs this in a
+    worker thread), then the app's ``user_loader``: None refuses the user (no session)."""
+    cache = msal.SerializableTokenCache()
+    try:
+        signed_in = sign_in.complete(flow.flow, dict(query), cache)
+    except ProviderUnavailableError as exc:
+        return ProviderDown(exc)
+    except SignInError as exc:
+        return Refuse(refused(exc, retry=retry, log=log))
+    user = websession.SignedInUser(dict(signed_in.user.claims))
+    if user_loader is not None and user_loader(user) is None:
+        log.info("Sign-in refused by the app's user_loader (no record for this user).")
+        return Refuse(pages.no_account())
+    return Redeemed(signed_in, cache)
+
+
+__all__ = ["GoTo", "ProviderDown", "Redeemed", "Refuse", "check", "redeem", "refused"]

@@ -31,7 +31,6 @@ from urllib.parse import urlencode, urlsplit
 
 import anyio.to_thread
 import jinja2
-import msal
 import requests
 from starlette.applications import Starlette
 from starlette.datastructures import MutableHeaders
@@ -425,20 +424,12 @@ class EntraAuth:
         return self._with_pending(_auth_headers(RedirectResponse(flow["auth_uri"], 302)), pending)
 
     def _with_pending(self, response: Response, pending: PendingSignIns) -> Response:
+        attributes = PendingSignInCookie.attributes(secure=self._secure)
         if not pending:
-            response.delete_cookie(
-                self._pending_cookie, path="/", secure=self._secure, httponly=True, samesite="lax"
-            )
-            return response
-        response.set_cookie(
-            self._pending_cookie,
-            self._pending.seal(pending),
-            max_age=self._pending.max_age,
-            path="/",
-            secure=self._secure,
-            httponly=True,
-            samesite="lax",  # sent on the IdP's top-level redirect back, not on cross-site POSTs
-        )
+            response.delete_cookie(self._pending_cookie, **attributes)
+        else:
+            value, max_age = self._pending.seal(pending), self._pending.max_age
+            response.set_cookie(self._pending_cookie, value, max_age=max_age, **attributes)
         return response
 
     async def _callback(self, request: Request) -> Response:
@@ -457,27 +448,24 @@ class EntraAuth:
         if isinstance(decision, callback.Refuse):
             return self._page(decision.page, request)
         flow = decision
-        cache = msal.SerializableTokenCache()
         back = urlencode({"next": safe_return_path(flow.return_to)}, safe="/")
         again = f"{self.login_path}?{back}"
-        query = dict(args)
-        try:
-            signed_in = await anyio.to_thread.run_sync(
-                lambda: self.sign_in.complete(flow.flow, query, cache)
+        outcome = await anyio.to_thread.run_sync(
+            lambda: callback.redeem(
+                self.sign_in,
+                flow,
+                dict(args),
+                user_loader=self._user_loader,
+                retry=again,
+                log=log,
             )
-        except ProviderUnavailableError as exc:
-            return self._with_pending(
-                self._provider_unavailable(request, exc, retry=again), pending
-            )
-        except SignInError as exc:
-            page = self._page(callback.refused(exc, retry=again, log=log), request)
-            return self._with_pending(page, pending)
-        if self._user_loader is not None:
-            candidate = SignedInUser(dict(signed_in.user.claims))
-            if self._user_loader(candidate) is None:
-                log.info("Sign-in refused by the app's user_loader (no record for this user).")
-                return self._with_pending(self._no_account(), pending)
-        await self._start_session(request, signed_in, cache, flow)
+        )
+        if isinstance(outcome, callback.ProviderDown):
+            answer = self._provider_unavailable(request, outcome.error, retry=again)
+            return self._with_pending(answer, pending)
+        if isinstance(outcome, callback.Refuse):
+            return self._with_pending(self._page(outcome.page, request), pending)
+        await self._start_session(request, outcome.signed_in, outcome.cache, flow)
         done = _auth_headers(RedirectResponse(safe_return_path(flow.return_to), 302))
         return self._with_pending(done, pending)
 

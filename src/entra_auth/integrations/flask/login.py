@@ -342,20 +342,12 @@ class EntraAuth:
     def _with_pending(
         self, response: WerkzeugResponse, pending: PendingSignIns
     ) -> WerkzeugResponse:
+        attributes = PendingSignInCookie.attributes(secure=self._secure)
         if not pending:
-            response.delete_cookie(
-                self._pending_cookie, path="/", secure=self._secure, httponly=True, samesite="Lax"
-            )
-            return response
-        response.set_cookie(
-            self._pending_cookie,
-            self._pending.seal(pending),
-            max_age=self._pending.max_age,
-            path="/",
-            secure=self._secure,
-            httponly=True,
-            samesite="Lax",  # sent on the IdP's top-level redirect back, not on cross-site POSTs
-        )
+            response.delete_cookie(self._pending_cookie, **attributes)
+        else:
+            value, max_age = self._pending.seal(pending), self._pending.max_age
+            response.set_cookie(self._pending_cookie, value, max_age=max_age, **attributes)
         return response
 
     def _callback(self) -> WerkzeugResponse:
@@ -374,25 +366,19 @@ class EntraAuth:
         if isinstance(decision, callback.Refuse):
             return self._page(decision.page)
         flow, state = decision, decision.flow.get("state")
-        cache = msal.SerializableTokenCache()
         again = url_for("entra_auth.login", next=safe_return_path(flow.return_to))
-        try:
-            signed_in = self.sign_in.complete(flow.flow, args.to_dict(), cache)
-        except ProviderUnavailableError as exc:
-            # The code is single-use: the way on is a new sign-in once the provider is back,
-            # returning to the page the user was going to. Nobody was signed out.
-            return self._with_pending(self._provider_unavailable(exc, retry=again), pending)
-        except SignInError as exc:
-            page = self._page(callback.refused(exc, retry=again, log=log))
-            return self._with_pending(page, pending)
-        if self._user_loader is not None:
-            user = SignedInUser(dict(signed_in.user.claims))
-            if self._user_loader(user) is None:
-                log.info("Sign-in refused by the app's user_loader (no record for this user).")
-                return self._with_pending(self._no_account(), pending)
+        outcome = callback.redeem(
+            self.sign_in, flow, args.to_dict(), user_loader=self._user_loader, retry=again, log=log
+        )
+        if isinstance(outcome, callback.ProviderDown):
+            return self._with_pending(
+                self._provider_unavailable(outcome.error, retry=again), pending
+            )
+        if isinstance(outcome, callback.Refuse):
+            return self._with_pending(self._page(outcome.page), pending)
         self._start_session(
-            signed_in,
-            cache,
+            outcome.signed_in,
+            outcome.cache,
             flow.flow.get("scope", []),
             after_interaction=flow.interaction,
             state=str(state),
