@@ -99,6 +99,10 @@ class Answer:
         return self.response.content
 
     @property
+    def mimetype(self) -> str:
+        return self.headers.get("content-type", "").split(";")[0].strip()
+
+    @property
     def json(self) -> Any:
         return json.loads(self.response.content) if self.response.content else None
 

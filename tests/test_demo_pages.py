@@ -20,7 +20,7 @@ from entra_auth.emulator import EntraEmulator
 from entra_auth.testing.driver import BrowserlessUser
 
 from .helpers import ADELE, HANG_GUARD, LEGACY, LEGACY_URI, WEB, demo_config
-from .security.web import Web
+from .security.web import WEB_ADAPTERS, Web
 
 # 2026-11-25 14:03:20 UTC
 MOMENT = 1795615400
@@ -81,6 +81,7 @@ def test_claim_rows() -> None:
     assert rows["x"].what is None
 
 
+@pytest.mark.parametrize("web", WEB_ADAPTERS, indirect=True)
 def test_the_claims_page_shows_dates_and_keeps_the_raw_value(web: Web) -> None:
     web.sign_in()
     page = web.client.get("/claims").get_data(as_text=True)
@@ -98,8 +99,9 @@ def test_the_claims_page_shows_dates_and_keeps_the_raw_value(web: Web) -> None:
         assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d UTC \((in .+|.+ ago|just now)\)", shown)
 
 
+@pytest.mark.parametrize("web", WEB_ADAPTERS, indirect=True)
 def test_the_404_page_is_the_demo_s_own(web: Web) -> None:
-    response = web.client.get("/no-such-page")
+    response = web.client.get("/no-such-page", headers={"Accept": "text/html"})  # a browser's
     assert response.status_code == 404
     page = response.get_data(as_text=True)
     assert "<h1>Page not found</h1>" in page
@@ -107,6 +109,7 @@ def test_the_404_page_is_the_demo_s_own(web: Web) -> None:
     assert "Not signed in" in page  # the same header as every page
 
 
+@pytest.mark.parametrize("web", WEB_ADAPTERS, indirect=True)
 def test_the_icon_is_served_and_linked(web: Web) -> None:
     home = web.client.get("/").get_data(as_text=True)
     assert '<link rel="icon" type="image/svg+xml" href="/static/favicon.svg">' in home

@@ -1,11 +1,16 @@
 """A signed-in user's pages cost no discovery or key fetch: one MSAL app per request, but one
-discovery per process (shared http_cache), and a token request only when a refresh is due."""
+discovery per process (shared http_cache), and a token request only when a refresh is due.
+On both web adapters."""
 
 from __future__ import annotations
 
+import pytest
+
 from entra_auth.emulator import EntraEmulator
 
-from .security.web import Web
+from .security.web import WEB_ADAPTERS, Web
+
+pytestmark = pytest.mark.parametrize("web", WEB_ADAPTERS, indirect=True)
 
 
 def test_pages_make_no_metadata_requests(entra_emulator: EntraEmulator, web: Web) -> None:

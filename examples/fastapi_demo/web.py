@@ -19,8 +19,10 @@ from urllib.parse import urlencode
 import httpx
 import jinja2
 from fastapi import Depends, FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.responses import FileResponse, HTMLResponse, Response
 from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from entra_auth.config import EntraConfig
 from entra_auth.errors import EntraAuthError, GraphError, GraphUnavailableError
@@ -117,5 +119,13 @@ def add_sign_in(
     @app.get("/favicon.ico", include_in_schema=False)
     async def favicon() -> FileResponse:
         return FileResponse(DEMO / "static" / "favicon.svg", media_type="image/svg+xml")
+
+    @app.exception_handler(StarletteHTTPException)
+    async def not_found(request: Request, exc: StarletteHTTPException) -> Response:
+        """A browser's unknown page is the demo's own (its layout, nav and all); API clients
+        keep FastAPI's JSON answer."""
+        if exc.status_code == 404 and "text/html" in request.headers.get("accept", ""):
+            return await render(request, "not_found.html", http_status=404)
+        return await http_exception_handler(request, exc)
 
     return auth

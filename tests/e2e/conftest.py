@@ -17,6 +17,12 @@ from ..helpers import BROWSER_WAIT_MS, CHROMIUM, CHROMIUM_ARGS, serve_demo, serv
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "e2e"
 
 
+class SHOTS:
+    """What the running journey's screenshot names end with (its demo's adapter)."""
+
+    suffix = ""
+
+
 @dataclass
 class Demo:
     url: str
@@ -98,6 +104,12 @@ def demo(
 ) -> Iterator[Demo]:
     """The Flask demo; ``@pytest.mark.parametrize("demo", ["flask", "fastapi"], indirect=True)``
     runs a journey on the FastAPI demo too (the same pages, under uvicorn)."""
-    serve = serve_fastapi_demo if getattr(request, "param", "flask") == "fastapi" else serve_demo
-    with serve(entra_emulator, tmp_path / "sessions") as (base, app):
-        yield Demo(base, app)
+    adapter = getattr(request, "param", "flask")
+    serve = serve_fastapi_demo if adapter == "fastapi" else serve_demo
+    # The FastAPI journey's screenshots beside the Flask one's, not over them.
+    SHOTS.suffix = "-fastapi" if adapter == "fastapi" else ""
+    try:
+        with serve(entra_emulator, tmp_path / "sessions") as (base, app):
+            yield Demo(base, app)
+    finally:
+        SHOTS.suffix = ""

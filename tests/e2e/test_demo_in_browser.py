@@ -9,14 +9,14 @@ from playwright.sync_api import BrowserContext, Page, Response, expect
 
 from entra_auth.emulator import EntraEmulator
 
-from .conftest import ARTIFACTS, PHONE, WAIT_MS, Demo
+from .conftest import ARTIFACTS, PHONE, SHOTS, WAIT_MS, Demo
 
 pytestmark = pytest.mark.e2e
 
 
 def shot(page: Page, name: str) -> None:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}{SHOTS.suffix}.png"), full_page=True)
 
 
 def sign_in_as(page: Page, entra_emulator: EntraEmulator, upn: str) -> None:
@@ -127,6 +127,7 @@ def fits_the_phone(page: Page, name: str) -> None:
 NUMERIC_DATE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d UTC \((in \d.*|\d.* ago|just now)\)$")
 
 
+@pytest.mark.parametrize("demo", ["flask", "fastapi"], indirect=True)
 def test_every_page_fits_a_phone(
     phone_page: Page, demo: Demo, entra_emulator: EntraEmulator
 ) -> None:
@@ -206,6 +207,7 @@ def test_every_page_fits_a_phone(
     assert not_found == []
 
 
+@pytest.mark.parametrize("demo", ["flask", "fastapi"], indirect=True)
 def test_signed_out_notice_after_sign_out(
     page: Page, demo: Demo, entra_emulator: EntraEmulator
 ) -> None:
