@@ -14,6 +14,13 @@ from .helpers import API, CONTOSO
 SECRET = "Dem8Q~local-web-app-secret.not-for-production"
 
 
+# What a confidential client needs, any one of which satisfies it.
+CREDENTIAL = (
+    "ENTRA_CLIENT_SECRET (or ENTRA_CLIENT_CERTIFICATE, ENTRA_CLIENT_CERTIFICATE_BASE64, "
+    "ENTRA_CLIENT_ASSERTION_FILE)"
+)
+
+
 def test_from_env_reads_every_variable(tmp_path: Path) -> None:
     ca = tmp_path / "ca.pem"
     ca.write_text("x")
@@ -266,7 +273,7 @@ def test_the_flask_adapter_says_where_it_looked(no_entra_environment: Path) -> N
     # The adapters themselves: sign-in needs the client id and secret, an API its audience.
     with pytest.raises(MissingSettingError) as signin:
         EntraAuth(app)
-    assert set(signin.value.missing) == {"ENTRA_CLIENT_ID", "ENTRA_CLIENT_SECRET"}
+    assert set(signin.value.missing) == {"ENTRA_CLIENT_ID", CREDENTIAL}
     assert signin.value.sources == ("app.config", "the environment")
     with pytest.raises(MissingSettingError) as api:
         ApiProtector(app)

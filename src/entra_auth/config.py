@@ -11,7 +11,7 @@ import importlib.util
 import os
 import re
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -38,6 +38,12 @@ _TEXT_SETTINGS = {
     "client_id": "ENTRA_CLIENT_ID",
     "authority": "ENTRA_AUTHORITY",
     "client_secret": "ENTRA_CLIENT_SECRET",
+    "client_certificate": "ENTRA_CLIENT_CERTIFICATE",
+    "client_certificate_base64": "ENTRA_CLIENT_CERTIFICATE_BASE64",
+    "client_certificate_password": "ENTRA_CLIENT_CERTIFICATE_PASSWORD",
+    "client_certificate_thumbprint": "ENTRA_CLIENT_CERTIFICATE_THUMBPRINT",
+    "client_assertion_file": "ENTRA_CLIENT_ASSERTION_FILE",
+    "managed_identity": "ENTRA_MANAGED_IDENTITY",
     "ca_bundle": "ENTRA_CA_BUNDLE",
     "v1_issuer_template": "ENTRA_V1_ISSUER",
     "redirect_path": "ENTRA_REDIRECT_PATH",
@@ -59,6 +65,19 @@ _REQUIREMENTS: dict[str, tuple[str, tuple[str, ...]]] = {
     "tenant_id": ("ENTRA_TENANT_ID", ("tenant_id",)),
     "client_id": ("ENTRA_CLIENT_ID", ("client_id",)),
     "client_secret": ("ENTRA_CLIENT_SECRET", ("client_secret",)),
+    # What a confidential client (a web app, an API calling on, a daemon) proves itself with:
+    # exactly one of these (entra_auth.credentials).
+    "credential": (
+        "ENTRA_CLIENT_SECRET (or ENTRA_CLIENT_CERTIFICATE, ENTRA_CLIENT_CERTIFICATE_BASE64, "
+        "ENTRA_CLIENT_ASSERTION_FILE)",
+        (
+            "client_secret",
+            "client_certificate",
+            "client_certificate_base64",
+            "client_assertion_file",
+            "client_assertion",
+        ),
+    ),
     "api_audiences": ("ENTRA_API_AUDIENCE (or ENTRA_CLIENT_ID)", ("api_audiences", "client_id")),
 }
 
@@ -81,6 +100,15 @@ WHAT_TO_SET = {
     "ENTRA_CLIENT_SECRET": (
         "Set ENTRA_CLIENT_SECRET to a client secret's Value (app registration → Certificates & "
         "secrets; the Value, not the Secret ID)."
+    ),
+    "ENTRA_CLIENT_SECRET (or ENTRA_CLIENT_CERTIFICATE, ENTRA_CLIENT_CERTIFICATE_BASE64, "
+    "ENTRA_CLIENT_ASSERTION_FILE)": (
+        "Set one credential of the app registration (Certificates & secrets): "
+        "ENTRA_CLIENT_SECRET to a client secret's Value, ENTRA_CLIENT_CERTIFICATE to a PEM or "
+        "PFX file holding a certificate you uploaded and its private key "
+        "(ENTRA_CLIENT_CERTIFICATE_BASE64 for the file's bytes in base64), or "
+        "ENTRA_CLIENT_ASSERTION_FILE to a file a federated identity provider writes its token "
+        "to (workload identity federation, e.g. AZURE_FEDERATED_TOKEN_FILE on Kubernetes)."
     ),
     "ENTRA_API_AUDIENCE (or ENTRA_CLIENT_ID)": (
         "Set ENTRA_API_AUDIENCE to the audiences your API accepts (<API client id>,api://<API "
@@ -197,6 +225,22 @@ class EntraConfig:
     client_id: str | None = None
     authority: str | None = None
     client_secret: str | None = field(default=None, repr=False)
+    # The other credentials (entra_auth.credentials reads them; exactly one may be set): a PEM
+    # or PFX file with the certificate and its key, or that file's bytes in base64, its password,
+    # the thumbprint the assertion names ("sha256", the default, or "sha1"); a file holding a
+    # federated token (re-read for every token request: it rotates), or a callable giving one;
+    # a managed identity ("system", or a user-assigned one's client id or resource id).
+    client_certificate: str | None = None
+    client_certificate_base64: str | None = field(default=None, repr=False)
+    client_certificate_password: str | None = field(default=None, repr=False)
+    client_certificate_thumbprint: str = "sha256"
+    client_assertion_file: str | None = None
+    client_assertion: Callable[[], str] | None = field(default=None, repr=False, compare=False)
+    managed_identity: str | None = None
+    # An API accepts app-only tokens without an app role of its own (any app of the tenant
+    # can get one) only when it authorizes callers itself, by client id (ENTRA_ALLOW_APPS_
+    # WITHOUT_ROLES; Microsoft.Identity.Web's AllowWebApiToBeAuthorizedByACL).
+    allow_apps_without_roles: bool = False
     api_audiences: tuple[str, ...] = ()
     ca_bundle: str | None = None
     accepted_token_versions: tuple[str, ...] = ("2.0",)
@@ -324,6 +368,15 @@ class EntraConfig:
                 f"ENTRA_HTTP_TIMEOUT is {self.http_timeout} seconds.",
                 remedy="Use a number of seconds above 0 and at most 120 (default 5).",
             )
+        if self.client_certificate_thumbprint.lower() not in ("sha256", "sha1"):
+            raise ConfigurationError(
+                f"ENTRA_CLIENT_CERTIFICATE_THUMBPRINT is {self.client_certificate_thumbprint!r}.",
+                remedy="Use sha256 (the default: x5t#S256, PS256) or sha1 (x5t, RS256), as the "
+                "identity provider expects.",
+            )
+        object.__setattr__(
+            self, "client_certificate_thumbprint", self.client_certificate_thumbprint.lower()
+        )
         if self.ca_bundle is not None and not os.path.isfile(self.ca_bundle):
             raise ConfigurationError(
                 f"ENTRA_CA_BUNDLE is {self.ca_bundle!r}, which is not a file.",
@@ -397,7 +450,12 @@ class EntraConfig:
         naming all of them, where they were looked for (``sources``) and what to set."""
         missing: list[str] = []
         for name in names:
-            value = self.audiences if name == "api_audiences" else getattr(self, name)
+            if name == "api_audiences":
+                value: Any = self.audiences
+            elif name in _REQUIREMENTS:
+                value = any(getattr(self, f) for f in _REQUIREMENTS[name][1])
+            else:
+                value = getattr(self, name)
             if not value:
                 label = _REQUIREMENTS.get(name, (_env_name(name), ()))[0]
                 if label not in missing:
@@ -410,7 +468,15 @@ class EntraConfig:
         shown = ", ".join(
             f"{f.name}={getattr(self, f.name)!r}"
             for f in fields(self)
-            if f.name not in ("client_secret", "token_cache_keys", "sources")
+            if f.name
+            not in (
+                "client_secret",
+                "client_certificate_base64",
+                "client_certificate_password",
+                "client_assertion",
+                "token_cache_keys",
+                "sources",
+            )
         )
         return f"EntraConfig({shown}, client_secret={secret!r})"
 
@@ -495,6 +561,9 @@ class EntraConfig:
         guests = settings.get("ENTRA_ALLOW_GUESTS")
         if guests is not None and guests != "":
             values["allow_guests"] = _flag("ENTRA_ALLOW_GUESTS", guests)
+        acl = settings.get("ENTRA_ALLOW_APPS_WITHOUT_ROLES")
+        if acl is not None and acl != "":
+            values["allow_apps_without_roles"] = _flag("ENTRA_ALLOW_APPS_WITHOUT_ROLES", acl)
         app_keys = settings.get("ENTRA_APP_SPECIFIC_KEYS")
         if app_keys is not None and app_keys != "":
             values["app_specific_keys"] = _flag("ENTRA_APP_SPECIFIC_KEYS", app_keys)

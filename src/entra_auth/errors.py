@@ -189,6 +189,26 @@ class SignInError(EntraAuthError):
         self.aadsts = aadsts
 
 
+class AppTokenError(EntraAuthError):
+    """Entra ID refused the app's own token request (client credentials, a managed identity):
+    the credential, the app or the scope is wrong. ``aadsts`` holds Entra's code, and the
+    message and remedy are that code's, from the catalogue (``entra-auth explain``)."""
+
+    code = "app_token_failed"
+    default_remedy = "Check the app's credential and the scope; `entra-auth doctor` checks both."
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        remedy: str | None = None,
+        aadsts: int | None = None,
+        code: str | None = None,
+    ):
+        super().__init__(message, remedy=remedy, code=code)
+        self.aadsts = aadsts
+
+
 class InteractionRequired(EntraAuthError):
     """No token can be had silently: the user must go through the sign-in page (again).
 

@@ -40,6 +40,7 @@ _DOING = {
     "consent": "asking for the new permission",
     "Graph": "reading your profile from Microsoft Graph",
     "sign-out": "signing you out",
+    "app token": "getting this app's access token",
 }
 
 

@@ -25,7 +25,7 @@ import threading
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import unquote, urlencode, urlsplit
 
 import msal
@@ -34,8 +34,10 @@ from msal.authority import WELL_KNOWN_AUTHORITY_HOSTS
 
 from .. import aadsts
 from ..config import EntraConfig
+from ..credentials import client_credential
 from ..discovery import Discovery
 from ..errors import (
+    AppTokenError,
     InteractionRequired,
     InvalidTokenError,
     ProviderUnavailableError,
@@ -99,7 +101,15 @@ _OAUTH_ERROR = re.compile(r"[a-z_]{1,64}")
 
 
 def _error_from(result: Mapping[str, Any], fallback: str) -> SignInError:
-    """An IdP's error answer (a redirect's query or a token response) as a ``SignInError``.
+    """An IdP's error answer (a redirect's query or a token response) as a ``SignInError``."""
+    return error_from(result, SignInError, fallback, "Try signing in again.")
+
+
+E = TypeVar("E", SignInError, AppTokenError)
+
+
+def error_from(result: Mapping[str, Any], kind: type[E], fallback: str, remedy: str) -> E:
+    """An IdP's error answer as ``kind``, in the catalogue's words for its AADSTS code.
 
     Every value is untrusted: ``error`` is kept only when it has the shape of an OAuth error
     code (RFC 6749 §4.1.2.1), the AADSTS code is read without raising, and the description and
@@ -108,15 +118,13 @@ def _error_from(result: Mapping[str, Any], fallback: str) -> SignInError:
     error = (
         raw_error
         if isinstance(raw_error, str) and _OAUTH_ERROR.fullmatch(raw_error)
-        else "sign_in_failed"
+        else kind.code
     )
     code = aadsts.first_code(result.get("error_codes"), result.get("error_description"))
     entry = aadsts.lookup(code) if code else None
     if entry is not None:
-        return SignInError(
-            f"{entry.name}: {entry.meaning}", remedy=entry.fix, aadsts=code, code=error
-        )
-    return SignInError(fallback, remedy="Try signing in again.", code=error)
+        return kind(f"{entry.name}: {entry.meaning}", remedy=entry.fix, aadsts=code, code=error)
+    return kind(fallback, remedy=remedy, code=error)
 
 
 class SignInFlow:
@@ -129,7 +137,9 @@ class SignInFlow:
         jwks: JwksCache | None = None,
         session: requests.Session | None = None,
     ):
-        config.require("client_id", "client_secret")
+        config.require("client_id", "credential")
+        self.credential = client_credential(config)
+        self._msal_credential = self.credential.msal_credential()  # a managed identity: refused
         for name in ("msal.token_cache", "msal.application", "msal.oauth2cli.oauth2"):
             redact_logger(name)  # MSAL's DEBUG events carry the code and the PKCE verifier
         self.config = config
@@ -150,10 +160,10 @@ class SignInFlow:
     def client(
         self, cache: msal.SerializableTokenCache | None = None
     ) -> msal.ConfidentialClientApplication:
-        """A confidential client (never a public one: it holds a secret) with this cache."""
+        """A confidential client (never a public one: it holds a credential) with this cache."""
         return msal.ConfidentialClientApplication(
             self.config.client_id,
-            client_credential=self.config.client_secret,
+            client_credential=self._msal_credential,
             authority=self.config.authority,
             token_cache=cache,
             http_client=self._http,

@@ -136,7 +136,7 @@ class EntraAuth:
         (a missing one stops the app from starting): ``settings`` (``ENTRA_*``, ``SECRET_KEY``,
         ``REDIS_URL``, ``ENTRA_SESSION_DIR``) over the environment's."""
         environ = {**os.environ, **(settings or {})}
-        needed = ("client_id", "client_secret")
+        needed = ("client_id", "credential")
         config = self._config or EntraConfig.from_env(environ, require=needed)
         config.require(*needed)
         self.config = config

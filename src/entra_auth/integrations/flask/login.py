@@ -169,7 +169,7 @@ class EntraAuth:
             self.init_app(app)
 
     def init_app(self, app: Flask) -> None:
-        needed = ("client_id", "client_secret")
+        needed = ("client_id", "credential")
         config = self._config or config_from_app(app, require=needed)
         config.require(*needed)
         self.config = config
