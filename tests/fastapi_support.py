@@ -68,6 +68,14 @@ def build_fastapi_app(api: ApiProtector) -> FastAPI:
     async def either(principal: Annotated[Principal, Security(either_token)]) -> dict[str, Any]:
         return who(principal)
 
+    @app.get("/daemons")
+    async def daemons(
+        principal: Annotated[
+            Principal, Security(api.require(roles=["Data.Read.All"], app_only=True))
+        ],
+    ) -> dict[str, Any]:
+        return who(principal)
+
     @app.get("/user-read")
     async def user_read(
         principal: Annotated[Principal, Security(api, scopes=["User.Read"])],

@@ -439,11 +439,18 @@ class AccessTokenValidator(_TokenValidator):
         *,
         scopes: Iterable[str] = (),
         roles: Iterable[str] = (),
+        app_only: bool = False,
     ) -> Principal:
         """The token's principal, after every check; raises ``InvalidTokenError`` (→ 401) or
         ``InsufficientScopeError`` (→ 403)."""
         principal = self.authenticate(token)
-        self.authorize(principal, scopes=scopes, roles=roles)
+        self.authorize(
+            principal,
+            scopes=scopes,
+            roles=roles,
+            app_only=app_only,
+            apps_without_roles=self.config.allow_apps_without_roles,
+        )
         return principal
 
     def authenticate(self, token: object) -> Principal:
@@ -470,12 +477,19 @@ class AccessTokenValidator(_TokenValidator):
         *,
         scopes: Iterable[str] = (),
         roles: Iterable[str] = (),
+        app_only: bool = False,
     ) -> Principal:
         """``validate`` for asyncio apps: the same checks, errors and validated-token cache;
         the key is looked up without blocking the event loop (an ``AsyncKeySource`` such as
         ``AsyncJwksCache``; a sync ``JwksCache`` fetches in a thread; ``StaticKeys`` as is)."""
         principal = await self.authenticate_async(token)
-        self.authorize(principal, scopes=scopes, roles=roles)
+        self.authorize(
+            principal,
+            scopes=scopes,
+            roles=roles,
+            app_only=app_only,
+            apps_without_roles=self.config.allow_apps_without_roles,
+        )
         return principal
 
     async def authenticate_async(self, token: object) -> Principal:
@@ -602,7 +616,21 @@ class AccessTokenValidator(_TokenValidator):
         scp, roles = claims.get("scp"), claims.get("roles")
         client_claim = "appid" if claims.get("ver") == "1.0" else "azp"
         client = claims.get(client_claim)
-        if (scp is None and roles is None) or client is None or "nonce" in claims:
+        # An app's own token (client credentials) for an API that granted the app no role has
+        # neither: an access token still (the calling app, no nonce, its subject the app's
+        # service principal), refused by ``authorize`` with the reason (403), not as an ID token.
+        app_without_roles = (
+            scp is None
+            and roles is None
+            and client is not None
+            and "nonce" not in claims
+            and (claims.get("idtyp") == "app" or claims.get("sub") == claims.get("oid"))
+        )
+        if (
+            (scp is None and roles is None and not app_without_roles)
+            or client is None
+            or "nonce" in claims
+        ):
             raise _refuse(
                 "The token is not an access token: it has "
                 + (
@@ -653,15 +681,45 @@ class AccessTokenValidator(_TokenValidator):
 
     @staticmethod
     def authorize(
-        principal: Principal, *, scopes: Iterable[str] = (), roles: Iterable[str] = ()
+        principal: Principal,
+        *,
+        scopes: Iterable[str] = (),
+        roles: Iterable[str] = (),
+        app_only: bool = False,
+        apps_without_roles: bool = False,
     ) -> None:
         """Exact-match authorization.
 
         ``scopes`` only: a delegated token carrying every scope. ``roles`` only: a token (app-only
         or a user's assigned app roles) carrying every role. Both: a delegated token is checked
-        for the scopes, an app-only token for the roles.
+        for the scopes, an app-only token for the roles. ``app_only``: app permissions only, a
+        user's token is refused (Microsoft.Identity.Web's app-permission policies).
+
+        Whatever the endpoint asks, an app-only token without an app role of this API is refused:
+        any app of the tenant can get one, so it proves nothing but the tenant
+        (Microsoft.Identity.Web refuses it too, unless ``AllowWebApiToBeAuthorizedByACL``:
+        ``apps_without_roles``, ``ENTRA_ALLOW_APPS_WITHOUT_ROLES``, for an API that checks the
+        calling app's id itself).
         """
         need_scopes, need_roles = tuple(scopes), tuple(roles)
+        if principal.app_only and not principal.roles and not apps_without_roles:
+            raise InsufficientScopeError(
+                "The app-only token carries no app role of this API: the calling app was "
+                "granted no application permission on it.",
+                scopes=need_scopes,
+                roles=need_roles,
+                remedy="Grant the calling app an application permission (app role) of this API "
+                "and admin-consent it (API permissions → Add a permission → My APIs → "
+                "Application permissions).",
+            )
+        if app_only and not principal.app_only:
+            raise InsufficientScopeError(
+                "This endpoint takes app permissions only (an app's own token), not a user's.",
+                scopes=need_scopes,
+                roles=need_roles,
+                remedy="Call it with the app's token (client credentials, a managed identity), "
+                "not one acquired for a signed-in user.",
+            )
         if not need_scopes and not need_roles:
             return
         if need_scopes and (not need_roles or not principal.app_only):

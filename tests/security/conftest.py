@@ -54,6 +54,9 @@ def make_api(emulator: EntraEmulator, **config: Any) -> FlaskClient:
         "either",
         api.require_token(scopes=["access_as_user"], roles=["Data.Read.All"])(who),
     )
+    app.add_url_rule(
+        "/daemons", "daemons", api.require_token(roles=["Data.Read.All"], app_only=True)(who)
+    )
     app.add_url_rule("/user-read", "user_read", api.require_token(scopes=["User.Read"])(who))
     return app.test_client()
 

@@ -303,6 +303,45 @@ def test_AT21_app_only_vs_delegated_endpoints(api: FlaskClient, mint: Mint) -> N
     assert call(api, "/either", delegated_without_role).status_code == 200
 
 
+def test_an_app_only_token_without_an_app_role_is_refused(
+    api_factory: ApiFactory, mint: Mint, entra_emulator: EntraEmulator
+) -> None:
+    """Any app of the tenant can get a client-credentials token for the API; without an app
+    role of the API it proves nothing but the tenant: refused even where no scope or role is
+    named. Shown with the real grant: the web app, granted nothing on the API, asks for one."""
+    from entra_auth.client.app_tokens import AppTokenProvider
+    from entra_auth.config import EntraConfig
+
+    api = api_factory()
+    minted = mint.token(scp=REMOVE, roles=REMOVE, azp=DAEMON, idtyp="app")
+    refused = call(api, "/any", minted)
+    assert_refused(refused, 403, "insufficient_scope")
+    assert "no app role" in refused.json["error_description"]
+    real = AppTokenProvider(EntraConfig.from_mapping(entra_emulator.env_for(WEB)))
+    token = real.get_token(f"api://{API}/.default")
+    assert "roles" not in jwt.decode(token, options={"verify_signature": False})
+    assert_refused(call(api, "/any", token), 403, "insufficient_scope")
+    # An API that authorizes callers itself (by client id) may let them in.
+    acl = api_factory(allow_apps_without_roles=True)
+    assert call(acl, "/any", token).status_code == 200
+    with_role = mint.token(scp=REMOVE, roles=["Data.Read.All"], azp=DAEMON, idtyp="app")
+    assert call(api, "/any", with_role).status_code == 200
+
+
+def test_an_endpoint_for_app_permissions_only_refuses_a_users_token(
+    api: FlaskClient, mint: Mint
+) -> None:
+    user_with_role = mint.token(roles=["Data.Read.All"])  # Adele, assigned the app role
+    assert call(api, "/role", user_with_role).status_code == 200
+    refused = call(api, "/daemons", user_with_role)
+    assert_refused(refused, 403, "insufficient_scope")
+    assert "app permissions only" in refused.json["error_description"]
+    daemon = mint.token(scp=REMOVE, roles=["Data.Read.All"], azp=DAEMON, idtyp="app")
+    assert call(api, "/daemons", daemon).json["app_only"] is True
+    lacking = mint.token(scp=REMOVE, roles=["Data.Admin"], azp=DAEMON, idtyp="app")
+    assert_refused(call(api, "/daemons", lacking), 403, "insufficient_scope")
+
+
 def test_AT22_id_token_as_bearer(api: FlaskClient, mint: Mint) -> None:
     id_token = mint.token(scp=REMOVE, azp=REMOVE, nonce="n", sid="s")
     response = call(api, "/any", id_token)

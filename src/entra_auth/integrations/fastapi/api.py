@@ -267,15 +267,22 @@ class ApiProtector(SecurityBase):
 
     # -- dependencies -----------------------------------------------------------------------
     def require(
-        self, scopes: Iterable[str] = (), roles: Iterable[str] = (), *, optional: bool = False
+        self,
+        scopes: Iterable[str] = (),
+        roles: Iterable[str] = (),
+        *,
+        optional: bool = False,
+        app_only: bool = False,
     ) -> Requirement:
         """A dependency requiring a token with these scopes and/or app roles.
 
         Both given: delegated tokens are checked for the scopes, app-only tokens for the roles.
+        ``app_only=True``: app permissions only (a daemon's token), a user's token is refused.
         ``optional=True``: a request without a token gets ``None``; a token that is refused is
         still refused (401, or 403 when it lacks what is required).
         """
-        return Requirement(self, _names(scopes, "scopes"), _names(roles, "roles"), optional)
+        scopes_, roles_ = _names(scopes, "scopes"), _names(roles, "roles")
+        return Requirement(self, scopes_, roles_, optional, app_only=app_only)
 
     async def __call__(
         self, connection: HTTPConnection, security_scopes: SecurityScopes
@@ -344,6 +351,7 @@ class ApiProtector(SecurityBase):
         scopes: Sequence[str],
         roles: Sequence[str],
         optional: bool,
+        app_only: bool = False,
     ) -> Principal | None:
         """``principal`` when it carries what is required (the core's rule), else the refusal:
         401 without a principal (unless ``optional``), 403 ``insufficient_scope``."""
@@ -355,7 +363,13 @@ class ApiProtector(SecurityBase):
         if not isinstance(principal, Principal):  # fail closed: only a validated token's
             raise TypeError(f"Not a Principal: {type(principal).__name__}.")
         try:
-            AccessTokenValidator.authorize(principal, scopes=scopes, roles=roles)
+            AccessTokenValidator.authorize(
+                principal,
+                scopes=scopes,
+                roles=roles,
+                app_only=app_only,
+                apps_without_roles=self.config.allow_apps_without_roles,
+            )
         except InsufficientScopeError as error:
             self._warn_if_unanswered(connection)
             raise self._refusal(connection, error) from error
@@ -404,9 +418,16 @@ class Requirement:
     __signature__: inspect.Signature  # see _signature
 
     def __init__(
-        self, api: ApiProtector, scopes: tuple[str, ...], roles: tuple[str, ...], optional: bool
+        self,
+        api: ApiProtector,
+        scopes: tuple[str, ...],
+        roles: tuple[str, ...],
+        optional: bool,
+        *,
+        app_only: bool = False,
     ):
         self.api, self.scopes, self.roles, self.optional = api, scopes, roles, optional
+        self.app_only = app_only
         self.__signature__ = _signature(api, (*scopes, *roles), optional=optional)
 
     async def __call__(
@@ -417,7 +438,9 @@ class Requirement:
     ) -> Principal | None:
         principal = await self.api.principal(connection)
         scopes = tuple(dict.fromkeys((*security_scopes.scopes, *self.scopes)))
-        return self.api.authorize(connection, principal, scopes, self.roles, self.optional)
+        return self.api.authorize(
+            connection, principal, scopes, self.roles, self.optional, self.app_only
+        )
 
     def __repr__(self) -> str:
         return (

@@ -84,12 +84,14 @@ def require_token(
     roles: Iterable[str] = (),
     *,
     optional: bool = False,
+    app_only: bool = False,
 ) -> Callable[[F], F]:
     """A Starlette endpoint (a function or an ``HTTPEndpoint`` method taking the request, or a
     WebSocket endpoint) that needs a valid token with these scopes/roles (both: delegated tokens
-    are checked for the scopes, app-only tokens for the roles). ``request.user`` is then a
-    ``PrincipalUser``; ``optional=True`` lets a request without a token in
-    (``UnauthenticatedUser``). In FastAPI, use ``Security(api, scopes=[...])`` instead."""
+    are checked for the scopes, app-only tokens for the roles; ``app_only=True``: app
+    permissions only). ``request.user`` is then a ``PrincipalUser``; ``optional=True`` lets a
+    request without a token in (``UnauthenticatedUser``). In FastAPI, use
+    ``Security(api, scopes=[...])`` instead."""
     need_scopes, need_roles = _names(scopes, "scopes"), _names(roles, "roles")
 
     def decorate(endpoint: F) -> F:
@@ -100,7 +102,9 @@ def require_token(
                 principal = _authenticated(connection, api)
                 if principal is None:
                     principal = await api.principal_of(connection)
-                principal = api.authorize(connection, principal, need_scopes, need_roles, optional)
+                principal = api.authorize(
+                    connection, principal, need_scopes, need_roles, optional, app_only
+                )
             except (BearerRefused, WebSocketBearerRefused) as refusal:
                 return await _refuse(connection, refusal.challenge)
             _set_user(connection.scope, principal, api)

@@ -82,19 +82,26 @@ class ApiProtector:
         return _only_protector(app)[1]
 
     def require_token(
-        self, scopes: Iterable[str] = (), roles: Iterable[str] = ()
+        self, scopes: Iterable[str] = (), roles: Iterable[str] = (), *, app_only: bool = False
     ) -> Callable[[F], F]:
-        return _require(self, tuple(scopes), tuple(roles), self.realm)
+        """The view needs a valid bearer token with these scopes/roles (``app_only=True``: app
+        permissions only, a user's token is refused); ``g.principal`` is set."""
+        return _require(self, tuple(scopes), tuple(roles), self.realm, app_only)
 
     def protect_blueprint(
-        self, blueprint: Blueprint, scopes: Iterable[str] = (), roles: Iterable[str] = ()
+        self,
+        blueprint: Blueprint,
+        scopes: Iterable[str] = (),
+        roles: Iterable[str] = (),
+        *,
+        app_only: bool = False,
     ) -> None:
         """Every view of ``blueprint`` requires a valid token (and these scopes/roles)."""
         need_scopes, need_roles = tuple(scopes), tuple(roles)
 
         @blueprint.before_request
         def check() -> Response | None:
-            return _check(self.validator_for(), need_scopes, need_roles, self.realm)
+            return _check(self.validator_for(), need_scopes, need_roles, self.realm, app_only)
 
 
 def _protectors(app: Flask | None) -> dict[ApiProtector, AccessTokenValidator]:
@@ -115,15 +122,23 @@ def _only_protector(app: Flask | None) -> tuple[ApiProtector, AccessTokenValidat
 
 
 def require_token(
-    scopes: Iterable[str] = (), roles: Iterable[str] = (), *, realm: str = "api"
+    scopes: Iterable[str] = (),
+    roles: Iterable[str] = (),
+    *,
+    realm: str = "api",
+    app_only: bool = False,
 ) -> Callable[[F], F]:
     """The view needs a valid bearer token with these scopes/roles; ``g.principal`` is set.
     Uses the app's only ``ApiProtector``; with several, use ``protector.require_token``."""
-    return _require(None, tuple(scopes), tuple(roles), realm)
+    return _require(None, tuple(scopes), tuple(roles), realm, app_only)
 
 
 def _require(
-    protector: ApiProtector | None, scopes: tuple[str, ...], roles: tuple[str, ...], realm: str
+    protector: ApiProtector | None,
+    scopes: tuple[str, ...],
+    roles: tuple[str, ...],
+    realm: str,
+    app_only: bool,
 ) -> Callable[[F], F]:
     def decorate(view: F) -> F:
         @functools.wraps(view)
@@ -131,7 +146,7 @@ def _require(
             validator = (
                 protector.validator_for() if protector is not None else _only_protector(None)[1]
             )
-            refused = _check(validator, scopes, roles, realm)
+            refused = _check(validator, scopes, roles, realm, app_only)
             if refused is not None:
                 return refused
             return view(*args, **kwargs)
@@ -142,14 +157,18 @@ def _require(
 
 
 def _check(
-    validator: AccessTokenValidator, scopes: tuple[str, ...], roles: tuple[str, ...], realm: str
+    validator: AccessTokenValidator,
+    scopes: tuple[str, ...],
+    roles: tuple[str, ...],
+    realm: str,
+    app_only: bool = False,
 ) -> Response | None:
     try:
         token = bearer_token(request.headers.getlist("Authorization"), check_syntax=False)
         if token is None:
             return _answer(None, realm)
         try:
-            g.principal = validator.validate(token, scopes=scopes, roles=roles)
+            g.principal = validator.validate(token, scopes=scopes, roles=roles, app_only=app_only)
         except EntraAuthError:
             check_token_syntax(token)  # not even a b64token: the request's fault (400)
             raise
