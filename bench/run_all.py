@@ -21,6 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench import (  # noqa: E402
+    bench_app_tokens,
     bench_fastapi,
     bench_http,
     bench_jwks,
@@ -82,6 +83,7 @@ def main() -> None:
             bench_jwks,
             bench_sessions,
             bench_web_sign_in,
+            bench_app_tokens,
         )
     ]
     profile = profile_cold_validation()
