@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from examples.daemon.daemon import run
 
 from entra_auth.emulator import EntraEmulator
-from examples.daemon.daemon import run
 
 from .helpers import DAEMON, serve_fastapi_demo
 
@@ -41,4 +41,47 @@ def assert_called_as_the_app(answer: dict[str, Any]) -> None:
 def test_the_daemon_with_a_client_secret(entra_emulator: EntraEmulator, demo_api: str) -> None:
     answer = run(daemon_settings(entra_emulator, demo_api))
     assert answer["credential"] == "client secret"
+    assert_called_as_the_app(answer)
+
+
+def test_the_daemon_with_a_certificate(
+    entra_emulator: EntraEmulator, demo_api: str, tmp_path: Path
+) -> None:
+    from entra_auth.testing.certificates import make_client_certificate
+
+    cert_pem, key_pem = make_client_certificate("CN=demo daemon")
+    entra_emulator.add_certificate(DAEMON, cert_pem)
+    (tmp_path / "daemon.pem").write_text(cert_pem + key_pem)
+    settings = daemon_settings(
+        entra_emulator, demo_api, ENTRA_CLIENT_CERTIFICATE=str(tmp_path / "daemon.pem")
+    )
+    answer = run(settings)
+    assert answer["credential"].startswith("certificate ")
+    assert_called_as_the_app(answer)
+
+
+def test_the_daemon_with_a_federated_token_file(
+    entra_emulator: EntraEmulator, demo_api: str, tmp_path: Path
+) -> None:
+    token_file = tmp_path / "azure-identity-token"
+    token_file.write_text(entra_emulator.federated_token("system:serviceaccount:demo:daemon"))
+    answer = run(
+        daemon_settings(entra_emulator, demo_api, ENTRA_CLIENT_ASSERTION_FILE=str(token_file))
+    )
+    assert answer["credential"] == "client assertion"
+    assert_called_as_the_app(answer)
+
+
+def test_the_daemon_with_a_managed_identity(
+    entra_emulator: EntraEmulator, demo_api: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("IDENTITY_ENDPOINT", "IDENTITY_HEADER", "MSI_ENDPOINT", "MSI_SECRET"):
+        monkeypatch.delenv(name, raising=False)
+    host = entra_emulator.managed_identity_env("imds")
+    monkeypatch.setenv(
+        "AZURE_POD_IDENTITY_AUTHORITY_HOST", host["AZURE_POD_IDENTITY_AUTHORITY_HOST"]
+    )
+    settings = daemon_settings(entra_emulator, demo_api, ENTRA_MANAGED_IDENTITY="system")
+    answer = run(settings)
+    assert answer["credential"] == "managed identity (system)"
     assert_called_as_the_app(answer)

@@ -97,6 +97,66 @@ def lines(result: Result) -> dict[str, str]:
 
 
 # -- doctor -------------------------------------------------------------------------------------
+def certificate_env(
+    emulator: EntraEmulator, tmp_path: Path, *, register: bool = True, **certificate: Any
+) -> dict[str, str | None]:
+    """doctor's settings with a new certificate of the web app instead of its secret."""
+    from entra_auth.testing.certificates import make_client_certificate
+
+    cert_pem, key_pem = make_client_certificate("CN=doctor test", **certificate)
+    if register:
+        emulator.add_certificate(WEB, cert_pem)
+    path = tmp_path / "app.pem"
+    path.write_text(cert_pem + key_pem)
+    return env(emulator, ENTRA_CLIENT_SECRET=None, ENTRA_CLIENT_CERTIFICATE=str(path))
+
+
+def test_doctor_with_a_certificate(entra_emulator: EntraEmulator, tmp_path: Path) -> None:
+    result = run("doctor", env=certificate_env(entra_emulator, tmp_path))
+    assert result.exit_code == 0, result.output
+    checks = lines(result)
+    assert checks["certificate"].startswith("✅ valid until ")
+    assert "its key matches" in checks["certificate"]
+    assert re.search(r"SHA-256 [0-9A-F]{64}", checks["certificate"])
+    assert checks["client credentials"].startswith("✅ the client id and certificate ")
+    assert "BEGIN" not in result.output  # no key or certificate printed
+
+
+def test_doctor_explains_a_certificate_entra_does_not_know(
+    entra_emulator: EntraEmulator, tmp_path: Path
+) -> None:
+    result = run("doctor", env=certificate_env(entra_emulator, tmp_path, register=False))
+    assert result.exit_code == 1
+    assert "AADSTS700027" in lines(result)["client credentials"]
+
+
+def test_doctor_refuses_an_expired_certificate_or_another_key(
+    entra_emulator: EntraEmulator, tmp_path: Path
+) -> None:
+    import datetime as dt
+
+    from entra_auth.testing.certificates import make_client_certificate
+
+    old = dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=400)
+    expired = run("doctor", env=certificate_env(entra_emulator, tmp_path, not_before=old))
+    assert expired.exit_code == 1
+    assert lines(expired)["certificate"].startswith("❌ expired on ")
+    assert "client credentials" not in lines(expired)  # nothing sent with it
+    cert_pem, _ = make_client_certificate("CN=one")
+    _, other_key = make_client_certificate("CN=two")
+    (tmp_path / "mixed.pem").write_text(cert_pem + other_key)
+    mixed = run(
+        "doctor",
+        env=env(
+            entra_emulator,
+            ENTRA_CLIENT_SECRET=None,
+            ENTRA_CLIENT_CERTIFICATE=str(tmp_path / "mixed.pem"),
+        ),
+    )
+    assert mixed.exit_code == 1
+    assert "is not the certificate's" in lines(mixed)["certificate"]
+
+
 def test_doctor_healthy(entra_emulator: EntraEmulator) -> None:
     result = run("doctor", env=env(entra_emulator))
     assert result.exit_code == 0, result.output
@@ -182,7 +242,11 @@ ALL_SETTINGS = dict.fromkeys(
         "ENTRA_API_AUDIENCE",
     ]
 )
-MISSING = ("ENTRA_AUTHORITY (or ENTRA_TENANT_ID)", "ENTRA_CLIENT_ID", "ENTRA_CLIENT_SECRET")
+CREDENTIAL = (
+    "ENTRA_CLIENT_SECRET (or ENTRA_CLIENT_CERTIFICATE, ENTRA_CLIENT_CERTIFICATE_BASE64, "
+    "ENTRA_CLIENT_ASSERTION_FILE)"
+)
+MISSING = ("ENTRA_AUTHORITY (or ENTRA_TENANT_ID)", "ENTRA_CLIENT_ID", CREDENTIAL)
 
 
 def test_doctor_lists_every_missing_setting_at_once(
@@ -198,7 +262,7 @@ def test_doctor_lists_every_missing_setting_at_once(
         assert name.split()[0] in line.split("fix:")[1]  # the fix names what to set
     assert "Directory (tenant) ID" in checks[MISSING[0]]
     assert "Application (client) ID" in checks["ENTRA_CLIENT_ID"]
-    assert "the Value, not the Secret ID" in checks["ENTRA_CLIENT_SECRET"]
+    assert "the Value, not the Secret ID" in checks[CREDENTIAL]
     assert "✅" not in result.output
     report = json.loads(run("doctor", "--json", env=ALL_SETTINGS).output)
     assert report["ok"] is False
@@ -214,8 +278,8 @@ def test_doctor_never_says_not_set_in_green(
     result = run("doctor", env={**ALL_SETTINGS, "ENTRA_CLIENT_ID": WEB})
     assert result.exit_code == 1
     checks = lines(result)
-    assert list(checks) == ["ENTRA_CLIENT_SECRET"], result.output
-    assert checks["ENTRA_CLIENT_SECRET"].startswith("❌ not set in the environment or ./.env")
+    assert list(checks) == [CREDENTIAL], result.output
+    assert checks[CREDENTIAL].startswith("❌ not set in the environment or ./.env")
     assert "not set" not in "".join(v for v in checks.values() if v.startswith("✅"))
     # Once everything is set, the configuration line says where it was read from.
     (tmp_path / ".env").write_text(

@@ -25,6 +25,8 @@ PROJECT_FILES = (
     "test_myapi.py",
     "mywebapp.py",
     "test_mywebapp.py",
+    "mydaemon.py",
+    "test_mydaemon.py",
 )
 # A marker, then the fenced block right after it: its body is the file.
 _MARKED_BLOCK = re.compile(

@@ -14,6 +14,7 @@ from flask import Flask, render_template_string
 
 from entra_auth.client.session import ANONYMOUS
 from entra_auth.emulator import EntraEmulator
+from entra_auth.errors import ConfigurationError
 from entra_auth.integrations.flask import EntraAuth, SignedInUser, current_user
 
 from .helpers import ADELE, MEGAN, demo_config
@@ -255,7 +256,21 @@ def test_the_file_store_holds_at_most_its_limit_the_longest_idle_go_first(
     # The front-channel index is kept beside the sessions, not among them: making room for
     # sessions evicted none of it, and the IdP's sign-out still ends Adele's session.
     assert front_channel(app, _sid(adele)).status_code == 200
+    assert session_files(adele) == []  # her record was there: the session deleted, not marked
     assert adele.who() is None
+
+
+def test_an_async_user_loader_is_refused_at_registration(
+    entra_emulator: EntraEmulator, tmp_path: Path, web_adapter: str
+) -> None:
+    """Its coroutine is never None: registered, it would let every user in."""
+    app = make_app(web_adapter, entra_emulator, tmp_path)
+
+    async def load(user: SignedInUser) -> None:
+        return None
+
+    with pytest.raises(ConfigurationError, match="is async"):
+        auth_of(Web(entra_emulator, app)).user_loader(load)
 
 
 # -- front-channel sign-out ------------------------------------------------------------------
@@ -305,6 +320,27 @@ def test_front_channel_logout_refuses_what_is_not_its_sign_in(
     assert web.who() == "Adele Vance"
     issuer = web.session()["entra_user"]["iss"]
     front_channel(app, sid, iss=issuer)
+    assert web.who() is None
+
+
+def test_made_up_sids_store_nothing_and_bring_no_one_back(
+    entra_emulator: EntraEmulator, tmp_path: Path, web_adapter: str
+) -> None:
+    """The front-channel route takes requests from anyone: a sid no sign-in of ours has writes
+    nothing (no disk filled, no record of a real sign-in evicted), so after a real front-channel
+    sign-out a flood of made-up ones cannot undo it."""
+    app = make_app(web_adapter, entra_emulator, tmp_path, ENTRA_SESSION_FILE_LIMIT="2")
+    web = Web(entra_emulator, app)
+    web.sign_in()
+    index = tmp_path / "s" / "sign-ins"
+    before = sorted(index.iterdir())
+    for i in range(30):
+        assert front_channel(app, f"made-up-{i}").status_code == 200
+    assert sorted(index.iterdir()) == before
+    assert web.who() == "Adele Vance"
+    assert front_channel(app, _sid(web)).status_code == 200
+    for i in range(30):
+        front_channel(app, f"more-{i}")
     assert web.who() is None
 
 

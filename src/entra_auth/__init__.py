@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from ._async_http import AsyncDiscovery, AsyncJwksCache
+    from .client.app_tokens import AppTokenProvider
     from .client.graph import GraphClient
     from .client.signin import SignedIn, SignInFlow
     from .client.token_cache import (
@@ -28,8 +29,10 @@ if TYPE_CHECKING:
         user_token_cache,
     )
     from .config import EntraConfig
+    from .credentials import ClientCredential, client_credential
     from .discovery import Discovery, ProviderMetadata
     from .errors import (
+        AppTokenError,
         ConfigurationError,
         EmulatorError,
         EntraAuthError,
@@ -51,6 +54,10 @@ __version__ = "0.1.0"
 
 _WHERE = {
     "AccessTokenValidator": ".tokens",
+    "AppTokenError": ".errors",
+    "AppTokenProvider": ".client.app_tokens",
+    "ClientCredential": ".credentials",
+    "client_credential": ".credentials",
     "AsyncDiscovery": "._async_http",
     "AsyncJwksCache": "._async_http",
     "AsyncKeySource": ".keys",
@@ -101,9 +108,12 @@ def __dir__() -> list[str]:
 
 __all__ = [
     "AccessTokenValidator",
+    "AppTokenError",
+    "AppTokenProvider",
     "AsyncDiscovery",
     "AsyncJwksCache",
     "AsyncKeySource",
+    "ClientCredential",
     "ConfigurationError",
     "Discovery",
     "EmulatorError",
@@ -133,5 +143,6 @@ __all__ = [
     "TokenCacheCipher",
     "TokenCacheStore",
     "__version__",
+    "client_credential",
     "user_token_cache",
 ]

@@ -504,16 +504,142 @@ _CODES = (
     AadstsCode(
         700024,
         "invalid_client",
-        "Client assertion is not within its valid time range.",
-        "The certificate credential's signed assertion is expired or not yet valid.",
-        "Check the server's clock; assertions live minutes.",
+        # Entra's full wording, as its answers show it (the reference has the first sentence).
+        "Client assertion is not within its valid time range. Current time: {now}, assertion "
+        "valid from {start}, expiry time of assertion {exp}. Review the documentation at "
+        "https://docs.microsoft.com/azure/active-directory/develop/"
+        "active-directory-certificate-credentials .",
+        "The client assertion (a certificate's signed assertion, or a federated token such as "
+        "a Kubernetes or GitHub token) is expired or not yet valid.",
+        "Check the machine's clock; make a new assertion for each token request (MSAL does), "
+        "and read a federated token from its file each time, not once at start.",
+        (
+            "a token file read once and kept past its expiry",
+            "a clock that is minutes off",
+            "exp missing (Entra reads it as 1970)",
+        ),
     ),
     AadstsCode(
         700027,
         "invalid_client",
-        "Client assertion failed signature validation.",
-        "The certificate used to sign the client assertion is not registered for the app.",
-        "Upload the certificate's public key to the app registration, or use the right one.",
+        # The reference says "Client assertion failed signature validation."; Entra's answers
+        # say it this way, with the reason and the thumbprint the client named.
+        "Client assertion contains an invalid signature. [Reason - {reason}, Thumbprint of "
+        "key used by client: '{thumbprint}'{found}]",
+        "The certificate named in the client assertion's header (x5t or x5t#S256) is not "
+        "registered for the app, is expired, or did not make the signature.",
+        "Upload the certificate (its public part) under Certificates & secrets of the app "
+        "registration, and sign with its private key; renew an expired one.",
+        (
+            "the thumbprint of another certificate (an old one, another environment's)",
+            "a private key that is not the certificate's",
+            "an expired certificate",
+        ),
+    ),
+    AadstsCode(
+        700021,
+        "invalid_client",
+        "Client assertion application identifier doesn't match 'client_id' parameter. Review "
+        "the documentation at https://docs.microsoft.com/en-us/azure/active-directory/develop/"
+        "active-directory-certificate-credentials .",
+        "The client assertion's iss and sub name another application than the request's client_id.",
+        "Set iss and sub of the assertion to the app's client id (the Application (client) "
+        "ID, not an object id); MSAL does it from the client id it is given.",
+    ),
+    AadstsCode(
+        700023,
+        "invalid_client",
+        # The error-code reference lists 700023 as InvalidResourcelessScope; Entra's answers
+        # (and Azure SDK's troubleshooting guides) use it for a client assertion's audience.
+        "Client assertion audience claim does not match Realm issuer. Review the documentation "
+        "at https://docs.microsoft.com/en-us/azure/active-directory/develop/"
+        "active-directory-certificate-credentials .",
+        "The client assertion's aud is not the token endpoint of the tenant the request went to.",
+        "Set aud to https://login.microsoftonline.com/<tenant id>/oauth2/v2.0/token (the "
+        "token_endpoint of the tenant's discovery document); MSAL does it from the authority.",
+    ),
+    AadstsCode(
+        50048,
+        "invalid_client",
+        "Subject mismatches Issuer claim in the client assertion. Contact the tenant admin.",
+        "The client assertion's sub and iss differ: in an app's own assertion both are its "
+        "client id.",
+        "Set both iss and sub to the app's client id.",
+    ),
+    AadstsCode(
+        50027,
+        "invalid_request",
+        "JWT token is invalid or malformed. {detail}",
+        "The client assertion is not a well-formed JWT, lacks a claim Entra needs, or (a "
+        "federated token) does not verify with its issuer's keys.",
+        "Build the assertion with MSAL or a JWT library: header alg PS256 and x5t#S256, claims "
+        "aud, iss, sub, jti and exp (Microsoft Learn, certificate credentials).",
+    ),
+    AadstsCode(
+        70021,
+        "invalid_client",
+        "No matching federated identity record found for presented assertion. Assertion "
+        "Issuer: '{issuer}'. Assertion Subject: '{subject}'. Assertion Audience: "
+        "'{audience}'. https://docs.microsoft.com/en-us/azure/active-directory/develop/"
+        "workload-identity-federation",
+        "The app has no federated identity credential for the token it presented.",
+        "Add a federated identity credential to the app registration with the token's issuer, "
+        "subject and audience exactly (a new one takes minutes to reach every region).",
+    ),
+    AadstsCode(
+        700211,
+        "invalid_client",
+        "No matching federated identity record found for presented assertion issuer "
+        "'{issuer}'. Please check your federated identity credential Subject, Audience and "
+        "Issuer against the presented assertion. https://docs.microsoft.com/en-us/azure/"
+        "active-directory/develop/workload-identity-federation",
+        "No federated identity credential of the app names the issuer of the token presented.",
+        "Register the issuer exactly as the token's iss claim (scheme, host, path, trailing "
+        "slash), such as the cluster's OIDC issuer URL.",
+    ),
+    AadstsCode(
+        700212,
+        "invalid_client",
+        "No matching federated identity record found for presented assertion audience "
+        "'{audience}'. Please check your federated identity credential Subject, Audience and "
+        "Issuer against the presented assertion. https://docs.microsoft.com/en-us/azure/"
+        "active-directory/develop/workload-identity-federation",
+        "The token's aud is not the audience of the federated identity credential matching its "
+        "issuer and subject.",
+        "Request the token for api://AzureADTokenExchange (a projected service-account token's "
+        "audience, GitHub's audience input), or register the audience the token has.",
+    ),
+    AadstsCode(
+        700213,
+        "invalid_client",
+        "No matching federated identity record found for presented assertion subject "
+        "'{subject}'. Please check your federated identity credential Subject, Audience and "
+        "Issuer against the presented assertion. https://docs.microsoft.com/en-us/azure/"
+        "active-directory/develop/workload-identity-federation",
+        "No federated identity credential with the token's issuer has its subject (compared "
+        "exactly, case included).",
+        "Register the subject exactly as the token's sub claim, such as "
+        "system:serviceaccount:<namespace>:<service account> or repo:<owner>/<repo>:ref:<ref>.",
+    ),
+    AadstsCode(
+        700030,
+        "invalid_client",
+        "Invalid certificate - subject name in certificate isn't authorized. "
+        "SubjectNames/SubjectAlternativeNames (up to 10) in token certificate are: "
+        "{subjects}.",
+        "The certificate sent in the assertion's x5c (subject name and issuer authentication) "
+        "has a subject the app does not trust.",
+        "Add the subject to the app's trustedCertificateSubjects, or sign with a certificate "
+        "uploaded to the app.",
+    ),
+    AadstsCode(
+        50012,
+        "invalid_client",
+        "Authentication failed: {reason}",
+        "Subject name and issuer authentication failed: the certificate of the assertion's x5c "
+        "is not issued by the authority trusted for its subject, or is not valid now.",
+        "Send the full chain in x5c (MSAL: public_certificate), issued by the authority "
+        "configured for the subject; renew an expired certificate.",
     ),
     AadstsCode(
         700025,

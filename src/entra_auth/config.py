@@ -76,6 +76,7 @@ _REQUIREMENTS: dict[str, tuple[str, tuple[str, ...]]] = {
             "client_certificate_base64",
             "client_assertion_file",
             "client_assertion",
+            "managed_identity",  # app tokens only: web sign-in refuses it with its reason
         ),
     ),
     "api_audiences": ("ENTRA_API_AUDIENCE (or ENTRA_CLIENT_ID)", ("api_audiences", "client_id")),
@@ -104,11 +105,14 @@ WHAT_TO_SET = {
     "ENTRA_CLIENT_SECRET (or ENTRA_CLIENT_CERTIFICATE, ENTRA_CLIENT_CERTIFICATE_BASE64, "
     "ENTRA_CLIENT_ASSERTION_FILE)": (
         "Set one credential of the app registration (Certificates & secrets): "
-        "ENTRA_CLIENT_SECRET to a client secret's Value, ENTRA_CLIENT_CERTIFICATE to a PEM or "
+        "ENTRA_CLIENT_SECRET to a client secret's Value (the Value, not the Secret ID), "
+        "ENTRA_CLIENT_CERTIFICATE to a PEM or "
         "PFX file holding a certificate you uploaded and its private key "
         "(ENTRA_CLIENT_CERTIFICATE_BASE64 for the file's bytes in base64), or "
         "ENTRA_CLIENT_ASSERTION_FILE to a file a federated identity provider writes its token "
-        "to (workload identity federation, e.g. AZURE_FEDERATED_TOKEN_FILE on Kubernetes)."
+        "to (workload identity federation, e.g. AZURE_FEDERATED_TOKEN_FILE on Kubernetes). For "
+        "app tokens on an Azure host, ENTRA_MANAGED_IDENTITY=system (or a user-assigned "
+        "identity's client id) needs no secret."
     ),
     "ENTRA_API_AUDIENCE (or ENTRA_CLIENT_ID)": (
         "Set ENTRA_API_AUDIENCE to the audiences your API accepts (<API client id>,api://<API "

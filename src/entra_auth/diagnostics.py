@@ -26,6 +26,7 @@ from cryptography import x509
 from . import aadsts
 from ._http import FetchError, cause_of, retry_after_seconds
 from .config import PUBLIC_CLOUD, WHAT_TO_SET, EntraConfig, fingerprint
+from .credentials import ClientCredential, client_credential
 from .discovery import Discovery, ProviderMetadata, on_authority_host
 from .errors import (
     ConfigurationError,
@@ -75,7 +76,8 @@ def doctor(
     checks: list[Check] = []
     try:
         config = load_config()
-        config.require("client_id", "client_secret")
+        config.require("client_id", "credential")
+        credential = client_credential(config)  # one, readable: else a configuration error
     except MissingSettingError as exc:
         # Each missing setting on a line of its own, all at once: fixing one at a time, a run
         # of doctor each, is what a newcomer's first hour should not be.
@@ -87,16 +89,23 @@ def doctor(
     except ConfigurationError as exc:
         return [Check("configuration", False, exc.message, exc.remedy)]
     # Both are set here (require above): the line never says "not set" in green.
-    secret = fingerprint(str(config.client_secret))
+    shown = (
+        f"client secret {fingerprint(str(config.client_secret))}"
+        if credential.kind == "secret"
+        else credential.describe()
+    )
     read_from = f" (read from {_places(config.sources, 'and')})" if config.sources else ""
     checks.append(
         Check(
             "configuration",
             True,
-            f"authority {config.authority}, client id {config.client_id}, "
-            f"client secret {secret}{read_from}",
+            f"authority {config.authority}, client id {config.client_id}, {shown}{read_from}",
         )
     )
+    if credential.certificate is not None:
+        checks.append(_check_certificate(credential, clock()))
+        if not checks[-1].ok:
+            return checks
     tenant_settings = _tenant_settings(config, given)
     http = session or requests.Session()
     if config.ca_bundle:
@@ -146,11 +155,91 @@ def doctor(
                 "authority (proxy, firewall, ENTRA_CA_BUNDLE).",
             )
         )
-    checks.append(_check_client(config, metadata, http, verify, timeout))
-    client_ok = checks[-1].ok
+    if credential.kind == "secret":
+        checks.append(_check_client(config, metadata, http, verify, timeout))
+    else:
+        checks.append(_check_credential(config, credential, metadata, http))
+    client_ok = checks[-1].ok and credential.kind == "secret"  # the version check posts it
     checks.extend(_check_redirect_uri(config, metadata, http, verify, timeout))
     checks.append(_check_token_version(config, metadata, http, verify, timeout, client_ok, given))
     return checks
+
+
+def _check_certificate(credential: ClientCredential, now: float) -> Check:
+    """The client certificate before Entra sees it: its key, its validity, its thumbprints
+    (to compare with the app registration's Certificates & secrets)."""
+    cert = credential.certificate
+    assert cert is not None
+    thumbprints = f"SHA-1 {cert.thumbprint_sha1}, SHA-256 {cert.thumbprint_sha256}"
+    if not cert.key_matches():
+        return Check(
+            "certificate",
+            False,
+            f"the private key in {cert.source} is not the certificate's ({thumbprints}).",
+            "Put the certificate's own private key with it (the PFX exported with its key, or "
+            "the PEM pair made together): Entra ID refuses assertions signed with another key "
+            "(AADSTS700027).",
+        )
+    moment = datetime.fromtimestamp(now, timezone.utc)
+    if cert.not_after <= moment:
+        return Check(
+            "certificate",
+            False,
+            f"expired on {cert.not_after:%Y-%m-%d %H:%M} UTC ({thumbprints}).",
+            "Make a new certificate, upload it to the app registration (Certificates & "
+            "secrets → Certificates) and point ENTRA_CLIENT_CERTIFICATE at it.",
+        )
+    if cert.not_before > moment:
+        return Check(
+            "certificate",
+            False,
+            f"not valid before {cert.not_before:%Y-%m-%d %H:%M} UTC ({thumbprints}).",
+            "Check this machine's clock, or wait until the certificate is valid.",
+        )
+    days = int((cert.not_after - moment).total_seconds() // 86400)
+    return Check(
+        "certificate",
+        True,
+        f"valid until {cert.not_after:%Y-%m-%d} ({days} days), its key matches; {thumbprints}: "
+        "the app registration's Certificates & secrets must list this thumbprint",
+        "Renew it soon: upload the next certificate before this one expires." if days < 30 else "",
+        warn=days < 30,
+    )
+
+
+def _check_credential(
+    config: EntraConfig,
+    credential: ClientCredential,
+    metadata: ProviderMetadata,
+    http: requests.Session,
+) -> Check:
+    """A certificate, a federated assertion or a managed identity, proven by asking for an
+    app token through MSAL (which signs the assertion): accepted, or Entra's code explained."""
+    from .client.app_tokens import AppTokenProvider
+    from .client.http import ProviderSession
+
+    token_endpoint = metadata.token_endpoint
+    if credential.kind != "managed_identity" and not (
+        isinstance(token_endpoint, str) and on_authority_host(token_endpoint, str(config.authority))
+    ):
+        return Check(
+            "client credentials",
+            False,
+            f"The discovery document's token_endpoint {token_endpoint!r} is not https on the "
+            "authority's host, so no client assertion was sent.",
+            f"Check that {config.metadata_url} is the identity provider's own document.",
+        )
+    tokens = AppTokenProvider(
+        config,
+        session=ProviderSession(timeout=config.http_timeout, ca_bundle=config.ca_bundle),
+    )
+    try:
+        tokens.get_token("https://graph.microsoft.com/.default")
+    except EntraAuthError as exc:  # AppTokenError (Entra's code explained), unavailable …
+        return Check("client credentials", False, exc.message, exc.remedy)
+    return Check(
+        "client credentials", True, f"the client id and {credential.describe()} are accepted"
+    )
 
 
 def _places(places: Iterable[str], word: str = "and") -> str:

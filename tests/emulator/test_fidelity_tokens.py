@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import ssl
@@ -33,6 +34,7 @@ from entra_auth.emulator.minting import graph_signed_form
 from entra_auth.emulator.seed import Seed, default_seed_path, seed_from_dict
 from entra_auth.errors import EmulatorError, InvalidTokenError
 from entra_auth.keys import JwksCache
+from entra_auth.testing.certificates import make_client_certificate, thumbprint
 from entra_auth.testing.driver import BrowserlessUser
 from entra_auth.tokens import AccessTokenValidator
 
@@ -481,7 +483,12 @@ class Recorder:
 
 def test_fid10_no_advertised_value_that_is_not_implemented(entra_emulator: EntraEmulator) -> None:
     doc = discovery(entra_emulator, CONTOSO)
-    assert "private_key_jwt" not in doc["token_endpoint_auth_methods_supported"]
+    # Entra's list, client assertions included (tests/emulator/test_client_assertions.py).
+    assert doc["token_endpoint_auth_methods_supported"] == [
+        "client_secret_post",
+        "private_key_jwt",
+        "client_secret_basic",
+    ]
     assert None not in doc.values()  # no endpoint advertised as null (device code, kerberos)
     assert doc["response_types_supported"] == ["code"]
     v1 = entra_emulator.http_session().get(
@@ -490,13 +497,34 @@ def test_fid10_no_advertised_value_that_is_not_implemented(entra_emulator: Entra
     assert v1.json()["response_modes_supported"] == doc["response_modes_supported"]
 
 
+def base64url_sha256(cert_pem: str) -> str:
+    """A certificate's ``x5t#S256``: its SHA-256 thumbprint, base64url."""
+    digest = bytes.fromhex(thumbprint(cert_pem, "sha256"))
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+
 def test_fid10_every_token_endpoint_auth_method_works(entra_emulator: EntraEmulator) -> None:
     doc = discovery(entra_emulator, CONTOSO)
     session = entra_emulator.http_session()
     secret = secret_of(entra_emulator, DAEMON)
     form = {"grant_type": "client_credentials", "scope": f"{API_URI}/.default"}
+    cert, key = make_client_certificate()
+    entra_emulator.add_certificate(DAEMON, cert)
+    now = int(entra_emulator.state.now())
+    signed = jwt.encode(
+        {"aud": doc["token_endpoint"], "iss": DAEMON, "sub": DAEMON, "jti": "fid10"}
+        | {"nbf": now, "exp": now + 600},
+        key,
+        algorithm="PS256",
+        headers={"x5t#S256": base64url_sha256(cert)},
+    )
+    assertion = {
+        "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+        "client_assertion": signed,
+    }
     ways = {
         "client_secret_post": {"data": {**form, "client_id": DAEMON, "client_secret": secret}},
+        "private_key_jwt": {"data": {**form, "client_id": DAEMON, **assertion}},
         "client_secret_basic": {"data": form, "auth": (DAEMON, secret)},
     }
     assert set(doc["token_endpoint_auth_methods_supported"]) == set(ways)

@@ -63,9 +63,11 @@ def test_discovery_has_every_field(entra_emulator: EntraEmulator) -> None:
     assert set(doc["response_modes_supported"]) == {"query", "fragment", "form_post"}
     assert doc["id_token_signing_alg_values_supported"] == ["RS256"]
     assert doc["subject_types_supported"] == ["pairwise"]
-    # Entra's list less private_key_jwt: client assertions are not implemented (yet).
+    # Entra's list: secrets (form or Basic) and client assertions (tests/emulator/
+    # test_client_assertions.py).
     assert set(doc["token_endpoint_auth_methods_supported"]) == {
         "client_secret_post",
+        "private_key_jwt",
         "client_secret_basic",
     }
     assert str(doc["token_endpoint"]).startswith("https://")

@@ -96,8 +96,9 @@ def _emit(data: object) -> None:
 @_config_options
 def doctor(env_file: Path | None, as_json: bool, **flags: str | None) -> None:
     """Check the configuration against the identity provider, each line with its fix."""
-    # What doctor checks needs both: a client id and secret (client credentials, redirect URI).
-    load, given = _config_loader(env_file, ("client_id", "client_secret"), **flags)
+    # What doctor checks needs both: a client id and a credential (client credentials, redirect
+    # URI): a secret, a certificate, a federated assertion or a managed identity.
+    load, given = _config_loader(env_file, ("client_id", "credential"), **flags)
     checks = diagnostics.doctor(load, given=given)
     failed = [c for c in checks if not c.ok]
     if as_json:

@@ -248,6 +248,17 @@ def _print_banner(
         f"  Control API: {server.urls.https_base}/_emulator/… with header {ADMIN_HEADER}: "
         f"{server.admin_key}"
     )
+    if server.directory.managed_identities:  # for MSAL's ManagedIdentityClient (trust the CA)
+        imds = server.managed_identity_env("imds")
+        app_service = server.managed_identity_env("app_service")
+        say(
+            "  Managed identity, as a VM's IMDS: "
+            f"AZURE_POD_IDENTITY_AUTHORITY_HOST={imds['AZURE_POD_IDENTITY_AUTHORITY_HOST']}"
+        )
+        say(
+            f"    or as App Service's: IDENTITY_ENDPOINT={app_service['IDENTITY_ENDPOINT']} "
+            f"IDENTITY_HEADER={app_service['IDENTITY_HEADER']}"
+        )
     # Ids and URIs are copied from here: columns that hold them never truncate. The seed's
     # text is the user's file (or --redirect-uri): shown inert, never read as markup.
     apps = Table(title="Apps", title_justify="left")

@@ -128,8 +128,8 @@ def redeem(
         return ProviderDown(exc)
     except SignInError as exc:
         return Refuse(refused(exc, retry=retry, log=log))
-    user = websession.SignedInUser(dict(signed_in.user.claims))
-    if user_loader is not None and user_loader(user) is None:
+    user = websession.SignedInUser(dict(signed_in.user.claims), user_loader)
+    if user_loader is not None and user.record is None:  # an awaitable counts as None
         log.info("Sign-in refused by the app's user_loader (no record for this user).")
         return Refuse(pages.no_account())
     return Redeemed(signed_in, cache)

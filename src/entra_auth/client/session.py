@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import inspect
 import json
 import time
 from collections.abc import Callable, Mapping, MutableMapping, Sequence
@@ -65,6 +66,20 @@ SIGNED_IN_KEEP = (
 Session = MutableMapping[str, Any]
 
 
+def checked_loader(loader: Callable[[SignedInUser], Any]) -> Callable[[SignedInUser], Any]:
+    """The app's ``user_loader``, refused at registration when it is ``async def``: its
+    coroutine is never None, so every user would pass the check."""
+    if inspect.iscoroutinefunction(loader) or inspect.iscoroutinefunction(
+        getattr(loader, "__call__", None)  # noqa: B004 - a callable object's method
+    ):
+        raise ConfigurationError(
+            f"user_loader {getattr(loader, '__name__', type(loader).__name__)!r} is async.",
+            remedy="Register a plain function (def, not async def): it is called where no event "
+            "loop awaits it. For an async database, load the record in your endpoint.",
+        )
+    return loader
+
+
 class SignedInUser:
     """The signed-in user, from the verified ID token (claims for display; key on ``key``).
 
@@ -102,7 +117,12 @@ class SignedInUser:
         if self._loader is None:
             return None
         if "_record" not in self.__dict__:  # once: the user object lives for one request
-            self.__dict__["_record"] = self._loader(self)
+            found = self._loader(self)
+            if inspect.isawaitable(found):  # never truthy by mistake: refused (fail closed)
+                if inspect.iscoroutine(found):
+                    found.close()
+                found = None
+            self.__dict__["_record"] = found
         return self.__dict__["_record"]
 
     def principal(self) -> Principal:

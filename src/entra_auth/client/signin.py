@@ -116,9 +116,7 @@ def error_from(result: Mapping[str, Any], kind: type[E], fallback: str, remedy: 
     ``error_uri`` are never shown or logged (HX06)."""
     raw_error = result.get("error")
     error = (
-        raw_error
-        if isinstance(raw_error, str) and _OAUTH_ERROR.fullmatch(raw_error)
-        else kind.code
+        raw_error if isinstance(raw_error, str) and _OAUTH_ERROR.fullmatch(raw_error) else kind.code
     )
     code = aadsts.first_code(result.get("error_codes"), result.get("error_description"))
     entry = aadsts.lookup(code) if code else None

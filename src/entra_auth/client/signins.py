@@ -78,8 +78,13 @@ class SignInIndex:
             recorded = [msgspec.json.decode(m) for m in cast("set[bytes]", members)]
         else:
             recorded = list((cast(KeyValueCache, self._cache).get(key) or {}).get("sessions", []))
+        if not recorded:
+            # No session of ours signed in through it (or it was ended already, its mark
+            # kept): nothing is written, so made-up sids from anyone fill no store and evict
+            # no record.
+            return 0
         mine = [r for r in recorded if issuer is None or r[2] == issuer]
-        if recorded and not mine:
+        if not mine:
             return 0  # another issuer's sid: not ours to end
         for session_id, cache_key, _ in mine:
             self._delete_session(session_id)

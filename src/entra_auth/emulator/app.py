@@ -23,7 +23,17 @@ from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException
 
 from .context import EmulatorContext, current
-from .endpoints import admin, authorize, discovery, graph, home, logout, token
+from .endpoints import (
+    admin,
+    authorize,
+    discovery,
+    graph,
+    home,
+    issuers,
+    logout,
+    managed_identity,
+    token,
+)
 from .endpoints.common import (
     PageError,
     client_request_id,
@@ -61,11 +71,14 @@ BLUEPRINTS = (
     home.blueprint,
     graph.blueprint,
     admin.blueprint,
+    managed_identity.blueprint,  # IMDS's and App Service's token endpoints
+    issuers.blueprint,  # stand-in token issuers, for federated credentials
 )
 
 
-def create_app(state: EmulatorState, urls: Urls) -> Flask:
-    """The emulator's Flask app, serving ``state`` at ``urls``."""
+def create_app(state: EmulatorState, urls: Urls, *, identity_header: str | None = None) -> Flask:
+    """The emulator's Flask app, serving ``state`` at ``urls``; ``identity_header`` is the
+    secret App Service's managed-identity endpoint requires (none: it refuses every request)."""
     # Named after this module so that Flask finds the templates next to it.
     app = Flask(__name__)
     app.config.update(
@@ -77,6 +90,7 @@ def create_app(state: EmulatorState, urls: Urls) -> Flask:
     )
     EmulatorContext.create(state, urls).install(app)
     state.faults.install(app)
+    managed_identity.install(app, identity_header)
     app.before_request(start_request)  # first: every answer, refusals too, has its ids
     app.before_request(_browser_listener_serves_only_pages)
     app.after_request(_headers)

@@ -26,7 +26,16 @@ from flask import Flask, Response, current_app, jsonify, request
 
 from ..errors import EmulatorError
 
-ENDPOINTS = ("discovery", "jwks", "authorize", "token", "logout", "graph", "userinfo")
+ENDPOINTS = (
+    "discovery",
+    "jwks",
+    "authorize",
+    "token",
+    "logout",
+    "graph",
+    "userinfo",
+    "managed_identity",  # the IMDS and App Service token endpoints
+)
 FaultKind = Literal["status", "hang", "slow", "garbage", "reset"]
 FAULT_KINDS: tuple[FaultKind, ...] = ("status", "hang", "slow", "garbage", "reset")
 HANG_SECONDS = 60.0  # how long a "hang" holds a request when the fault names no delay
@@ -93,8 +102,11 @@ class FaultPoints:
             self._armed[endpoint] = fault
 
     def clear(self) -> None:
+        """No fault armed, and ``hang``/``slow`` hold requests again after a ``release_held``
+        (requests it let go are gone already: ``Event.wait`` returned for them)."""
         with self._lock:
             self._armed.clear()
+            self._released.clear()
 
     def take(self, endpoint: str) -> Fault | None:
         """Count one request to ``endpoint`` and return the fault that applies to it, if any."""

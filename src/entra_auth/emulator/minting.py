@@ -31,7 +31,7 @@ from jwt.algorithms import RSAAlgorithm
 
 from .pki import SigningKey, b64url
 from .scopes import Resource
-from .seed import App, OptionalClaim, OptionalClaims, User
+from .seed import App, ManagedIdentity, OptionalClaim, OptionalClaims, User
 from .state import EmulatorState
 
 # What Microsoft Graph's own registration asks for in its access tokens (as real Graph tokens
@@ -288,7 +288,7 @@ class TokenMinter:
     def access_token(
         self,
         *,
-        client: App,
+        client: App | ManagedIdentity,
         resource: Resource,
         tenant_id: str,
         user: User | None,
@@ -319,6 +319,12 @@ class TokenMinter:
             claims.update({"appid": client.client_id, "appidacr": "1"})
         else:
             claims.update({"azp": client.client_id, "azpacr": "1"})
+        if isinstance(client, ManagedIdentity):
+            # A managed identity signs in with a certificate (acr "2"); `xms_mirid` names the
+            # Azure resource (the user-assigned identity, or what a system-assigned one is of).
+            claims["appidacr" if v1 else "azpacr"] = "2"
+            if client.resource_id:
+                claims["xms_mirid"] = client.resource_id
         if user is not None:
             claims["scp"] = " ".join(scopes)
             claims["name"] = user.name

@@ -40,7 +40,9 @@ _CA_KEY_FILE = "ca-key.pem"
 _SERVER_FILE = "server.pem"
 _SERVER_KEY_FILE = "server-key.pem"
 _SIGNING_FILE = "signing-key.pem"
-_PRIVATE_FILES = (ADMIN_KEY_FILE, _SIGNING_FILE, _CA_KEY_FILE, _SERVER_KEY_FILE)
+# The key of the stand-in token issuers (/_issuers/<name>) that federated credentials trust.
+_ISSUER_FILE = "issuer-signing-key.pem"
+_PRIVATE_FILES = (ADMIN_KEY_FILE, _SIGNING_FILE, _CA_KEY_FILE, _SERVER_KEY_FILE, _ISSUER_FILE)
 # An app's own signing key (apps with `app_specific_signing_key`), one file per client id.
 _APP_SIGNING_PREFIX = "app-signing-key-"
 _SERVER_NAMES = ("localhost", "127.0.0.1", "::1")
@@ -381,6 +383,12 @@ def ensure_app_signing_key(state_dir: Path, client_id: str) -> SigningKey:
     # The seed's schema makes every client id a GUID; checked again because it names a file.
     name = str(uuid.UUID(client_id))
     return _ensure_key(state_dir / f"{_APP_SIGNING_PREFIX}{name}.pem")
+
+
+def ensure_issuer_key(state_dir: Path) -> SigningKey:
+    """The persistent key of the stand-in issuers, so that a federated token minted before a
+    restart (a token file a test keeps) is still trusted after it."""
+    return _ensure_key(state_dir / _ISSUER_FILE)
 
 
 def _ensure_key(path: Path) -> SigningKey:

@@ -30,6 +30,17 @@ from urllib.parse import urlsplit
 import msgspec
 
 from ..errors import EmulatorError
+from .app_credentials import (
+    CertificateEntry,
+    ClientCertificate,
+    FederatedCredential,
+    FederatedCredentialEntry,
+    TrustedSubject,
+    TrustedSubjectEntry,
+    certificates_from,
+    federated_credentials_from,
+    trusted_subjects_from,
+)
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -138,6 +149,11 @@ class App:
     # Entra signs the tokens of an app with claims mapping with a key of its own, published
     # only at the key set (and discovery) URLs with `?appid=<client id>`.
     app_specific_signing_key: bool = False
+    # Client assertions (private_key_jwt): Entra's keyCredentials (certificates), federated
+    # identity credentials, and trusted certificate subjects (subject name and issuer).
+    certificates: tuple[ClientCertificate, ...] = ()
+    federated_credentials: tuple[FederatedCredential, ...] = ()
+    trusted_certificate_subjects: tuple[TrustedSubject, ...] = ()
 
     @property
     def service_principal_id(self) -> str:
@@ -149,6 +165,34 @@ class App:
 
     def role(self, value: str) -> AppRole | None:
         return next((r for r in self.app_roles if r.value.lower() == value.lower()), None)
+
+
+@dataclass(frozen=True)
+class ManagedIdentity:
+    """A managed identity, as Entra models one: a service principal of type ManagedIdentity.
+
+    ``client_id`` is its app id (``appid``/``azp`` of its tokens), ``object_id`` its service
+    principal's object id (Azure's ``principalId``: the tokens' ``oid`` and ``sub``). A
+    user-assigned identity is an Azure resource of its own (``resource_id``, of type
+    ``Microsoft.ManagedIdentity/userAssignedIdentities``); a system-assigned one belongs to the
+    resource it was enabled on (its ``resource_id``, when the seed gives one, is that
+    resource's). Either kind's tokens name ``resource_id`` in ``xms_mirid``. Every identity of
+    the seed is assigned to the machine the emulator stands for (its IMDS and App Service
+    endpoints); ``app_permissions`` are the app roles granted to it, as an app's are.
+    """
+
+    kind: Literal["system", "user"]
+    client_id: str
+    object_id: str
+    tenant_id: str
+    display_name: str
+    resource_id: str | None = None
+    app_permissions: tuple[PermissionGrant, ...] = ()
+
+    @property
+    def service_principal_id(self) -> str:
+        """The ``oid`` of its tokens (what an app's ``service_principal_id`` is to an app's)."""
+        return self.object_id
 
 
 @dataclass(frozen=True)
@@ -191,6 +235,7 @@ class Seed:
     apps: tuple[App, ...]
     users: tuple[User, ...]
     default_tenant: str = field(default="")
+    managed_identities: tuple[ManagedIdentity, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.tenants:
@@ -350,6 +395,9 @@ class AppEntry(_Entry):
     optional_claims: OptionalClaimsEntry = msgspec.field(default_factory=OptionalClaimsEntry)
     group_membership_claims: GroupMembershipClaims | None = None
     app_specific_signing_key: bool = False
+    certificates: tuple[CertificateEntry, ...] = ()  # [[apps.certificates]] pem = "…"
+    federated_credentials: tuple[FederatedCredentialEntry, ...] = ()
+    trusted_certificate_subjects: tuple[TrustedSubjectEntry, ...] = ()
 
 
 class RoleAssignmentEntry(_Entry):
@@ -375,11 +423,24 @@ class UserEntry(_Entry):
     directory_roles: tuple[uuid.UUID, ...] = ()  # role template ids (`wids` claim)
 
 
+class ManagedIdentityEntry(_Entry):
+    kind: Literal["system", "user"]
+    client_id: uuid.UUID  # its app id
+    object_id: uuid.UUID  # its service principal's object id (`oid`)
+    tenant: NonEmpty  # by id or domain
+    display_name: NonEmpty
+    # user: /subscriptions/…/resourcegroups/…/providers/Microsoft.ManagedIdentity/
+    # userAssignedIdentities/<name> (required); system: the resource it belongs to (optional)
+    resource_id: str | None = None
+    app_permissions: tuple[PermissionEntry, ...] = ()
+
+
 class SeedFile(_Entry):
     tenants: tuple[TenantEntry, ...]
     apps: tuple[AppEntry, ...] = ()
     users: tuple[UserEntry, ...] = ()
     default_tenant: str | None = None  # by id or domain; the first tenant when absent
+    managed_identities: tuple[ManagedIdentityEntry, ...] = ()
 
 
 # -- from the file's entries to the directory -----------------------------------------------------
@@ -402,14 +463,85 @@ class _Directory:
     def seed(self) -> Seed:
         default = self.entries.default_tenant
         apps = tuple(self._app(a, f"apps[{i}]") for i, a in enumerate(self.entries.apps))
+        users = tuple(self._user(u, f"users[{i}]", apps) for i, u in enumerate(self.entries.users))
         return Seed(
             tenants=self.tenants,
             apps=apps,
-            users=tuple(
-                self._user(u, f"users[{i}]", apps) for i, u in enumerate(self.entries.users)
-            ),
+            users=users,
             default_tenant=self._tenant(default, "default_tenant") if default else "",
+            managed_identities=self._managed_identities(apps, users),
         )
+
+    def _managed_identities(
+        self, apps: tuple[App, ...], users: tuple[User, ...]
+    ) -> tuple[ManagedIdentity, ...]:
+        """The seed's managed identities: at most one system-assigned (the machine's), every
+        client id, object id and resource id its own."""
+        found: list[ManagedIdentity] = []
+        taken = {a.client_id.lower(): f"the app {a.display_name!r}" for a in apps}
+        taken.update({u.oid.lower(): f"the user {u.upn!r}" for u in users})
+        for i, entry in enumerate(self.entries.managed_identities):
+            path = f"managed_identities[{i}]"
+            identity = ManagedIdentity(
+                kind=entry.kind,
+                client_id=str(entry.client_id),
+                object_id=str(entry.object_id),
+                tenant_id=self._tenant(entry.tenant, f"{path}.tenant"),
+                display_name=entry.display_name,
+                resource_id=self._mi_resource_id(entry, f"{path}.resource_id"),
+                app_permissions=tuple(
+                    PermissionGrant(resource=p.resource, roles=p.roles)
+                    for p in entry.app_permissions
+                ),
+            )
+            if identity.kind == "system" and any(f.kind == "system" for f in found):
+                raise EmulatorError(
+                    f"Seed {self.origin}: {path}.kind: a second system-assigned identity; the "
+                    "machine the emulator stands for has one.",
+                    remedy=f'Make it kind = "user" (with a resource_id). {_REMEDY}',
+                )
+            for key, value in (
+                ("client_id", identity.client_id),
+                ("object_id", identity.object_id),
+                ("resource_id", identity.resource_id),
+            ):
+                if value is None:
+                    continue
+                if value.lower() in taken:
+                    raise EmulatorError(
+                        f"Seed {self.origin}: {path}.{key}: {value!r} is already "
+                        f"{taken[value.lower()]}'s.",
+                        remedy=f"Give each identity ids of its own. {_REMEDY}",
+                    )
+                taken[value.lower()] = f"the managed identity {identity.display_name!r}"
+            found.append(identity)
+        return tuple(found)
+
+    def _mi_resource_id(self, entry: ManagedIdentityEntry, path: str) -> str | None:
+        rid = entry.resource_id
+        if rid is None:
+            if entry.kind == "user":
+                raise EmulatorError(
+                    f"Seed {self.origin}: {path}: missing; a user-assigned identity is an "
+                    "Azure resource with an id.",
+                    remedy=f"Give its id, such as {_USER_ASSIGNED_EXAMPLE}. {_REMEDY}",
+                )
+            return None
+        user_assigned = _USER_ASSIGNED_ID.fullmatch(rid) is not None
+        if entry.kind == "user" and not user_assigned:
+            raise EmulatorError(
+                f"Seed {self.origin}: {path}: not the id of a user-assigned identity "
+                f"(got {rid!r}).",
+                remedy=f"Give one such as {_USER_ASSIGNED_EXAMPLE}. {_REMEDY}",
+            )
+        if entry.kind == "system" and (user_assigned or not _RESOURCE_ID.fullmatch(rid)):
+            raise EmulatorError(
+                f"Seed {self.origin}: {path}: a system-assigned identity's resource_id is the "
+                f"id of the resource it belongs to, such as a virtual machine (got {rid!r}).",
+                remedy="Give one such as /subscriptions/<GUID>/resourcegroups/<group>/providers/"
+                f"Microsoft.Compute/virtualMachines/<name>, or none. {_REMEDY}",
+            )
+        return rid
 
     def _tenant(self, ref: str, path: str) -> str:
         resolved = ref if ref in self._ids else self._domains.get(ref.lower())
@@ -472,6 +604,15 @@ class _Directory:
                 else entry.group_membership_claims
             ),
             app_specific_signing_key=entry.app_specific_signing_key,
+            certificates=certificates_from(entry.certificates, f"{path}.certificates", self.origin),
+            federated_credentials=federated_credentials_from(
+                entry.federated_credentials, f"{path}.federated_credentials", self.origin
+            ),
+            trusted_certificate_subjects=trusted_subjects_from(
+                entry.trusted_certificate_subjects,
+                f"{path}.trusted_certificate_subjects",
+                self.origin,
+            ),
         )
 
     def _optional_claims(self, entry: OptionalClaimsEntry, path: str) -> OptionalClaims:
@@ -575,6 +716,23 @@ class _Directory:
                 remedy=f"Its roles for users: {', '.join(for_users) or 'none'}. {_REMEDY}",
             )
         return RoleAssignment(app=entry.app, role=entry.role)
+
+
+# Azure resource ids (case-insensitive, as Azure Resource Manager reads them).
+_RESOURCE_ID = re.compile(
+    r"/subscriptions/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+    r"/resourcegroups/[^/]+/providers/[^/]+(?:/[^/]+/[^/]+)+",
+    re.IGNORECASE,
+)
+_USER_ASSIGNED_ID = re.compile(
+    r"/subscriptions/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+    r"/resourcegroups/[^/]+/providers/Microsoft\.ManagedIdentity/userAssignedIdentities/[^/]+",
+    re.IGNORECASE,
+)
+_USER_ASSIGNED_EXAMPLE = (
+    "/subscriptions/<GUID>/resourcegroups/<group>/providers/Microsoft.ManagedIdentity/"
+    "userAssignedIdentities/<name>"
+)
 
 
 # -- the front-channel logout URL ----------------------------------------------------------------

@@ -13,19 +13,29 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, Literal
 
 import requests
 
 from ..config import EntraConfig
 from ..errors import EmulatorError
 from .app import create_app
+from .app_credentials import (
+    TOKEN_EXCHANGE_AUDIENCE,
+    FederatedCredential,
+    certificate_or_error,
+    with_certificate,
+    with_federated_credential,
+)
+from .client_assertions import issuer_url, mint_federated_token
+from .endpoints.managed_identity import APP_SERVICE_PATH, ensure_identity_header
 from .faults import Fault
 from .minting import TokenMinter, Urls, client_info
 from .pki import (
     ADMIN_KEY_FILE,
     SigningKey,
     ensure_app_signing_key,
+    ensure_issuer_key,
     ensure_signing_key,
     ensure_tls,
     write_private,
@@ -64,6 +74,7 @@ class EntraEmulator:
         self._servers: list[EmulatorServer] = []
         self._state: EmulatorState | None = None
         self._urls: Urls | None = None
+        self._identity_header: str | None = None  # App Service's IDENTITY_HEADER, from start()
         self.state_notes: tuple[str, ...] = ()  # what start() upgraded in the state dir
 
     # -- life cycle --------------------------------------------------------------------------------
@@ -74,6 +85,7 @@ class EntraEmulator:
         tls = ensure_tls(self.state_dir, extra + ((self.host,) if self.host != "0.0.0.0" else ()))  # noqa: S104
         self.ca_path = tls.ca_path
         self.state_notes = tls.notes
+        self._identity_header = ensure_identity_header(self.state_dir)  # kept there, 0600
         for note in tls.notes:  # `entra-auth emulator` shows warnings in its start output
             log.warning("%s", note)
         # Apps with an app-specific signing key keep it in the state dir, like the tenant's.
@@ -83,7 +95,11 @@ class EntraEmulator:
             if app.app_specific_signing_key
         }
         self._state = EmulatorState(
-            self.seed, self._settings, [ensure_signing_key(self.state_dir)], app_keys=app_keys
+            self.seed,
+            self._settings,
+            [ensure_signing_key(self.state_dir)],
+            app_keys=app_keys,
+            issuer_key=ensure_issuer_key(self.state_dir),  # the stand-in issuers' key
         )
         try:
             self._servers.append(
@@ -103,7 +119,7 @@ class EntraEmulator:
             https_base=f"https://{self.public_host}:{self.port}",
             browser_base=f"http://{self.public_host}:{self.browser_port}",
         )
-        app = create_app(self._state, self._urls)
+        app = create_app(self._state, self._urls, identity_header=self._identity_header)
         for server in self._servers:
             server.app = app
             server.clock = self._state.now
@@ -256,6 +272,35 @@ class EntraEmulator:
         """``EntraConfig`` from ``env_for(app, api=…, redirect_uri=…)``."""
         return EntraConfig.from_mapping(self.env_for(app, api=api, redirect_uri=redirect_uri))
 
+    def managed_identity_env(self, kind: Literal["imds", "app_service"] = "imds") -> dict[str, str]:
+        """The variables that point MSAL's ``ManagedIdentityClient`` at this emulator.
+
+        ``"imds"``, a virtual machine's Instance Metadata Service:
+        ``AZURE_POD_IDENTITY_AUTHORITY_HOST``, the HTTPS base MSAL then asks instead of
+        ``http://169.254.169.254`` (no ``IDENTITY_ENDPOINT`` may be set: MSAL would take App
+        Service's). ``"app_service"``: ``IDENTITY_ENDPOINT`` and ``IDENTITY_HEADER`` (the
+        secret of the state directory, kept across restarts). Both add ``ENTRA_CA_BUNDLE``, the
+        CA the client must trust: give MSAL ``http_client=`` a ``requests.Session`` with
+        ``verify=`` that path (``http_session()`` is one). The host's identities are the seed's
+        ``managed_identities``; with none named, the system-assigned one answers.
+        """
+        https = self.urls.https_base
+        if kind == "imds":
+            env = {"AZURE_POD_IDENTITY_AUTHORITY_HOST": https}
+        elif kind == "app_service":
+            assert self._identity_header is not None  # set by start(), as the URLs are
+            env = {
+                "IDENTITY_ENDPOINT": f"{https}{APP_SERVICE_PATH}",
+                "IDENTITY_HEADER": self._identity_header,
+            }
+        else:
+            raise EmulatorError(
+                f"No managed-identity endpoint of kind {kind!r}.",
+                remedy='Use kind="imds" (a virtual machine) or kind="app_service".',
+            )
+        env["ENTRA_CA_BUNDLE"] = Path(self.ca_path).resolve().as_posix()
+        return env
+
     def _web_app(self) -> App:
         """The seed's first app that signs users in: a redirect URI and a client secret."""
         directory = self.directory
@@ -335,6 +380,92 @@ class EntraEmulator:
             self.seed = with_redirect_uri(self.seed, self.app(client_id).client_id, uri)
         else:
             self._state.add_redirect_uri(self.app(client_id).client_id, uri)
+
+    def add_certificate(
+        self,
+        client_id: str,
+        certificate_pem: str | bytes,
+        *,
+        key_id: str | None = None,
+        display_name: str | None = None,
+    ) -> str:
+        """Register a certificate (PEM, without its private key) for an app, as uploading it
+        under Certificates & secrets does; its SHA-256 thumbprint in hex.
+
+        The app's client assertions signed with the certificate's key then authenticate it
+        (``x5t#S256`` or ``x5t`` naming it), while the certificate is valid by the emulator's
+        clock. Before ``start()`` it is part of the starting directory; while running it lasts
+        until ``reset()``, like ``add_redirect_uri``. ``make_client_certificate``
+        (``entra_auth.testing.certificates``) makes one with its key.
+        """
+        cert = certificate_or_error(certificate_pem, key_id=key_id, display_name=display_name)
+        target = self.app(client_id).client_id
+        if self._state is None:
+            self.seed = with_certificate(self.seed, target, cert)
+        else:
+            self._state.add_certificate(target, cert)
+        return cert.thumbprint_sha256
+
+    def add_federated_credential(
+        self,
+        client_id: str,
+        *,
+        subject: str,
+        issuer: str | None = None,
+        audiences: tuple[str, ...] | list[str] = (TOKEN_EXCHANGE_AUDIENCE,),
+        name: str | None = None,
+    ) -> None:
+        """Trust, for an app, the tokens of ``issuer`` for ``subject`` (a federated identity
+        credential), checked as Entra checks one; until ``reset()`` (or from start, before it).
+
+        ``issuer`` is a stand-in issuer's name (default ``local``), ``/_issuers/<name>``, or
+        any https URL (the emulator's stand-in key signs for it too); ``federated_token`` mints
+        the tokens.
+        """
+        if issuer is None or not issuer.startswith(("https://", "/")):
+            issuer = f"/_issuers/{issuer or 'local'}"
+        credential = FederatedCredential(
+            name=name or f"credential-{len(self.app(client_id).federated_credentials) + 1}",
+            issuer=issuer,
+            subject=subject,
+            audiences=tuple(audiences),
+        )
+        target = self.app(client_id).client_id
+        if self._state is None:
+            self.seed = with_federated_credential(self.seed, target, credential)
+        else:
+            self._state.add_federated_credential(target, credential)
+
+    def federated_issuer(self, name: str | None = None) -> str:
+        """The URL of a stand-in issuer (default ``local``): ``https://<emulator>/_issuers/<name>``,
+        with ``/.well-known/openid-configuration`` and its key set at ``/keys``."""
+        return issuer_url(self.urls.https_base, name)
+
+    def federated_token(
+        self,
+        subject: str,
+        *,
+        audience: str | list[str] = TOKEN_EXCHANGE_AUDIENCE,
+        issuer: str | None = None,
+        lifetime: int = 3600,
+        claims: dict[str, Any] | None = None,
+    ) -> str:
+        """A token of a stand-in issuer for a workload, as a Kubernetes service-account token
+        or a GitHub Actions OIDC token is: what a federated identity credential trusts.
+
+        ``issuer`` as in ``add_federated_credential`` (default: ``federated_issuer()``); times
+        by the emulator's clock (``shift_clock`` ages it); ``claims`` adds or overrides claims.
+        Write it to a file and give MSAL ``client_credential={"client_assertion": read_it}``.
+        """
+        return mint_federated_token(
+            self.state,
+            self.urls,
+            subject,
+            audience=audience,
+            issuer=issuer,
+            lifetime=lifetime,
+            claims=claims,
+        )
 
     def rewrite_id_tokens(self, rewriter: Callable[[dict[str, Any]], str] | None) -> None:
         """Tests only: ``rewriter(claims)`` gives the ID token to send (forged, altered...)."""

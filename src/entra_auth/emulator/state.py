@@ -19,6 +19,12 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from ..errors import EmulatorError
+from .app_credentials import (
+    ClientCertificate,
+    FederatedCredential,
+    with_certificate,
+    with_federated_credential,
+)
 from .faults import FaultPoints
 from .pki import SigningKey
 from .seed import App, Seed, User
@@ -111,6 +117,10 @@ class EmulatorSettings:
     # Entra keeps a used refresh token valid; "strict" makes a used one invalid, so that a client
     # that loses the rotated token (two workers refreshing at once) is caught.
     refresh_token_rotation: Literal["entra", "strict"] = "entra"  # noqa: S105
+    # Client assertions (certificates): Entra sets no limit on their lifetime and lets a client
+    # reuse one until it expires (MSAL Python does, for 9 minutes); "strict" refuses one that
+    # lives over 10 minutes (the documented advice) or whose jti was seen before (RFC 7523 §3).
+    client_assertions: Literal["entra", "strict"] = "entra"
     v1_issuer_host: str = "sts.windows.net"
 
 
@@ -189,10 +199,18 @@ class EmulatorState:
     # The client ids that signed in through each live session (by sid), in order: the apps
     # whose front-channel logout URL its sign-out loads.
     sso_apps: dict[str, list[str]] = field(default_factory=dict)
+    # The jti of each client assertion accepted, by (client id, jti), with its expiry: replays
+    # are refused under client_assertions = "strict".
+    assertion_ids: dict[tuple[str, str], float] = field(default_factory=dict)
+    # The key of the emulator's stand-in token issuers (/_issuers/<name>), for federated
+    # credentials; kept in the state dir by EntraEmulator, made in memory when not given.
+    issuer_key: SigningKey | None = None
     lock: threading.RLock = field(default_factory=threading.RLock)
 
     def __post_init__(self) -> None:
         self.app_keys = {k.lower(): list(v) for k, v in self.app_keys.items()}
+        if self.issuer_key is None:
+            self.issuer_key = SigningKey.generate()
         for app in self.seed.apps:
             if app.app_specific_signing_key and app.client_id.lower() not in self.app_keys:
                 self.app_keys[app.client_id.lower()] = [SigningKey.generate()]
@@ -294,6 +312,16 @@ class EmulatorState:
             assert app is not None  # with_redirect_uri refused an unknown app
             return app.redirect_uris
 
+    def add_certificate(self, client_id: str, certificate: ClientCertificate) -> None:
+        """Register one more certificate for an app, until ``reset``."""
+        with self.lock:
+            self.seed = with_certificate(self.seed, client_id, certificate)
+
+    def add_federated_credential(self, client_id: str, credential: FederatedCredential) -> None:
+        """Register one more federated identity credential for an app, until ``reset``."""
+        with self.lock:
+            self.seed = with_federated_credential(self.seed, client_id, credential)
+
     def find_user(self, ref: str, tenant_id: str | None = None) -> User:
         tenants = [tenant_id] if tenant_id else [t.id for t in self.seed.tenants]
         for tid in tenants:
@@ -316,8 +344,9 @@ class EmulatorState:
     def reset(self) -> None:
         """Back to the state at start: keys, settings, no grants, consents, faults or offset.
 
-        The directory too: redirect URIs added while running go, those registered before the
-        emulator started (``entra-auth emulator --redirect-uri``) stay.
+        The directory too: redirect URIs, certificates and federated credentials added while
+        running go, those registered before the emulator started (``entra-auth emulator
+        --redirect-uri``) stay. The client assertions' ids seen are forgotten.
         """
         with self.lock:
             self.keys = list(self._initial.keys)
@@ -334,4 +363,5 @@ class EmulatorState:
             self.revoked_families.clear()
             self.sso_sessions.clear()
             self.sso_apps.clear()
+            self.assertion_ids.clear()
             self.clock_offset = 0.0

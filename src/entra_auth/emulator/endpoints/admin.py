@@ -13,6 +13,7 @@ from typing import Any
 from flask import Blueprint, Response, abort, jsonify, request
 
 from ...errors import EmulatorError
+from ..app_credentials import TOKEN_EXCHANGE_AUDIENCE, FederatedCredential, certificate_or_error
 from ..context import current
 from ..faults import FAULT_KINDS, Fault
 
@@ -117,6 +118,53 @@ def add_redirect_uri(client_id: str) -> Response:
         abort(400, description='Send JSON {"uri": "http://localhost:5001/get_token"}.')
     uris = current().state.add_redirect_uri(client_id, uri)  # EmulatorError: a 400 that says why
     return jsonify({"client_id": client_id, "redirect_uris": list(uris)})
+
+
+@blueprint.post("/apps/<client_id>/certificates")
+def add_certificate(client_id: str) -> Response:
+    """Register a certificate (its PEM, without the private key) for the app; until reset."""
+    data = _body()
+    if not isinstance(data.get("pem"), str):
+        abort(400, description='Send JSON {"pem": "-----BEGIN CERTIFICATE-----..."}.')
+    cert = certificate_or_error(
+        data["pem"], key_id=data.get("id"), display_name=data.get("display_name")
+    )  # EmulatorError: a 400 that says why
+    current().state.add_certificate(client_id, cert)
+    return jsonify(
+        {
+            "client_id": client_id,
+            "key_id": cert.key_id,
+            "display_name": cert.display_name,
+            "thumbprint": cert.thumbprint,
+            "thumbprint_sha256": cert.thumbprint_sha256,
+            "start": cert.start.isoformat(),
+            "end": cert.end.isoformat(),
+        }
+    )
+
+
+@blueprint.post("/apps/<client_id>/federated-credentials")
+def add_federated_credential(client_id: str) -> Response:
+    """Register a federated identity credential for the app, checked as Entra; until reset."""
+    data = _body()
+    fields = ("name", "issuer", "subject")
+    audiences = data.get("audiences", [TOKEN_EXCHANGE_AUDIENCE])
+    if not all(isinstance(data.get(f), str) for f in fields) or not (
+        isinstance(audiences, list) and all(isinstance(a, str) for a in audiences)
+    ):
+        abort(
+            400,
+            description='Send JSON {"name": …, "issuer": …, "subject": …, "audiences": […]}.',
+        )
+    credential = FederatedCredential(
+        name=data["name"],
+        issuer=data["issuer"],
+        subject=data["subject"],
+        audiences=tuple(audiences),
+        description=str(data.get("description", "")),
+    )
+    current().state.add_federated_credential(client_id, credential)  # EmulatorError: a 400
+    return jsonify({"client_id": client_id, "name": credential.name})
 
 
 @blueprint.delete("/faults")

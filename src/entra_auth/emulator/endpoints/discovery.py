@@ -5,7 +5,7 @@ browser sees (authorize, logout) on the plain-http browser port. The tenant of t
 named by its GUID or its verified domain: the document names the GUID throughout, as Entra's.
 
 They advertise only what the emulator implements: Entra's own lists, less what it does not do
-(client assertions, implicit and hybrid response types, the claims its ID tokens never carry).
+(implicit and hybrid response types, the claims its ID tokens never carry).
 
 ``?appid=<client id>`` (Entra's way to reach an app-specific signing key): the discovery
 document's ``jwks_uri`` carries it on, and the key set at that address lists that app's own
@@ -39,9 +39,9 @@ _CLAIMS_SUPPORTED = [
     "ver",
     "email",
 ]
-# Client assertions (private_key_jwt) are not implemented: only secrets, in the form or in a
-# Basic Authorization header.
-_AUTH_METHODS = ["client_secret_post", "client_secret_basic"]
+# Entra's list, in its order: secrets in the form or a Basic Authorization header, and client
+# assertions (a certificate's or a federated token, emulator/client_assertions.py).
+_AUTH_METHODS = ["client_secret_post", "private_key_jwt", "client_secret_basic"]
 # The authorization code flow only: implicit and hybrid response types are refused (700051).
 _RESPONSE_TYPES = ["code"]
 _RESPONSE_MODES = ["query", "fragment", "form_post"]

@@ -189,7 +189,7 @@ class EntraAuth:
             self._sign_ins = SignInIndex(
                 delete_session=lambda bare: files._path(bare).unlink(missing_ok=True),
                 ttl=self.session_lifetime,
-                cache=JsonFileCache(files.directory / "sign-ins"),
+                cache=JsonFileCache(files.directory / "sign-ins", limit=2 * files.limit),
             )
         loader = jinja2.ChoiceLoader(
             [
@@ -228,7 +228,7 @@ class EntraAuth:
     def user_loader(self, loader: Callable[[SignedInUser], Any]) -> Callable[[SignedInUser], Any]:
         """Register ``loader(user) -> your user record | None``: called after each verified
         sign-in (None refuses it: a 403 page, no session) and when ``user.record`` is read."""
-        self._user_loader = loader
+        self._user_loader = websession.checked_loader(loader)
         return loader
 
     # -- for endpoints --------------------------------------------------------------------------
@@ -624,6 +624,7 @@ class PrivateWhenSignedIn:
 
         async def private(message: Message) -> None:
             if message["type"] == "http.response.start":
+                message.setdefault("headers", [])  # ASGI lets a start message omit them
                 session = scope.get("session")
                 if isinstance(session, dict) and session.get(websession.USER) is not None:
                     headers = MutableHeaders(scope=message)
@@ -651,6 +652,7 @@ class SignedOutNoticeOnce:
 
         async def forget(message: Message) -> None:
             if message["type"] == "http.response.start":
+                message.setdefault("headers", [])  # ASGI lets a start message omit them
                 headers = MutableHeaders(scope=message)
                 if websession.signed_out_notice_seen(
                     has_cookie=True,

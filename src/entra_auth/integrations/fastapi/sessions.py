@@ -228,8 +228,9 @@ class JsonFileCache:
     """A small key-value cache in files (``get``/``set(key, value, timeout=)``): the
     front-channel index beside the session files of one process (``client.signins``)."""
 
-    def __init__(self, directory: str | os.PathLike[str]):
+    def __init__(self, directory: str | os.PathLike[str], *, limit: int = 20_000):
         self.directory = Path(directory)
+        self.limit = limit  # past it, a new entry first sweeps the expired ones
         self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
 
     def _path(self, key: str) -> Path:
@@ -245,15 +246,31 @@ class JsonFileCache:
         return entry.get("value")
 
     def set(self, key: str, value: Any, timeout: int | None = None) -> None:
+        path = self._path(key)
+        if not path.exists() and sum(1 for _ in self.directory.glob("*.json")) >= self.limit:
+            for old in self.directory.glob("*.json"):
+                self.get_path(old)  # removes it when expired
         entry = {"expires": time.time() + (timeout or 8 * 3600), "value": value}
         handle, temporary = tempfile.mkstemp(dir=self.directory, prefix=".tmp-")
         try:
             with os.fdopen(handle, "wb") as file:
                 file.write(json.dumps(entry).encode())
-            os.replace(temporary, self._path(key))
+            os.replace(temporary, path)
         except BaseException:
             Path(temporary).unlink(missing_ok=True)
             raise
+
+    def get_path(self, path: Path) -> Any:
+        """The entry in ``path``; an expired or unreadable one is removed."""
+        try:
+            entry = json.loads(path.read_bytes())
+            expired = not isinstance(entry, dict) or float(entry.get("expires", 0)) < time.time()
+        except (OSError, ValueError):
+            entry, expired = None, True
+        if expired:
+            path.unlink(missing_ok=True)
+            return None
+        return entry.get("value")
 
 
 class StrictJsonSerializer(Serializer):

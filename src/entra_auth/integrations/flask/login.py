@@ -256,7 +256,7 @@ class EntraAuth:
         ``user.key``, the ``(oid, tid)`` pair) and at most once a request when
         ``current_user.record`` is read or a ``login_required`` view runs. None refuses: at
         sign-in the user gets a 403 page and no session; later, the session ends."""
-        self._user_loader = loader
+        self._user_loader = websession.checked_loader(loader)
         return loader
 
     def get_token(self, scopes: Iterable[str]) -> str:

@@ -149,7 +149,9 @@ def SignInSessions(app: Flask, redis: redis.Redis | None, ttl: int) -> SignInInd
     if redis is not None:
         return SignInIndex(delete_session=delete_session, ttl=ttl, redis=redis)
     cache = interface.cache
-    if isinstance(cache, FileSystemCache):
+    # Only in the store made here, whose listing skips the directory (an app's own cachelib
+    # cache keeps the index among its entries, as before).
+    if isinstance(cache, JsonFileSystemCache):
         # Beside the sessions, not among them: index entries neither count towards the session
         # limit nor are evicted to make room for a session (a lost entry would leave that
         # sign-in's sessions alive after a front-channel sign-out). Bounded at twice the
