@@ -105,6 +105,17 @@ def demo_config(emulator: EntraEmulator, **extra: Any) -> dict[str, Any]:
 
 # A hang guard, not a speed bound: long enough for the slowest CI machine, short enough that a
 # missing timeout fails with a message instead of at pytest-timeout's 120 s.
+# What MSAL reads to pick a managed-identity source: a test of one unsets the others, so none
+# leaks in from the environment.
+MSAL_IDENTITY_SOURCES = (
+    "IDENTITY_ENDPOINT",
+    "IDENTITY_HEADER",
+    "IDENTITY_SERVER_THUMBPRINT",
+    "IMDS_ENDPOINT",
+    "MSI_ENDPOINT",
+    "MSI_SECRET",
+    "AZURE_POD_IDENTITY_AUTHORITY_HOST",
+)
 HANG_GUARD = 60.0
 
 

@@ -22,20 +22,11 @@ from entra_auth.emulator import EntraEmulator
 from entra_auth.errors import AppTokenError, ConfigurationError, MissingSettingError
 from entra_auth.testing.certificates import make_client_certificate
 
-from .helpers import API, DAEMON
+from .helpers import API, DAEMON, MSAL_IDENTITY_SOURCES
 
 API_DEFAULT = f"api://{API}/.default"
 SYSTEM_IDENTITY = "ef35a30c-5c3d-4e5c-b15b-e459a2a60303"  # the seed's system-assigned identity
 USER_IDENTITY = "9b2c1f20-62a6-46c0-baeb-b0bc8cd47f0a"  # its user-assigned identity
-MSAL_SOURCES = (
-    "IDENTITY_ENDPOINT",
-    "IDENTITY_HEADER",
-    "IDENTITY_SERVER_THUMBPRINT",
-    "IMDS_ENDPOINT",
-    "MSI_ENDPOINT",
-    "MSI_SECRET",
-    "AZURE_POD_IDENTITY_AUTHORITY_HOST",
-)
 
 
 def claims(token: str) -> dict[str, Any]:
@@ -210,7 +201,7 @@ def host(
 ) -> str:
     """This process on an Azure host: IMDS (a VM) or App Service, the variables MSAL reads set
     to the local Entra ID's endpoints."""
-    for name in MSAL_SOURCES:
+    for name in MSAL_IDENTITY_SOURCES:
         monkeypatch.delenv(name, raising=False)
     kind = getattr(request, "param", "imds")
     for name, value in entra_emulator.managed_identity_env(kind).items():

@@ -13,7 +13,7 @@ from examples.daemon.daemon import run
 
 from entra_auth.emulator import EntraEmulator
 
-from .helpers import DAEMON, serve_fastapi_demo
+from .helpers import DAEMON, MSAL_IDENTITY_SOURCES, serve_fastapi_demo
 
 
 @pytest.fixture
@@ -75,7 +75,7 @@ def test_the_daemon_with_a_federated_token_file(
 def test_the_daemon_with_a_managed_identity(
     entra_emulator: EntraEmulator, demo_api: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    for name in ("IDENTITY_ENDPOINT", "IDENTITY_HEADER", "MSI_ENDPOINT", "MSI_SECRET"):
+    for name in MSAL_IDENTITY_SOURCES:
         monkeypatch.delenv(name, raising=False)
     host = entra_emulator.managed_identity_env("imds")
     monkeypatch.setenv(

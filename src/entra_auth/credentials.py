@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+import msal
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -133,8 +134,6 @@ class ClientCredential:
 
     def managed_identity(self) -> dict[str, Any]:
         """MSAL's managed identity: system-assigned, or user-assigned by client or resource id."""
-        import msal
-
         if self.identity is None or self.identity.lower() == "system":
             return msal.SystemAssignedManagedIdentity()  # type: ignore[no-any-return]
         if _RESOURCE_ID.fullmatch(self.identity):

@@ -166,7 +166,25 @@ class KeySetUnavailableError(ProviderUnavailableError):
     )
 
 
-class SignInError(EntraAuthError):
+class _RefusedByEntra(EntraAuthError):
+    """An error the identity provider may have given a code for: ``aadsts`` (or None)."""
+
+    code = "refused_by_entra"
+    default_remedy = "`entra-auth explain` reads the AADSTS code and says what to do."
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        remedy: str | None = None,
+        aadsts: int | None = None,
+        code: str | None = None,
+    ):
+        super().__init__(message, remedy=remedy, code=code)
+        self.aadsts = aadsts
+
+
+class SignInError(_RefusedByEntra):
     """The sign-in did not complete: an IdP error, a refused ID token, a bad callback.
 
     ``aadsts`` holds the AADSTS code when the identity provider sent one.
@@ -177,36 +195,14 @@ class SignInError(EntraAuthError):
         "Start the sign-in again from the app; `entra-auth explain` reads any AADSTS code."
     )
 
-    def __init__(
-        self,
-        message: str,
-        *,
-        remedy: str | None = None,
-        aadsts: int | None = None,
-        code: str | None = None,
-    ):
-        super().__init__(message, remedy=remedy, code=code)
-        self.aadsts = aadsts
 
-
-class AppTokenError(EntraAuthError):
+class AppTokenError(_RefusedByEntra):
     """Entra ID refused the app's own token request (client credentials, a managed identity):
     the credential, the app or the scope is wrong. ``aadsts`` holds Entra's code, and the
     message and remedy are that code's, from the catalogue (``entra-auth explain``)."""
 
     code = "app_token_failed"
     default_remedy = "Check the app's credential and the scope; `entra-auth doctor` checks both."
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        remedy: str | None = None,
-        aadsts: int | None = None,
-        code: str | None = None,
-    ):
-        super().__init__(message, remedy=remedy, code=code)
-        self.aadsts = aadsts
 
 
 class InteractionRequired(EntraAuthError):

@@ -444,6 +444,12 @@ class AccessTokenValidator(_TokenValidator):
         """The token's principal, after every check; raises ``InvalidTokenError`` (→ 401) or
         ``InsufficientScopeError`` (→ 403)."""
         principal = self.authenticate(token)
+        self._authorize(principal, scopes, roles, app_only)
+        return principal
+
+    def _authorize(
+        self, principal: Principal, scopes: Iterable[str], roles: Iterable[str], app_only: bool
+    ) -> None:
         self.authorize(
             principal,
             scopes=scopes,
@@ -451,7 +457,6 @@ class AccessTokenValidator(_TokenValidator):
             app_only=app_only,
             apps_without_roles=self.config.allow_apps_without_roles,
         )
-        return principal
 
     def authenticate(self, token: object) -> Principal:
         """The token's principal after every check but authorization (``validate`` without
@@ -483,13 +488,7 @@ class AccessTokenValidator(_TokenValidator):
         the key is looked up without blocking the event loop (an ``AsyncKeySource`` such as
         ``AsyncJwksCache``; a sync ``JwksCache`` fetches in a thread; ``StaticKeys`` as is)."""
         principal = await self.authenticate_async(token)
-        self.authorize(
-            principal,
-            scopes=scopes,
-            roles=roles,
-            app_only=app_only,
-            apps_without_roles=self.config.allow_apps_without_roles,
-        )
+        self._authorize(principal, scopes, roles, app_only)
         return principal
 
     async def authenticate_async(self, token: object) -> Principal:

@@ -27,7 +27,7 @@ from entra_auth.emulator.endpoints.managed_identity import (
 from entra_auth.emulator.seed import ManagedIdentity, load_seed, seed_from_dict
 from entra_auth.errors import EmulatorError
 
-from ..helpers import API, API_URI, CONTOSO, LEGACY_URI
+from ..helpers import API, API_URI, CONTOSO, LEGACY_URI, MSAL_IDENTITY_SOURCES
 
 SYSTEM_CLIENT = "ef35a30c-5c3d-4e5c-b15b-e459a2a60303"
 SYSTEM_OID = "7b1ced05-f3f3-40e6-a2af-c6069e8502b6"
@@ -42,16 +42,6 @@ USER_ID = (
     "providers/Microsoft.ManagedIdentity/userAssignedIdentities/entra-auth-demo-identity"
 )
 GRAPH = "00000003-0000-0000-c000-000000000000"
-# What MSAL reads to pick a managed-identity source: none may leak in from the environment.
-SOURCES = (
-    "IDENTITY_ENDPOINT",
-    "IDENTITY_HEADER",
-    "IDENTITY_SERVER_THUMBPRINT",
-    "IMDS_ENDPOINT",
-    "MSI_ENDPOINT",
-    "MSI_SECRET",
-    "AZURE_POD_IDENTITY_AUTHORITY_HOST",
-)
 KINDS = ("imds", "app_service")
 IDENTITIES = {
     "system": (msal.SystemAssignedManagedIdentity, {}, SYSTEM_OID, SYSTEM_CLIENT, VM_ID),
@@ -97,7 +87,7 @@ def host(entra_emulator: EntraEmulator, monkeypatch: pytest.MonkeyPatch) -> Iter
     """``host(kind)`` exports the emulator's managed-identity variables of that kind."""
 
     def export(kind: str) -> dict[str, str]:
-        for name in SOURCES:
+        for name in MSAL_IDENTITY_SOURCES:
             monkeypatch.delenv(name, raising=False)
         env = entra_emulator.managed_identity_env(kind)  # type: ignore[arg-type]
         for name, value in env.items():
@@ -491,7 +481,7 @@ def test_the_emulator_command_prints_the_managed_identity_variables(
         header = command.field(r"IDENTITY_HEADER=(\S+)")
         assert header == ensure_identity_header(tmp_path)
         assert endpoint == host + APP_SERVICE_PATH
-        for name in SOURCES:
+        for name in MSAL_IDENTITY_SOURCES:
             monkeypatch.delenv(name, raising=False)
         monkeypatch.setenv("AZURE_POD_IDENTITY_AUTHORITY_HOST", host)
         http = requests.Session()

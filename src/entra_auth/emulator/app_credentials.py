@@ -271,7 +271,8 @@ def federated_credential_problem(
 
 
 # -- registering one more while the emulator runs ------------------------------------------------
-def _app_of(seed: Seed, client_id: str) -> App:
+def app_of(seed: Seed, client_id: str) -> App:
+    """The seed's app of ``client_id``; ``EmulatorError`` (unknown_app) when it has none."""
     app = seed.app(client_id)
     if app is None:
         raise EmulatorError(
@@ -282,22 +283,23 @@ def _app_of(seed: Seed, client_id: str) -> App:
     return app
 
 
-def _with_app(seed: Seed, app: App, changed: App) -> Seed:
+def with_app(seed: Seed, app: App, changed: App) -> Seed:
+    """``seed`` with ``app`` replaced by ``changed``."""
     return replace(seed, apps=tuple(changed if a is app else a for a in seed.apps))
 
 
 def with_certificate(seed: Seed, client_id: str, certificate: ClientCertificate) -> Seed:
     """``seed`` with ``certificate`` registered for the app (the same seed if it already is)."""
-    app = _app_of(seed, client_id)
+    app = app_of(seed, client_id)
     if any(c.sha256 == certificate.sha256 for c in app.certificates):
         return seed
     changed = replace(app, certificates=(*app.certificates, certificate))
-    return _with_app(seed, app, changed)
+    return with_app(seed, app, changed)
 
 
 def with_federated_credential(seed: Seed, client_id: str, credential: FederatedCredential) -> Seed:
     """``seed`` with one more federated identity credential for the app, checked as Entra."""
-    app = _app_of(seed, client_id)
+    app = app_of(seed, client_id)
     problem = federated_credential_problem(credential, list(app.federated_credentials))
     if problem:
         raise EmulatorError(
@@ -307,7 +309,7 @@ def with_federated_credential(seed: Seed, client_id: str, credential: FederatedC
             code="invalid_federated_credential",
         )
     changed = replace(app, federated_credentials=(*app.federated_credentials, credential))
-    return _with_app(seed, app, changed)
+    return with_app(seed, app, changed)
 
 
 def certificate_or_error(

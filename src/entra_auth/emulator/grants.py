@@ -25,7 +25,7 @@ from .minting import client_info, hash_verifier
 from .oauth_errors import AadError
 from .policy import admin_granted, require_consent
 from .scopes import Resource, ScopeRequest, resolve_resource, resolve_scopes
-from .seed import GRAPH_APP_ID, App, Tenant, User
+from .seed import GRAPH_APP_ID, App, ManagedIdentity, Seed, Tenant, User
 from .state import RefreshGrant
 
 Grant = Callable[[EmulatorContext, dict[str, str], App, Tenant | None], dict[str, Any]]
@@ -169,7 +169,7 @@ def client_credentials(
         raise AadError(1002012, scope=raw)
     tenant_id = tenant.id if tenant else client.tenant_id
     resource = resolve_resource(ctx.state.seed, items[0][: -len("/.default")], tenant_id)
-    roles = _granted_roles(ctx, client, resource)
+    roles = granted_roles(ctx.state.seed, client, resource)
     token, lifetime = ctx.minter.access_token(
         client=client, resource=resource, tenant_id=tenant_id, user=None, scopes=[], roles=roles
     )
@@ -301,19 +301,22 @@ def _user(ctx: EmulatorContext, tenant_id: str, oid: str) -> User:
     return user
 
 
-def _granted_roles(ctx: EmulatorContext, client: App, resource: Resource) -> list[str]:
-    """The app roles of ``resource`` an admin granted ``client`` (application permissions)."""
+def granted_roles(seed: Seed, grantee: App | ManagedIdentity, resource: Resource) -> list[str]:
+    """The app roles of ``resource`` an admin granted ``grantee`` (its application permissions:
+    an app's, or a managed identity's), roles that applications can hold, once each."""
     roles: list[str] = []
-    for grant in client.app_permissions:
+    for grant in grantee.app_permissions:
         try:
-            granted_to = resolve_resource(ctx.state.seed, grant.resource, client.tenant_id)
+            granted_to = resolve_resource(seed, grant.resource, grantee.tenant_id)
         except AadError:
             continue
         if granted_to.app_id != resource.app_id:
             continue
         for value in grant.roles:
             role = resource.role(value)
-            if role is not None and "Application" in role.allowed_member_types:
+            if role is None or "Application" not in role.allowed_member_types:
+                continue
+            if role.value not in roles:
                 roles.append(role.value)
     return roles
 

@@ -22,6 +22,8 @@ from ..errors import EmulatorError
 from .app_credentials import (
     ClientCertificate,
     FederatedCredential,
+    app_of,
+    with_app,
     with_certificate,
     with_federated_credential,
 )
@@ -88,13 +90,7 @@ def check_redirect_uri(uri: object) -> str:
 def with_redirect_uri(seed: Seed, client_id: str, uri: str) -> Seed:
     """``seed`` with ``uri`` registered for the app; the same seed when it already is."""
     uri = check_redirect_uri(uri)
-    app = seed.app(client_id)
-    if app is None:
-        raise EmulatorError(
-            f"The local Entra ID has no app with client id {client_id!r}.",
-            remedy="Name an app of the seed by its client id.",
-            code="unknown_app",
-        )
+    app = app_of(seed, client_id)
     if uri in app.redirect_uris:  # Entra refuses duplicates; here registering twice is a no-op
         return seed
     if len(app.redirect_uris) >= REDIRECT_URIS_PER_APP:
@@ -102,8 +98,7 @@ def with_redirect_uri(seed: Seed, client_id: str, uri: str) -> Seed:
             f"The app {app.client_id} has {REDIRECT_URIS_PER_APP} redirect URIs, Entra's limit.",
             remedy="Reset the emulator, or register fewer redirect URIs.",
         )
-    changed = replace(app, redirect_uris=(*app.redirect_uris, uri))
-    return replace(seed, apps=tuple(changed if a is app else a for a in seed.apps))
+    return with_app(seed, app, replace(app, redirect_uris=(*app.redirect_uris, uri)))
 
 
 @dataclass

@@ -41,6 +41,7 @@ from flask import Blueprint, Flask, Response, current_app, request
 
 from ..context import current
 from ..faults import fault_point
+from ..grants import granted_roles
 from ..oauth_errors import AadError
 from ..pki import write_private
 from ..scopes import Resource, resolve_resource
@@ -296,26 +297,6 @@ def _named(
         ):
             return identity
     return None
-
-
-def granted_roles(seed: Seed, identity: ManagedIdentity, resource: Resource) -> list[str]:
-    """The app roles of ``resource`` granted to ``identity`` (its ``app_permissions``), by the
-    rule client credentials follow: roles that applications can hold, once each."""
-    roles: list[str] = []
-    for grant in identity.app_permissions:
-        try:
-            granted_to = resolve_resource(seed, grant.resource, identity.tenant_id)
-        except AadError:
-            continue
-        if granted_to.app_id != resource.app_id:
-            continue
-        for value in grant.roles:
-            role = resource.role(value)
-            if role is None or "Application" not in role.allowed_member_types:
-                continue
-            if role.value not in roles:
-                roles.append(role.value)
-    return roles
 
 
 def _mint(seed: Seed, identity: ManagedIdentity, resource: Resource) -> tuple[str, dict[str, Any]]:

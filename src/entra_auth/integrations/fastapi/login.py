@@ -635,6 +635,9 @@ class PrivateWhenSignedIn:
         await self.app(scope, receive, private)
 
 
+_SIGNED_OUT_NAME = websession.SIGNED_OUT_COOKIE.encode("ascii")
+
+
 class SignedOutNoticeOnce:
     """ASGI middleware: the signed-out notice's cookie goes with the first page that shows it
     (``auth.signed_out``), as on Flask."""
@@ -643,8 +646,13 @@ class SignedOutNoticeOnce:
         self.app, self.sign_out_path = app, sign_out_path
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        # Every request passes here: a bytes scan of the Cookie header first, the parse only
+        # when the name is in it (the first page after a sign-out).
         if (
             scope["type"] != "http"
+            or not any(
+                name == b"cookie" and _SIGNED_OUT_NAME in value for name, value in scope["headers"]
+            )
             or websession.SIGNED_OUT_COOKIE not in HTTPConnection(scope).cookies
         ):
             await self.app(scope, receive, send)
