@@ -9,22 +9,28 @@ it runs against a real tenant unchanged.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import secrets
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import urlsplit
 
-import requests
 from flask import Flask, g, render_template
 from werkzeug.exceptions import NotFound
 from werkzeug.wrappers import Response
 
-from entra_auth.errors import EntraAuthError, GraphError, GraphUnavailableError
+from entra_auth import DownstreamApi, EntraConfig, Principal
+from entra_auth.errors import (
+    DownstreamApiError,
+    DownstreamApiUnavailableError,
+    GraphError,
+    GraphUnavailableError,
+)
 from entra_auth.integrations.flask import ApiProtector, EntraAuth, current_user
 
 API_SCOPE_NAME = "access_as_user"
@@ -112,6 +118,56 @@ def claim_rows(claims: Mapping[str, Any], now: float) -> list[ClaimRow]:
     return rows
 
 
+def api_identity(settings: Mapping[str, Any], web: EntraConfig) -> EntraConfig | None:
+    """The demo API's own app registration, for calling Microsoft Graph on behalf of its
+    caller (``DEMO_API_CLIENT_ID`` and ``DEMO_API_CLIENT_SECRET``: the demo serves the web app
+    and the API from one process, each its own registration); None when they are not set.
+
+    It declares CP1 (Continuous Access Evaluation): the downstream calls handle Graph's claims
+    challenges, and pass them to the API's caller when the user must sign in again."""
+    client_id = settings.get("DEMO_API_CLIENT_ID") or os.environ.get("DEMO_API_CLIENT_ID")
+    secret = settings.get("DEMO_API_CLIENT_SECRET") or os.environ.get("DEMO_API_CLIENT_SECRET")
+    if not client_id or not secret:
+        return None
+    return dataclasses.replace(
+        web,
+        client_id=str(client_id),
+        client_secret=str(secret),
+        client_certificate=None,
+        client_certificate_base64=None,
+        client_assertion_file=None,
+        client_assertion=None,
+        redirect_uri=None,
+        client_capabilities=("CP1",),
+    )
+
+
+def graph_on_behalf(
+    identity: EntraConfig | None, graph_url: Callable[[], str]
+) -> Callable[[Principal], dict[str, Any]]:
+    """What /secure-data adds: the caller's Graph profile, had on their behalf (OBO), or why
+    not. Built on first use: the Graph URL comes from the provider's metadata."""
+    apis: list[DownstreamApi] = []
+
+    def me(caller: Principal) -> dict[str, Any]:
+        if identity is None:
+            return {
+                "skipped": "Set DEMO_API_CLIENT_ID and DEMO_API_CLIENT_SECRET (the API's "
+                "own registration) to call Graph on behalf of the caller."
+            }
+        if not apis:
+            apis.append(DownstreamApi.graph(base_url=f"{graph_url()}/v1.0", config=identity))
+        try:  # a claims challenge or missing consent: the protector answers the caller
+            profile = apis[0].for_user(caller).get("/me")
+        except DownstreamApiUnavailableError:
+            raise  # the protector answers 503 with Retry-After
+        except DownstreamApiError as exc:
+            return {"error": exc.error_code or exc.code, "status": exc.status}
+        return {k: profile.get(k) for k in ("displayName", "mail", "jobTitle", "id")}
+
+    return me
+
+
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app = Flask(__name__)
     app.config["SECRET_KEY"] = os.environ.get("FLASK_SECRET_KEY") or secrets.token_hex(32)
@@ -130,6 +186,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     required_scope = api_scope.rsplit("/", 1)[-1]
     callback = urlsplit(auth.config.callback_url)
     app_origin = f"{callback.scheme}://{callback.netloc}"
+    # The web app calls the API as the signed-in user; the API calls Graph on their behalf.
+    demo_api = DownstreamApi(app_origin, scopes=[api_scope], name="the demo API")
+    graph_me = graph_on_behalf(api_identity(app.config, auth.config), lambda: auth.graph_url)
 
     @app.get("/")
     def home() -> str:
@@ -155,21 +214,16 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     @app.get("/call-api")
     @auth.login_required
     def call_api() -> str | tuple[str, int]:
-        token = auth.get_token([api_scope])  # consent is asked for the first time, then silent
+        # As the user: consent the first time, then silent; a claims challenge from the API
+        # (CAE, an authentication context) takes the user through the sign-in page once.
         try:
-            answer = requests.get(
-                f"{app_origin}/secure-data",
-                headers={"Authorization": f"Bearer {token}"},
-                timeout=10,
-            )
-        except requests.RequestException as exc:
-            problem = EntraAuthError(f"The API could not be reached ({type(exc).__name__}).")
-            return render_template("problem.html", error=problem), 502
-        try:
-            body = answer.json()
-        except ValueError:  # a proxy's page, a crash: show what came back, as text
-            body = {"not JSON": answer.text[:2000]}
-        return render_template("api_result.html", status=answer.status_code, body=body)
+            body = demo_api.for_user(auth).get("/secure-data")
+        except DownstreamApiUnavailableError as exc:
+            return render_template("problem.html", error=exc), 502
+        except DownstreamApiError as exc:  # the API's refusal, shown as it answered
+            shown = exc.body if isinstance(exc.body, dict) else {"error_description": exc.message}
+            return render_template("api_result.html", status=exc.status, body=shown)
+        return render_template("api_result.html", status=200, body=body)
 
     @app.get("/admin")
     @auth.login_required(roles=["Admin"])  # signed in without the app role Admin: a 403 page
@@ -187,6 +241,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
             "tid": principal.tid,
             "scopes": sorted(principal.scopes),
             "roles": sorted(principal.roles),
+            "graph": graph_me(principal),  # Microsoft Graph, called on the caller's behalf
         }
 
     @app.get("/favicon.ico")  # for pages without the <link rel="icon"> (and for tools)

@@ -14,15 +14,20 @@ Swagger UI signs in as (a single-page application whose redirect URI is
 
 # No `from __future__ import annotations`: FastAPI reads the endpoints' annotations at runtime,
 # and theirs name the protector made in create_app, which a string could not be resolved to.
+import asyncio
 import os
 from collections.abc import Mapping
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Security, WebSocket, WebSocketDisconnect
 
+from entra_auth import DownstreamApi
 from entra_auth.config import APP_CONFIG, ENVIRONMENT, EntraConfig
+from entra_auth.discovery import Discovery
+from entra_auth.errors import DownstreamApiError, DownstreamApiUnavailableError
 from entra_auth.integrations.fastapi import ApiProtector, entra_openapi
 from entra_auth.tokens import Principal
+from examples.demo.app import api_identity
 
 API_SCOPE_NAME = "access_as_user"
 APP_ROLE = "Data.Read.All"  # the demo API's app role that daemons (and Adele) hold
@@ -32,7 +37,8 @@ The entra-auth demo API. **Authorize** signs you in with Microsoft Entra ID (the
 under `make demo-fastapi`: Adele or Megan, password `demo`), then **Try it out** on an operation
 sends its access token.
 
-- `GET /secure-data`: a user's token with the scope `access_as_user`.
+- `GET /secure-data`: a user's token with the scope `access_as_user`; the answer holds the
+  caller's Microsoft Graph profile, which the API gets on their behalf (on-behalf-of).
 - `GET /all-data`: a token with the app role `Data.Read.All`: a daemon's (client credentials),
   or a user's who was assigned it (Adele is, Megan is not).
 - `WS /ws/echo`: echoes each text message, to a client that sent a valid token on connecting.
@@ -54,6 +60,29 @@ def create_app(config: Mapping[str, Any] | None = None) -> FastAPI:
 
     app = FastAPI(title="entra-auth demo API", version="1.0", description=DESCRIPTION)
     api.init_app(app)  # RFC 6750 answers; the signing keys loaded at startup
+    identity = api_identity(settings, entra)  # the API's own registration, for on-behalf-of
+    graphs: list[DownstreamApi] = []
+
+    async def graph_me(caller: Principal) -> dict[str, Any]:
+        """The caller's Graph profile, had on their behalf; a claims challenge or missing
+        consent is answered to the caller by the protector (401/403 it can act on)."""
+        if identity is None:
+            return {
+                "skipped": "Set DEMO_API_CLIENT_ID and DEMO_API_CLIENT_SECRET (the API's own "
+                "registration) to call Graph on behalf of the caller."
+            }
+        if not graphs:
+            url = identity.graph_url or (
+                await asyncio.to_thread(lambda: Discovery(identity).metadata.graph_url)
+            )
+            graphs.append(DownstreamApi.graph(base_url=f"{url}/v1.0", config=identity))
+        try:
+            profile = await graphs[0].for_user(caller).get_async("/me")
+        except DownstreamApiUnavailableError:
+            raise
+        except DownstreamApiError as exc:
+            return {"error": exc.error_code or exc.code, "status": exc.status}
+        return {k: profile.get(k) for k in ("displayName", "mail", "jobTitle", "id")}
 
     @app.get("/secure-data", summary="Your data (scope access_as_user)")
     async def secure_data(
@@ -66,6 +95,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> FastAPI:
             "tid": principal.tid,
             "scopes": sorted(principal.scopes),
             "roles": sorted(principal.roles),
+            "graph": await graph_me(principal),  # Microsoft Graph, on the caller's behalf
         }
 
     @app.get("/all-data", summary="Every record (app role Data.Read.All)")

@@ -16,7 +16,6 @@ from types import SimpleNamespace
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
-import httpx
 import jinja2
 from fastapi import Depends, FastAPI, Request
 from fastapi.exception_handlers import http_exception_handler
@@ -24,8 +23,14 @@ from fastapi.responses import FileResponse, HTMLResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from entra_auth import DownstreamApi
 from entra_auth.config import EntraConfig
-from entra_auth.errors import EntraAuthError, GraphError, GraphUnavailableError
+from entra_auth.errors import (
+    DownstreamApiError,
+    DownstreamApiUnavailableError,
+    GraphError,
+    GraphUnavailableError,
+)
 from entra_auth.integrations.fastapi import EntraAuth, SignedInUser
 from examples.demo.app import claim_rows
 
@@ -47,6 +52,7 @@ def add_sign_in(
     )
     app.mount("/static", StaticFiles(directory=DEMO / "static"), name="static")
     callback_origin = entra.callback_url.rsplit("/", 1)[0]
+    demo_api = DownstreamApi(callback_origin, scopes=[api_scope], name="the demo API")
 
     def url_for(name: str, **values: Any) -> str:
         """The Flask demo templates' ``url_for``, for the routes they name."""
@@ -94,20 +100,16 @@ def add_sign_in(
 
     @app.get("/call-api", response_class=HTMLResponse, include_in_schema=False)
     async def call_api(request: Request, user: signed_in) -> Response:
-        token = await auth.get_token(request, [api_scope])  # consent the first time, then silent
+        # As the user: consent the first time, then silent; a claims challenge from the API
+        # (CAE, an authentication context) takes the user through the sign-in page once.
         try:
-            async with httpx.AsyncClient(timeout=10) as client:
-                answer = await client.get(
-                    f"{callback_origin}/secure-data", headers={"Authorization": f"Bearer {token}"}
-                )
-        except httpx.HTTPError as exc:
-            problem = EntraAuthError(f"The API could not be reached ({type(exc).__name__}).")
-            return await render(request, "problem.html", http_status=502, error=problem)
-        try:
-            body = answer.json()
-        except ValueError:  # a proxy's page, a crash: show what came back, as text
-            body = {"not JSON": answer.text[:2000]}
-        return await render(request, "api_result.html", status=answer.status_code, body=body)
+            body = await demo_api.for_user(auth.user_tokens(request)).get_async("/secure-data")
+        except DownstreamApiUnavailableError as exc:
+            return await render(request, "problem.html", http_status=502, error=exc)
+        except DownstreamApiError as exc:  # the API's refusal, shown as it answered
+            shown = exc.body if isinstance(exc.body, dict) else {"error_description": exc.message}
+            return await render(request, "api_result.html", status=exc.status, body=shown)
+        return await render(request, "api_result.html", status=200, body=body)
 
     @app.get("/admin", response_class=HTMLResponse, include_in_schema=False)
     async def admin(

@@ -19,8 +19,11 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from ._async_http import AsyncDiscovery, AsyncJwksCache
+    from .challenges import claims_challenge
     from .client.app_tokens import AppTokenProvider
+    from .client.downstream import DownstreamApi, DownstreamCall
     from .client.graph import GraphClient
+    from .client.on_behalf_of import OnBehalfOfProvider
     from .client.signin import SignedIn, SignInFlow
     from .client.token_cache import (
         MappingTokenCacheStore,
@@ -34,16 +37,20 @@ if TYPE_CHECKING:
     from .errors import (
         AppTokenError,
         ConfigurationError,
+        DownstreamApiError,
+        DownstreamApiUnavailableError,
         EmulatorError,
         EntraAuthError,
         GraphAuthError,
         GraphError,
         GraphForbiddenError,
+        InsufficientClaimsError,
         InsufficientScopeError,
         InteractionRequired,
         InvalidRequestError,
         InvalidTokenError,
         KeySetUnavailableError,
+        OnBehalfOfError,
         SessionStoreUnavailable,
         SignInError,
     )
@@ -62,6 +69,14 @@ _WHERE = {
     "AsyncJwksCache": "._async_http",
     "AsyncKeySource": ".keys",
     "ConfigurationError": ".errors",
+    "DownstreamApi": ".client.downstream",
+    "DownstreamApiError": ".errors",
+    "DownstreamApiUnavailableError": ".errors",
+    "DownstreamCall": ".client.downstream",
+    "InsufficientClaimsError": ".errors",
+    "OnBehalfOfError": ".errors",
+    "OnBehalfOfProvider": ".client.on_behalf_of",
+    "claims_challenge": ".challenges",
     "Discovery": ".discovery",
     "EmulatorError": ".errors",
     "EntraAuthError": ".errors",
@@ -116,6 +131,10 @@ __all__ = [
     "ClientCredential",
     "ConfigurationError",
     "Discovery",
+    "DownstreamApi",
+    "DownstreamApiError",
+    "DownstreamApiUnavailableError",
+    "DownstreamCall",
     "EmulatorError",
     "EntraAuthError",
     "EntraConfig",
@@ -124,6 +143,7 @@ __all__ = [
     "GraphError",
     "GraphForbiddenError",
     "IdTokenValidator",
+    "InsufficientClaimsError",
     "InsufficientScopeError",
     "InteractionRequired",
     "InvalidRequestError",
@@ -132,6 +152,8 @@ __all__ = [
     "KeySetUnavailableError",
     "KeySource",
     "MappingTokenCacheStore",
+    "OnBehalfOfError",
+    "OnBehalfOfProvider",
     "Principal",
     "ProviderMetadata",
     "SessionStoreUnavailable",
@@ -143,6 +165,7 @@ __all__ = [
     "TokenCacheCipher",
     "TokenCacheStore",
     "__version__",
+    "claims_challenge",
     "client_credential",
     "user_token_cache",
 ]

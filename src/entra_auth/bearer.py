@@ -12,11 +12,14 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from .challenges import encode_claims, insufficient_claims_header
 from .errors import (
     EntraAuthError,
+    InsufficientClaimsError,
     InsufficientScopeError,
     InvalidRequestError,
     InvalidTokenError,
+    OnBehalfOfError,
     ProviderUnavailableError,
 )
 from .logs import inert
@@ -80,8 +83,8 @@ class Challenge:
     body: dict[str, str] = field(default_factory=dict)
 
 
-def _quoted(text: str) -> str:
-    return _UNSAFE.sub("", text.replace('"', "'"))[:300]
+def _quoted(text: str, limit: int = 300) -> str:
+    return _UNSAFE.sub("", text.replace('"', "'"))[:limit]
 
 
 def challenge(error: EntraAuthError | None, *, realm: str = "api") -> Challenge:
@@ -106,6 +109,8 @@ def challenge(error: EntraAuthError | None, *, realm: str = "api") -> Challenge:
                 "error_description": "Tokens cannot be checked right now; try again shortly.",
             },
         )
+    if isinstance(error, (InsufficientClaimsError, OnBehalfOfError)):
+        return _caller_must_act(error, realm)
     description = error.message
     if isinstance(error, InsufficientScopeError):
         status, code = 403, "insufficient_scope"
@@ -130,6 +135,51 @@ def challenge(error: EntraAuthError | None, *, realm: str = "api") -> Challenge:
         {"WWW-Authenticate": f"Bearer {', '.join(params)}", **no_store},
         body,
     )
+
+
+def _caller_must_act(error: InsufficientClaimsError | OnBehalfOfError, realm: str) -> Challenge:
+    """What the caller can act on, as Microsoft.Identity.Web answers it.
+
+    Claims (an authentication context this API requires, or what Entra or a downstream API
+    demanded when this API called it on the caller's behalf): 401, ``error="insufficient_claims"``
+    and the base64 ``claims``, which the caller passes to Entra in a new sign-in (MSAL's
+    ``claims_challenge``). Consent this API needs for what it calls (AADSTS65001): 403 with
+    ``error="consent_required"``, the downstream ``scopes`` and, when the API knows where its
+    consent page is, ``consentUri``. Anything else (this API's own credential or registration
+    is wrong) is no challenge: 500, with the code for its operator and nothing to follow."""
+    no_store = {"Cache-Control": "no-store"}
+    body = {"error": error.code, "error_description": error.message}
+    if error.remedy:
+        body["remedy"] = error.remedy
+    aadsts = getattr(error, "aadsts", None)
+    if aadsts:
+        body["aadsts"] = f"AADSTS{aadsts}"
+    if error.claims:
+        body["error"] = "insufficient_claims"
+        body["claims"] = encode_claims(error.claims)
+        header = insufficient_claims_header(error.claims, realm=realm, description=error.message)
+        return Challenge(401, {"WWW-Authenticate": header, **no_store}, body)
+    if isinstance(error, OnBehalfOfError) and error.status == 403:
+        params = [
+            f'realm="{_quoted(realm)}"',
+            'error="consent_required"',
+            f'error_description="{_quoted(error.message)}"',
+        ]
+        if error.scopes:
+            params.append(f'scopes="{_quoted(" ".join(error.scopes), 2000)}"')
+        if error.consent_uri:
+            params.append(f'consentUri="{_quoted(error.consent_uri, 2000)}"')
+        params.append('proposedAction="consent"')
+        body["error"] = "consent_required"
+        if error.consent_uri:
+            body["consent_uri"] = error.consent_uri
+        return Challenge(403, {"WWW-Authenticate": f"Bearer {', '.join(params)}", **no_store}, body)
+    body["error"] = "server_error"
+    body["error_description"] = (
+        "This API could not call what it depends on for you; its operator has been told why."
+    )
+    body.pop("remedy", None)
+    return Challenge(500, no_store, body)
 
 
 def log_refusal(logger: logging.Logger, error: EntraAuthError, *, method: str, path: str) -> None:

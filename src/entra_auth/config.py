@@ -56,6 +56,7 @@ _LIST_SETTINGS = {
     "api_audiences": "ENTRA_API_AUDIENCE",
     "allowed_tenants": "ENTRA_ALLOWED_TENANTS",
     "scopes": "ENTRA_SCOPES",
+    "client_capabilities": "ENTRA_CLIENT_CAPABILITIES",
 }
 
 # What a feature may require, as the error names it, and the fields any of which satisfies it:
@@ -257,6 +258,11 @@ class EntraConfig:
     post_logout_redirect_uri: str | None = None
     graph_url: str | None = None
     scopes: tuple[str, ...] = ("User.Read",)
+    # What the app tells Entra it can handle (MSAL's client_capabilities): "CP1" is Continuous
+    # Access Evaluation, which makes Graph answer a revoked session with a claims challenge and
+    # gives tokens up to 28 hours of life. Declare it only where claims challenges are handled
+    # (entra_auth's downstream-API calls and web sign-in do): ENTRA_CLIENT_CAPABILITIES=CP1.
+    client_capabilities: tuple[str, ...] = ()
     token_cache_keys: tuple[str, ...] = field(default=(), repr=False)
     # Seconds to wait for the identity provider (and Graph) to connect and to answer each
     # request: a hanging provider must not hold a worker longer than this (ENTRA_HTTP_TIMEOUT).

@@ -214,12 +214,118 @@ class InteractionRequired(EntraAuthError):
 
     code = "interaction_required"
 
-    def __init__(self, message: str, *, scopes: tuple[str, ...], remedy: str | None = None):
+    def __init__(
+        self,
+        message: str,
+        *,
+        scopes: tuple[str, ...],
+        remedy: str | None = None,
+        claims: str | None = None,
+    ):
         super().__init__(message, remedy=remedy or "Sign in again.")
         self.scopes = scopes
+        # A claims challenge (JSON text) the sign-in must carry: Continuous Access Evaluation,
+        # an authentication context, MFA. None for a plain "sign in again".
+        self.claims = claims
 
 
-class GraphError(EntraAuthError):
+class InsufficientClaimsError(EntraAuthError):
+    """The token is valid but lacks claims the resource demands (HTTP 401 with
+    ``error="insufficient_claims"`` and the ``claims`` to ask Entra for): an authentication
+    context (``acrs``) this operation requires, or a sign-in newer than a revocation (CAE).
+
+    ``claims`` is the JSON text of the claims request (OpenID Connect Core §5.5); the
+    ``WWW-Authenticate`` header carries it base64-encoded (``entra_auth.challenges``)."""
+
+    code = "insufficient_claims"
+    default_remedy = (
+        "Acquire a new token with these claims (MSAL: claims_challenge=...), which takes the "
+        "user through the sign-in page once."
+    )
+
+    def __init__(self, message: str, *, claims: str, remedy: str | None = None):
+        super().__init__(message, remedy=remedy)
+        self.claims = claims
+
+
+class OnBehalfOfError(_RefusedByEntra):
+    """A token for a downstream API could not be had on behalf of the API's caller.
+
+    ``status`` is what the API answers its caller: 401 with the ``claims`` to sign in with
+    (Conditional Access, MFA, an authentication context, a session revoked under CAE), 403 when
+    the user (or an admin) must consent to what this API calls (AADSTS65001), 500 when this
+    API's own registration or credential is wrong (the caller can do nothing about it).
+    ``scopes`` are the downstream scopes asked for; ``aadsts`` Entra's code when it sent one."""
+
+    code = "on_behalf_of_failed"
+    default_remedy = "`entra-auth explain` reads the AADSTS code and says what to do."
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int,
+        scopes: tuple[str, ...] = (),
+        claims: str | None = None,
+        consent_uri: str | None = None,
+        remedy: str | None = None,
+        aadsts: int | None = None,
+        code: str | None = None,
+    ):
+        super().__init__(message, remedy=remedy, aadsts=aadsts, code=code)
+        self.status, self.scopes, self.claims = status, scopes, claims
+        self.consent_uri = consent_uri  # where the user (or an admin) consents, for a 403
+
+
+class DownstreamApiError(EntraAuthError):
+    """A downstream API answered with an error. ``status`` is its HTTP status, ``api`` its
+    name, ``error_code`` the code its JSON error body gave (``{"error": {"code": …}}`` as Graph
+    and Azure answer, or OAuth's ``{"error": "…"}``), never its message text. ``body`` is the
+    answer's JSON, for the app to show or read (untrusted: escape it; never log it)."""
+
+    code = "downstream_api_error"
+    default_remedy = "Read the API's error code in the message and the API's own documentation."
+    body: object = None
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int,
+        api: str = "",
+        error_code: str = "",
+        remedy: str | None = None,
+        body: object = None,
+    ):
+        super().__init__(message, remedy=remedy)
+        self.status, self.api, self.error_code = status, api, error_code
+        self.body = body
+
+
+class DownstreamApiUnavailableError(DownstreamApiError, ProviderUnavailableError):
+    """A downstream API cannot be reached, timed out or keeps answering 429/5xx (HTTP 503):
+    ``retry_after`` is the seconds it asked for."""
+
+    code = "downstream_api_unavailable"
+    default_remedy = "Try again in a moment; nothing was lost."
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int = 0,
+        api: str = "",
+        retry_after: int | None = None,
+        host: str = "",
+        cause: str = "",
+        remedy: str | None = None,
+    ):
+        EntraAuthError.__init__(self, message, remedy=remedy)
+        self.status, self.api, self.error_code = status, api, ""
+        self.retry_after, self.host, self.step, self.cause = retry_after, host, api, cause
+
+
+class GraphError(DownstreamApiError):
     """Microsoft Graph answered with an error. ``status`` and Graph's ``graph_code``."""
 
     code = "graph_error"
@@ -230,8 +336,10 @@ class GraphError(EntraAuthError):
     def __init__(
         self, message: str, *, status: int, graph_code: str = "", remedy: str | None = None
     ):
-        super().__init__(message, remedy=remedy)
-        self.status, self.graph_code = status, graph_code
+        super().__init__(
+            message, status=status, api="Microsoft Graph", error_code=graph_code, remedy=remedy
+        )
+        self.graph_code = graph_code
 
 
 class GraphAuthError(GraphError):
@@ -279,4 +387,5 @@ class GraphUnavailableError(GraphError, ProviderUnavailableError):
     ):
         EntraAuthError.__init__(self, message, remedy=remedy)
         self.status, self.graph_code = status, ""
+        self.api, self.error_code = "Microsoft Graph", ""
         self.retry_after, self.host, self.step, self.cause = retry_after, host, "Graph", cause

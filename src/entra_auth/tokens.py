@@ -47,8 +47,14 @@ from cryptography.hazmat.primitives.asymmetric import padding
 
 from ._jws import MAX_TOKEN_LENGTH as MAX_TOKEN_LENGTH  # the bound's old home, kept for importers
 from ._jws import decode_payload, parse
+from .challenges import auth_context_claims
 from .config import EntraConfig
-from .errors import ConfigurationError, InsufficientScopeError, InvalidTokenError
+from .errors import (
+    ConfigurationError,
+    InsufficientClaimsError,
+    InsufficientScopeError,
+    InvalidTokenError,
+)
 from .keys import AsyncKeySource, JwksCache, KeySource, PublishedKeys, SigningKey
 
 # Microsoft Graph's audiences, in every cloud Microsoft lists ("Troubleshoot access token
@@ -86,6 +92,9 @@ class Principal:
     client_id: str | None = None
     app_only: bool = False
     claims: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    # The access token this principal was validated from (None for an ID token's user or a
+    # principal made by hand): what on-behalf-of exchanges, so that only a validated token is.
+    token: str | None = field(default=None, compare=False, repr=False)
 
     @property
     def key(self) -> tuple[str, str]:
@@ -115,6 +124,7 @@ def _principal(
     client_id: str | None,
     app_only: bool,
     claims: dict[str, Any],
+    token: str | None = None,
 ) -> Principal:
     """A ``Principal`` for the validators, equal to the one ``Principal(...)`` builds.
 
@@ -136,6 +146,7 @@ def _principal(
             "client_id": client_id,
             "app_only": app_only,
             "claims": MappingProxyType(claims),
+            "token": token,
         },
     )
     return principal
@@ -440,15 +451,22 @@ class AccessTokenValidator(_TokenValidator):
         scopes: Iterable[str] = (),
         roles: Iterable[str] = (),
         app_only: bool = False,
+        auth_contexts: Iterable[str] = (),
     ) -> Principal:
-        """The token's principal, after every check; raises ``InvalidTokenError`` (→ 401) or
-        ``InsufficientScopeError`` (→ 403)."""
+        """The token's principal, after every check; raises ``InvalidTokenError`` (→ 401),
+        ``InsufficientScopeError`` (→ 403) or, for an authentication context (``acrs``) the
+        token lacks, ``InsufficientClaimsError`` (→ 401 with the claims to ask for)."""
         principal = self.authenticate(token)
-        self._authorize(principal, scopes, roles, app_only)
+        self._authorize(principal, scopes, roles, app_only, auth_contexts)
         return principal
 
     def _authorize(
-        self, principal: Principal, scopes: Iterable[str], roles: Iterable[str], app_only: bool
+        self,
+        principal: Principal,
+        scopes: Iterable[str],
+        roles: Iterable[str],
+        app_only: bool,
+        auth_contexts: Iterable[str] = (),
     ) -> None:
         self.authorize(
             principal,
@@ -456,6 +474,7 @@ class AccessTokenValidator(_TokenValidator):
             roles=roles,
             app_only=app_only,
             apps_without_roles=self.config.allow_apps_without_roles,
+            auth_contexts=auth_contexts,
         )
 
     def authenticate(self, token: object) -> Principal:
@@ -483,12 +502,13 @@ class AccessTokenValidator(_TokenValidator):
         scopes: Iterable[str] = (),
         roles: Iterable[str] = (),
         app_only: bool = False,
+        auth_contexts: Iterable[str] = (),
     ) -> Principal:
         """``validate`` for asyncio apps: the same checks, errors and validated-token cache;
         the key is looked up without blocking the event loop (an ``AsyncKeySource`` such as
         ``AsyncJwksCache``; a sync ``JwksCache`` fetches in a thread; ``StaticKeys`` as is)."""
         principal = await self.authenticate_async(token)
-        self._authorize(principal, scopes, roles, app_only)
+        self._authorize(principal, scopes, roles, app_only, auth_contexts)
         return principal
 
     async def authenticate_async(self, token: object) -> Principal:
@@ -508,7 +528,7 @@ class AccessTokenValidator(_TokenValidator):
         if key is None:
             key = await self._key_async(kid)
         claims = self._verified_payload(key, signing_input, signature, payload)
-        principal, exp = self._checked_claims(key, claims, now)
+        principal, exp = self._checked_claims(key, claims, now, token)
         if digest is not None:
             self._remember(digest, principal, exp, version)
         return principal
@@ -540,10 +560,10 @@ class AccessTokenValidator(_TokenValidator):
     # -- the checks, shared by both -----------------------------------------------------------
     def _validate_uncached(self, token: object, now: float) -> tuple[Principal, int]:
         key, claims = self._verified_claims(token)
-        return self._checked_claims(key, claims, now)
+        return self._checked_claims(key, claims, now, token)
 
     def _checked_claims(
-        self, key: SigningKey, claims: dict[str, Any], now: float
+        self, key: SigningKey, claims: dict[str, Any], now: float, token: object
     ) -> tuple[Principal, int]:
         # What the token is, then whom it is for: "an ID token", "a Graph token", "another app's
         # token" are the diagnoses that help, whatever else is also wrong with it.
@@ -558,7 +578,16 @@ class AccessTokenValidator(_TokenValidator):
         sub = _str_claim(claims, "sub")
         app_only = self._is_app_only(claims, scopes, oid, sub)
         principal = _principal(
-            oid, tid, sub, scopes, roles, claims.get("name"), client_id, app_only, claims
+            oid,
+            tid,
+            sub,
+            scopes,
+            roles,
+            claims.get("name"),
+            client_id,
+            app_only,
+            claims,
+            token if isinstance(token, str) else None,
         )
         return principal, exp
 
@@ -678,8 +707,32 @@ class AccessTokenValidator(_TokenValidator):
             )
         return bool(idtyp == "app")
 
-    @staticmethod
+    @classmethod
     def authorize(
+        cls,
+        principal: Principal,
+        *,
+        scopes: Iterable[str] = (),
+        roles: Iterable[str] = (),
+        app_only: bool = False,
+        apps_without_roles: bool = False,
+        auth_contexts: Iterable[str] = (),
+    ) -> None:
+        """Exact-match authorization (``_authorize_permissions``), then the authentication
+        contexts (``_validate_acrs``): ``InsufficientScopeError`` (403) or
+        ``InsufficientClaimsError`` (401 with the claims to sign in with)."""
+        cls._authorize_permissions(
+            principal,
+            scopes=scopes,
+            roles=roles,
+            app_only=app_only,
+            apps_without_roles=apps_without_roles,
+        )
+        if auth_contexts:
+            _validate_acrs(principal, tuple(auth_contexts))
+
+    @staticmethod
+    def _authorize_permissions(
         principal: Principal,
         *,
         scopes: Iterable[str] = (),
@@ -743,6 +796,29 @@ class AccessTokenValidator(_TokenValidator):
                 roles=need_roles,
                 remedy="Assign the app role to the calling app (admin consent) or the user.",
             )
+
+
+def _validate_acrs(principal: Principal, required: tuple[str, ...]) -> None:
+    """Every authentication context ``required`` must be in the token's ``acrs`` (Conditional
+    Access authentication context: Entra puts a context there once the user satisfied its
+    policy, MFA for instance). Otherwise ``InsufficientClaimsError`` with the claims request
+    for the missing ones, which the caller passes to Entra (MSAL's ``claims_challenge``).
+
+    App-only tokens are not checked: authentication contexts apply to users' sign-ins, and an
+    app can satisfy none (an endpoint that must refuse apps says ``app_only`` or scopes)."""
+    if principal.app_only:
+        return
+    acrs = principal.claims.get("acrs")
+    held = {v for v in acrs if isinstance(v, str)} if isinstance(acrs, list) else set()
+    missing = [c for c in required if c not in held]
+    if missing:
+        raise InsufficientClaimsError(
+            "This operation needs a stronger sign-in (authentication context "
+            f"{', '.join(missing)}) than the token carries.",
+            claims=auth_context_claims(*missing),
+            remedy="Acquire a new token with the claims of the challenge (MSAL: "
+            "claims_challenge=...): the user goes through the sign-in page once.",
+        )
 
 
 class IdTokenValidator(_TokenValidator):

@@ -41,6 +41,7 @@ _DOING = {
     "Graph": "reading your profile from Microsoft Graph",
     "sign-out": "signing you out",
     "app token": "getting this app's access token",
+    "on-behalf-of": "getting a token for a service this one calls for you",
 }
 
 

@@ -201,6 +201,7 @@ def start(
     return_to: str,
     scopes: Sequence[str],
     after_interaction: bool,
+    challenge: str | None = None,
     now: float | None = None,
 ) -> None:
     """Write a new sign-in into an emptied session (the caller has cleared it, given it a new
@@ -212,7 +213,11 @@ def start(
     session[SIGNED_IN_AT] = now
     session[LAST_SIGN_IN] = {"state": state_fingerprint(state), "to": return_to}
     if after_interaction:  # remembered to stop a loop if the same need comes straight back
-        session[FRESH] = {"scopes": list(scopes), "at": now}
+        session[FRESH] = {"scopes": list(scopes), "at": now, "claims": _claims_digest(challenge)}
+
+
+def _claims_digest(claims: str | None) -> str:
+    return hashlib.sha256(claims.encode()).hexdigest()[:32] if claims else ""
 
 
 def finished_here(session: Session, state: str) -> bool:
@@ -223,13 +228,21 @@ def finished_here(session: Session, state: str) -> bool:
     )
 
 
-def just_consented(session: Session, scopes: Sequence[str], *, now: float | None = None) -> bool:
-    """The user signed in for these scopes less than a minute ago: another trip to the IdP for
-    them would loop."""
+def just_consented(
+    session: Session,
+    scopes: Sequence[str],
+    *,
+    claims: str | None = None,
+    now: float | None = None,
+) -> bool:
+    """The user signed in for these scopes (and these ``claims``, a claims challenge) less
+    than a minute ago: another trip to the IdP for them would loop. A challenge for other
+    claims than that sign-in's (CAE revoked the session since) is a new need."""
     fresh = session.get(FRESH) or {}
     now = time.time() if now is None else now
     recent = now - float(fresh.get("at", 0)) < 60
-    return recent and set(scopes) <= set(fresh.get("scopes", []))
+    same_claims = claims is None or fresh.get("claims") == _claims_digest(claims)
+    return recent and same_claims and set(scopes) <= set(fresh.get("scopes", []))
 
 
 def ended_since_sign_in(session: Session, ended_at: float | None) -> bool:

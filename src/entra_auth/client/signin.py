@@ -33,6 +33,7 @@ import requests
 from msal.authority import WELL_KNOWN_AUTHORITY_HOSTS
 
 from .. import aadsts
+from ..challenges import claims_request
 from ..config import EntraConfig
 from ..credentials import client_credential
 from ..discovery import Discovery
@@ -167,6 +168,7 @@ class SignInFlow:
             http_client=self._http,
             http_cache=self._http_cache,
             instance_discovery=self._instance_discovery,
+            client_capabilities=list(self.config.client_capabilities) or None,
         )
 
     # -- sign-in --------------------------------------------------------------------------------
@@ -177,8 +179,12 @@ class SignInFlow:
         scopes: Sequence[str] | None = None,
         prompt: str | None = None,
         login_hint: str | None = None,
+        claims: str | None = None,
     ) -> dict[str, Any]:
-        """A new flow (keep it server-side); send the browser to ``flow["auth_uri"]``."""
+        """A new flow (keep it server-side); send the browser to ``flow["auth_uri"]``.
+
+        ``claims``: a claims challenge (JSON text) the sign-in must satisfy (CAE, an
+        authentication context), sent as the authorize request's ``claims``."""
         wanted = [s for s in (scopes or self.config.scopes) if s not in OIDC_SCOPES]
         with provider_step("sign-in start"):  # MSAL's constructor reads the discovery document
             flow: dict[str, Any] = self.client().initiate_auth_code_flow(
@@ -187,6 +193,7 @@ class SignInFlow:
                 prompt=prompt,
                 login_hint=login_hint,
                 response_mode="query",
+                claims_challenge=claims,
             )
         return flow
 
@@ -269,14 +276,18 @@ class SignInFlow:
         scopes: Sequence[str],
         *,
         user: Principal,
+        claims: str | None = None,
     ) -> str:
         """An access token from the user's cache, refreshed silently when near expiry.
 
+        ``claims``: a claims challenge from a resource (CAE, an authentication context): the
+        cached token is passed over and a refresh asks Entra for those claims; when that needs
+        the user, ``InteractionRequired`` carries the claims for the sign-in.
         ``InteractionRequired`` when the user must sign in or consent; ``SignInError`` when a
         refresh returns an ID token for someone else (the caller ends the session).
         """
         with provider_step("silent refresh"):
-            return self._acquire_token(cache, account_id, tuple(scopes), user=user)
+            return self._acquire_token(cache, account_id, tuple(scopes), user=user, claims=claims)
 
     def _acquire_token(
         self,
@@ -285,22 +296,33 @@ class SignInFlow:
         wanted: tuple[str, ...],
         *,
         user: Principal,
+        claims: str | None = None,
     ) -> str:
         app = self.client(cache)
         account = next(
             (a for a in app.get_accounts() if a.get("home_account_id") == account_id), None
         )
         if account is None:
-            raise InteractionRequired("No tokens are cached for this user.", scopes=wanted)
+            raise InteractionRequired(
+                "No tokens are cached for this user.", scopes=wanted, claims=claims
+            )
         try:
-            result = app.acquire_token_silent_with_error(list(wanted), account)
+            result = app.acquire_token_silent_with_error(
+                list(wanted), account, claims_challenge=claims
+            )
         except RuntimeError:  # a refreshed ID token failed MSAL's iss/aud check (IdTokenError)
             raise SignInError("A refreshed ID token was refused.", code="refresh_refused") from None
         if not result:
-            raise InteractionRequired("No token could be had silently.", scopes=wanted)
+            raise InteractionRequired(
+                "No token could be had silently.", scopes=wanted, claims=claims
+            )
         if "error" in result:
             entry = _error_from(result, "The token could not be refreshed.")
-            raise InteractionRequired(entry.message, scopes=wanted, remedy=entry.remedy)
+            # Entra's own claims (Conditional Access on this resource) win over the resource's.
+            demanded = claims_request(result.get("claims"))
+            raise InteractionRequired(
+                entry.message, scopes=wanted, remedy=entry.remedy, claims=demanded or claims
+            )
         id_token = result.get("id_token")
         if id_token:
             self._check_same_user(id_token, user)

@@ -36,7 +36,13 @@ from starlette.websockets import WebSocket
 
 from ...bearer import Challenge, bearer_token, challenge, check_token_syntax, log_refusal
 from ...config import EntraConfig
-from ...errors import EntraAuthError, InsufficientScopeError, ProviderUnavailableError
+from ...errors import (
+    EntraAuthError,
+    InsufficientClaimsError,
+    InsufficientScopeError,
+    OnBehalfOfError,
+    ProviderUnavailableError,
+)
 from ...keys import AsyncJwksCache, AsyncKeySource, KeySource
 from ...logs import inert
 from ...tokens import AccessTokenValidator, Principal
@@ -256,7 +262,22 @@ class ApiProtector(SecurityBase):
     def exception_handlers(self) -> dict[int | type[Exception], _Handler]:
         """``FastAPI(exception_handlers=api.exception_handlers)``: the RFC 6750 answers."""
         handler = cast(_Handler, answer_refusal)  # a refused handshake's answer may be None
-        return {BearerRefused: handler, WebSocketBearerRefused: handler}
+        caller = cast(_Handler, self._answer_caller_error)
+        return {
+            BearerRefused: handler,
+            WebSocketBearerRefused: handler,
+            OnBehalfOfError: caller,
+            InsufficientClaimsError: caller,
+        }
+
+    async def _answer_caller_error(self, connection: HTTPConnection, exc: Exception) -> Any:
+        """An endpoint's failure its caller can act on: on-behalf-of refused (a claims
+        challenge, consent) or an authentication context the endpoint asked for itself."""
+        if not isinstance(exc, EntraAuthError):  # pragma: no cover - registered for ours only
+            raise exc
+        method = connection.scope.get("method", "WEBSOCKET")
+        log_refusal(log, exc, method=method, path=connection.url.path)
+        return await respond(connection, challenge(exc, realm=self.realm))
 
     def init_app(self, app: FastAPI) -> None:
         """Install the RFC 6750 answers and load the keys at the app's startup (its own
@@ -273,16 +294,22 @@ class ApiProtector(SecurityBase):
         *,
         optional: bool = False,
         app_only: bool = False,
+        auth_context: str | Iterable[str] = (),
     ) -> Requirement:
         """A dependency requiring a token with these scopes and/or app roles.
 
         Both given: delegated tokens are checked for the scopes, app-only tokens for the roles.
         ``app_only=True``: app permissions only (a daemon's token), a user's token is refused.
+        ``auth_context="c1"``: a user's token whose ``acrs`` holds that authentication context
+        (Conditional Access), else a 401 claims challenge the caller signs in again with.
         ``optional=True``: a request without a token gets ``None``; a token that is refused is
         still refused (401, or 403 when it lacks what is required).
         """
         scopes_, roles_ = _names(scopes, "scopes"), _names(roles, "roles")
-        return Requirement(self, scopes_, roles_, optional, app_only=app_only)
+        contexts = (auth_context,) if isinstance(auth_context, str) else tuple(auth_context)
+        return Requirement(
+            self, scopes_, roles_, optional, app_only=app_only, auth_contexts=contexts
+        )
 
     async def __call__(
         self, connection: HTTPConnection, security_scopes: SecurityScopes
@@ -352,9 +379,11 @@ class ApiProtector(SecurityBase):
         roles: Sequence[str],
         optional: bool,
         app_only: bool = False,
+        auth_contexts: Sequence[str] = (),
     ) -> Principal | None:
         """``principal`` when it carries what is required (the core's rule), else the refusal:
-        401 without a principal (unless ``optional``), 403 ``insufficient_scope``."""
+        401 without a principal (unless ``optional``), 403 ``insufficient_scope``, 401
+        ``insufficient_claims`` for an authentication context it lacks."""
         if principal is None:
             if optional:
                 return None
@@ -371,8 +400,9 @@ class ApiProtector(SecurityBase):
                 # Not self.config: a principal a test put in place needs no settings.
                 apps_without_roles=self._config is not None
                 and self._config.allow_apps_without_roles,
+                auth_contexts=auth_contexts,
             )
-        except InsufficientScopeError as error:
+        except (InsufficientScopeError, InsufficientClaimsError) as error:
             self._warn_if_unanswered(connection)
             raise self._refusal(connection, error) from error
         return principal
@@ -427,9 +457,10 @@ class Requirement:
         optional: bool,
         *,
         app_only: bool = False,
+        auth_contexts: tuple[str, ...] = (),
     ):
         self.api, self.scopes, self.roles, self.optional = api, scopes, roles, optional
-        self.app_only = app_only
+        self.app_only, self.auth_contexts = app_only, auth_contexts
         self.__signature__ = _signature(api, (*scopes, *roles), optional=optional)
 
     async def __call__(
@@ -441,7 +472,13 @@ class Requirement:
         principal = await self.api.principal(connection)
         scopes = tuple(dict.fromkeys((*security_scopes.scopes, *self.scopes)))
         return self.api.authorize(
-            connection, principal, scopes, self.roles, self.optional, self.app_only
+            connection,
+            principal,
+            scopes,
+            self.roles,
+            self.optional,
+            self.app_only,
+            self.auth_contexts,
         )
 
     def __repr__(self) -> str:

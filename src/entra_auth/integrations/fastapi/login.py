@@ -25,7 +25,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any, cast
 from urllib.parse import urlencode, urlsplit
 
@@ -285,21 +285,26 @@ class EntraAuth:
         ended = await anyio.to_thread.run_sync(self._sign_ins.ended_at, sid)
         return websession.ended_since_sign_in(request.session, ended)
 
-    async def get_token(self, request: Request, scopes: Iterable[str]) -> str:
+    async def get_token(
+        self, request: Request, scopes: Iterable[str], *, claims: str | None = None
+    ) -> str:
         """An access token for the signed-in user (MSAL in a worker thread, the refresh done
         once however many requests ask at the same time); ``InteractionRequired`` sends them
-        through the sign-in page and back to this page."""
+        through the sign-in page and back to this page. ``claims``: a resource's claims
+        challenge, satisfied silently if Entra can, else through the sign-in page once."""
         wanted = tuple(scopes)
         user = await self.user(request)
         account = request.session.get(websession.ACCOUNT)
         if user is None or not isinstance(account, str):
-            raise InteractionRequired("Nobody is signed in.", scopes=wanted)
+            raise InteractionRequired("Nobody is signed in.", scopes=wanted, claims=claims)
         store = self._token_store(request)
         principal = user.principal()
 
         def acquire() -> str:
             with user_token_cache(store) as cache:
-                return self.sign_in.acquire_token(cache, account, wanted, user=principal)
+                return self.sign_in.acquire_token(
+                    cache, account, wanted, user=principal, claims=claims
+                )
 
         try:
             return await anyio.to_thread.run_sync(acquire)
@@ -307,6 +312,10 @@ class EntraAuth:
             log.warning("Session ended: %s", exc.code)
             await self._end_session(request)
             raise InteractionRequired(exc.message, scopes=wanted) from None
+
+    def user_tokens(self, request: Request) -> _UserTokens:
+        """The signed-in user's tokens for ``DownstreamApi.for_user`` (its ``*_async`` calls)."""
+        return _UserTokens(self, request)
 
     async def graph_get(
         self, request: Request, path: str, params: dict[str, str] | None = None
@@ -362,6 +371,7 @@ class EntraAuth:
             return_to=flow.return_to,
             scopes=flow.flow.get("scope", []),
             after_interaction=flow.interaction,
+            challenge=flow.flow.get("claims_challenge"),
         )
         if self._redis_sync is not None:
             session[websession.CACHE_ID] = os.urandom(18).hex()
@@ -412,11 +422,12 @@ class EntraAuth:
         return_to: str,
         interaction: bool,
         prompt: str | None = None,
+        claims: str | None = None,
     ) -> Response:
         """To the identity provider, the flow kept in this browser's pending-sign-in cookie."""
         flow = await anyio.to_thread.run_sync(
             lambda: self.sign_in.begin(
-                redirect_uri=self.config.callback_url, scopes=scopes, prompt=prompt
+                redirect_uri=self.config.callback_url, scopes=scopes, prompt=prompt, claims=claims
             )
         )
         pending = self._pending.open(request.cookies.get(self._pending_cookie))
@@ -523,7 +534,7 @@ class EntraAuth:
 
     async def _answer_interaction_required(self, request: Request, exc: Exception) -> Response:
         assert isinstance(exc, InteractionRequired)
-        if websession.just_consented(request.session, exc.scopes):
+        if websession.just_consented(request.session, exc.scopes, claims=exc.claims):
             return self._page(pages.no_token_after_consent(exc), request)
         try:
             return await self._send_to_sign_in(
@@ -531,6 +542,7 @@ class EntraAuth:
                 list(exc.scopes) or list(self.config.scopes),
                 return_to=_here(request),
                 interaction=True,
+                claims=exc.claims,
             )
         except ProviderUnavailableError as down:
             return self._provider_unavailable(request, down)
@@ -726,3 +738,13 @@ def _here(request: HTTPConnection) -> str:
 
 
 __all__ = ["EntraAuth", "PageResponse", "SignInRequired"]
+
+
+class _UserTokens:
+    """``AsyncUserTokens`` for one request: ``EntraAuth.get_token`` bound to it."""
+
+    def __init__(self, auth: EntraAuth, request: Request):
+        self.auth, self.request = auth, request
+
+    async def get_token_async(self, scopes: Sequence[str], *, claims: str | None = None) -> str:
+        return await self.auth.get_token(self.request, scopes, claims=claims)

@@ -23,7 +23,13 @@ from werkzeug.local import LocalProxy
 
 from ...bearer import bearer_token, challenge, check_token_syntax, log_refusal
 from ...config import EntraConfig
-from ...errors import EntraAuthError, InsufficientScopeError
+from ...errors import (
+    DownstreamApiUnavailableError,
+    EntraAuthError,
+    InsufficientClaimsError,
+    InsufficientScopeError,
+    OnBehalfOfError,
+)
 from ...keys import JwksCache
 from ...tokens import AccessTokenValidator, Principal
 from ._config import config_from_app
@@ -31,6 +37,9 @@ from ._config import config_from_app
 log = logging.getLogger("entra_auth.flask")
 F = TypeVar("F", bound=Callable[..., Any])
 _EXTENSION = "entra_auth.api"  # app.extensions[_EXTENSION]: {ApiProtector: its validator}
+# What a protected view may raise that its caller can act on (a claims challenge, consent) or
+# wait out (a downstream API unavailable): answered as the refusals are, never as a 500.
+_CALLER_ERRORS = (OnBehalfOfError, InsufficientClaimsError, DownstreamApiUnavailableError)
 
 current_principal: Principal | None = cast(
     "Principal | None", LocalProxy(lambda: g.get("principal"))
@@ -82,11 +91,19 @@ class ApiProtector:
         return _only_protector(app)[1]
 
     def require_token(
-        self, scopes: Iterable[str] = (), roles: Iterable[str] = (), *, app_only: bool = False
+        self,
+        scopes: Iterable[str] = (),
+        roles: Iterable[str] = (),
+        *,
+        app_only: bool = False,
+        auth_context: str | Iterable[str] = (),
     ) -> Callable[[F], F]:
         """The view needs a valid bearer token with these scopes/roles (``app_only=True``: app
-        permissions only, a user's token is refused); ``g.principal`` is set."""
-        return _require(self, tuple(scopes), tuple(roles), self.realm, app_only)
+        permissions only, a user's token is refused; ``auth_context="c1"``: a user's token
+        whose ``acrs`` holds that authentication context, else a 401 claims challenge);
+        ``g.principal`` is set."""
+        contexts = _contexts(auth_context)
+        return _require(self, tuple(scopes), tuple(roles), self.realm, app_only, contexts)
 
     def protect_blueprint(
         self,
@@ -95,13 +112,20 @@ class ApiProtector:
         roles: Iterable[str] = (),
         *,
         app_only: bool = False,
+        auth_context: str | Iterable[str] = (),
     ) -> None:
         """Every view of ``blueprint`` requires a valid token (and these scopes/roles)."""
         need_scopes, need_roles = tuple(scopes), tuple(roles)
+        contexts = _contexts(auth_context)
 
         @blueprint.before_request
         def check() -> Response | None:
-            return _check(self.validator_for(), need_scopes, need_roles, self.realm, app_only)
+            return _check(
+                self.validator_for(), need_scopes, need_roles, self.realm, app_only, contexts
+            )
+
+        for kind in _CALLER_ERRORS:
+            blueprint.register_error_handler(kind, lambda error: _answer_view(error, self.realm))
 
 
 def _protectors(app: Flask | None) -> dict[ApiProtector, AccessTokenValidator]:
@@ -127,10 +151,15 @@ def require_token(
     *,
     realm: str = "api",
     app_only: bool = False,
+    auth_context: str | Iterable[str] = (),
 ) -> Callable[[F], F]:
     """The view needs a valid bearer token with these scopes/roles; ``g.principal`` is set.
     Uses the app's only ``ApiProtector``; with several, use ``protector.require_token``."""
-    return _require(None, tuple(scopes), tuple(roles), realm, app_only)
+    return _require(None, tuple(scopes), tuple(roles), realm, app_only, _contexts(auth_context))
+
+
+def _contexts(auth_context: str | Iterable[str]) -> tuple[str, ...]:
+    return (auth_context,) if isinstance(auth_context, str) else tuple(auth_context)
 
 
 def _require(
@@ -139,6 +168,7 @@ def _require(
     roles: tuple[str, ...],
     realm: str,
     app_only: bool,
+    auth_contexts: tuple[str, ...] = (),
 ) -> Callable[[F], F]:
     def decorate(view: F) -> F:
         @functools.wraps(view)
@@ -146,14 +176,23 @@ def _require(
             validator = (
                 protector.validator_for() if protector is not None else _only_protector(None)[1]
             )
-            refused = _check(validator, scopes, roles, realm, app_only)
+            refused = _check(validator, scopes, roles, realm, app_only, auth_contexts)
             if refused is not None:
                 return refused
-            return view(*args, **kwargs)
+            try:
+                return view(*args, **kwargs)
+            except _CALLER_ERRORS as error:
+                return _answer_view(error, realm)
 
         return cast(F, wrapper)
 
     return decorate
+
+
+def _answer_view(error: EntraAuthError, realm: str) -> Response:
+    """A protected view's failure its caller can act on (see ``_CALLER_ERRORS``)."""
+    log_refusal(log, error, method=request.method, path=request.path)
+    return _answer(error, realm)
 
 
 def _check(
@@ -162,20 +201,23 @@ def _check(
     roles: tuple[str, ...],
     realm: str,
     app_only: bool = False,
+    auth_contexts: tuple[str, ...] = (),
 ) -> Response | None:
     try:
         token = bearer_token(request.headers.getlist("Authorization"), check_syntax=False)
         if token is None:
             return _answer(None, realm)
         try:
-            g.principal = validator.validate(token, scopes=scopes, roles=roles, app_only=app_only)
+            g.principal = validator.validate(
+                token, scopes=scopes, roles=roles, app_only=app_only, auth_contexts=auth_contexts
+            )
         except EntraAuthError:
             check_token_syntax(token)  # not even a b64token: the request's fault (400)
             raise
     except EntraAuthError as error:
         # the path is the client's: logged inert, one record per refusal (HX07)
         log_refusal(log, error, method=request.method, path=request.path)
-        if isinstance(error, InsufficientScopeError):
+        if isinstance(error, (InsufficientScopeError, InsufficientClaimsError)):
             g.principal = None
         return _answer(error, realm)
     return None

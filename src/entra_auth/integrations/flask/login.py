@@ -259,18 +259,23 @@ class EntraAuth:
         self._user_loader = websession.checked_loader(loader)
         return loader
 
-    def get_token(self, scopes: Iterable[str]) -> str:
+    def get_token(self, scopes: Iterable[str], *, claims: str | None = None) -> str:
         """An access token for the signed-in user; ``InteractionRequired`` sends them through
-        the sign-in page (consent, a revoked grant) and back to this page."""
+        the sign-in page (consent, a revoked grant) and back to this page.
+
+        ``claims``: a resource's claims challenge (``entra_auth.challenges``): a new token
+        with those claims, silently if Entra can, else through the sign-in page once."""
         wanted = tuple(scopes)
         user = _session_user()
         account = session.get(websession.ACCOUNT)
         if user is None or not isinstance(account, str):
-            raise InteractionRequired("Nobody is signed in.", scopes=wanted)
+            raise InteractionRequired("Nobody is signed in.", scopes=wanted, claims=claims)
         store = self._token_store()
         try:
             with user_token_cache(store) as cache:
-                return self.sign_in.acquire_token(cache, account, wanted, user=user.principal())
+                return self.sign_in.acquire_token(
+                    cache, account, wanted, user=user.principal(), claims=claims
+                )
         except SignInError as exc:  # a refresh spoke for someone else: end this session
             log.warning("Session ended: %s", exc.code)
             self._end_session()
@@ -330,10 +335,11 @@ class EntraAuth:
         return_to: str,
         interaction: bool,
         prompt: str | None = None,
+        claims: str | None = None,
     ) -> WerkzeugResponse:
         """To the identity provider, the flow kept in this browser's pending-sign-in cookie."""
         flow = self.sign_in.begin(
-            redirect_uri=self.config.callback_url, scopes=scopes, prompt=prompt
+            redirect_uri=self.config.callback_url, scopes=scopes, prompt=prompt, claims=claims
         )
         pending = self._pending.open(request.cookies.get(self._pending_cookie))
         pending.add(flow, return_to=return_to, interaction=interaction, now=time.time())
@@ -383,6 +389,7 @@ class EntraAuth:
             after_interaction=flow.interaction,
             state=str(state),
             return_to=flow.return_to,
+            challenge=flow.flow.get("claims_challenge"),
         )
         done = _no_referrer(redirect(safe_return_path(flow.return_to)))
         return self._with_pending(done, pending)
@@ -396,6 +403,7 @@ class EntraAuth:
         after_interaction: bool,
         state: str,
         return_to: str,
+        challenge: str | None = None,
     ) -> None:
         if isinstance(session.get(websession.CACHE_ID), str):  # a previous user's tokens go too
             self._token_store().clear()
@@ -411,6 +419,7 @@ class EntraAuth:
             return_to=return_to,
             scopes=scopes,
             after_interaction=after_interaction,
+            challenge=challenge,
         )
         self._token_store().save(cache.serialize())
         session[websession.SEAL] = self._seal()
@@ -518,13 +527,16 @@ class EntraAuth:
         return response
 
     def _interaction_required(self, error: InteractionRequired) -> WerkzeugResponse:
-        if websession.just_consented(session, error.scopes):
+        if websession.just_consented(session, error.scopes, claims=error.claims):
             # The user just signed in for these scopes and there is still no token: sending
             # them back to the IdP would loop. Say so instead.
             return self._page(pages.no_token_after_consent(error))
         try:
             return self._send_to_sign_in(
-                list(error.scopes) or list(self.config.scopes), return_to=_here(), interaction=True
+                list(error.scopes) or list(self.config.scopes),
+                return_to=_here(),
+                interaction=True,
+                claims=error.claims,
             )
         except ProviderUnavailableError as down:  # raised in an error handler: answer it here
             return self._provider_unavailable(down)
