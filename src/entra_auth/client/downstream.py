@@ -145,6 +145,11 @@ class _SignedInUser:
         )
 
 
+def signed_in_user(source: UserTokens | AsyncUserTokens, scopes: Sequence[str]) -> _Identity:
+    """The identity of a web app's signed-in user, for ``DownstreamCall`` (``GraphClient``)."""
+    return _SignedInUser(source, tuple(scopes))
+
+
 @dataclass(frozen=True)
 class _App:
     """The app itself: client credentials (or a managed identity) for ``<resource>/.default``."""
@@ -292,10 +297,11 @@ class DownstreamApi:
         base, target = urlsplit(self.base_url), urlsplit(url)
         same_origin = (target.scheme, target.netloc.lower()) == (base.scheme, base.netloc.lower())
         if not same_origin or "\\" in url or any(ord(c) < 0x21 for c in url):
-            raise ConfigurationError(
-                f"Refusing to send {self.name}'s token to another host.",
-                remedy="Call paths of the API, or links it returned for its own host.",
-            )
+            message = f"Refusing to send the token to a host other than {self.name}'s."
+            remedy = "Call paths of the API, or follow links it returned for its own host."
+            if self._graph_errors:
+                raise GraphError(message, status=0, remedy=remedy)
+            raise DownstreamApiError(message, status=0, api=self.name, remedy=remedy)
         return url
 
 

@@ -22,6 +22,7 @@ whose lock (held from load to save) keeps one refresh in flight per user across 
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import time
@@ -29,6 +30,7 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any, cast
 from urllib.parse import urlencode, urlsplit
 
+import anyio.from_thread
 import anyio.to_thread
 import jinja2
 import requests
@@ -322,10 +324,10 @@ class EntraAuth:
     ) -> dict[str, Any]:
         """``GET`` a Microsoft Graph resource as the signed-in user (``User.Read``), in a worker
         thread; a throttled Graph is reported, not slept through."""
-        token = await self.get_token(request, ["User.Read"])
+        await self.get_token(request, ["User.Read"])  # consent or sign-in first, on the loop
         timeout = self.config.http_timeout
         client = GraphClient(
-            lambda: token,
+            _ThreadUserTokens(self, request),  # a claims challenge (CAE) met as on Flask
             base_url=self.config.graph_url or self.sign_in.discovery.metadata.graph_url,
             session=self._graph_http,
             timeout=timeout,
@@ -748,3 +750,16 @@ class _UserTokens:
 
     async def get_token_async(self, scopes: Sequence[str], *, claims: str | None = None) -> str:
         return await self.auth.get_token(self.request, scopes, claims=claims)
+
+
+class _ThreadUserTokens:
+    """``UserTokens`` for code in a worker thread (``GraphClient``): ``EntraAuth.get_token``
+    run back on the event loop."""
+
+    def __init__(self, auth: EntraAuth, request: Request):
+        self.auth, self.request = auth, request
+
+    def get_token(self, scopes: Sequence[str], *, claims: str | None = None) -> str:
+        return anyio.from_thread.run(
+            functools.partial(self.auth.get_token, self.request, scopes, claims=claims)
+        )

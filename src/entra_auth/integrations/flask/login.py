@@ -306,7 +306,7 @@ class EntraAuth:
         a throttled Graph is reported ("try again in N seconds"), not slept through."""
         timeout = self.config.http_timeout
         return GraphClient(
-            lambda: self.get_token(["User.Read"]),
+            self,  # the user's token; a claims challenge (CAE) met silently or by a sign-in
             base_url=self.graph_url,
             session=self._graph_http,
             timeout=timeout,
