@@ -25,6 +25,7 @@ from bench import (  # noqa: E402
     bench_fastapi,
     bench_http,
     bench_jwks,
+    bench_on_behalf_of,
     bench_sessions,
     bench_validation,
     bench_web_sign_in,
@@ -84,6 +85,7 @@ def main() -> None:
             bench_sessions,
             bench_web_sign_in,
             bench_app_tokens,
+            bench_on_behalf_of,
         )
     ]
     profile = profile_cold_validation()

@@ -149,8 +149,11 @@ def _not_yet(environ: dict[str, Any], start_response: Any) -> list[bytes]:
 
 
 @contextmanager
-def serve_demo(emulator: EntraEmulator, session_dir: Path) -> Iterator[tuple[str, Flask]]:
-    """The demo app served by werkzeug on a port the system picks, registered with the emulator.
+def serve_demo(
+    emulator: EntraEmulator, session_dir: Path, **settings: str
+) -> Iterator[tuple[str, Flask]]:
+    """The demo app served by werkzeug on a port the system picks, registered with the emulator
+    (``settings`` over its usual ones).
 
     The server binds port 0 first and reports its port; the app (whose redirect URI holds the
     port) is built next and set before the first request is served.
@@ -168,6 +171,7 @@ def serve_demo(emulator: EntraEmulator, session_dir: Path) -> Iterator[tuple[str
                 emulator,
                 ENTRA_REDIRECT_URI=f"{base}/get_token",
                 ENTRA_SESSION_DIR=str(session_dir),
+                **settings,
             )
         )
         server.app = app
@@ -183,7 +187,9 @@ def serve_demo(emulator: EntraEmulator, session_dir: Path) -> Iterator[tuple[str
 
 
 @contextmanager
-def serve_fastapi_demo(emulator: EntraEmulator, session_dir: Path) -> Iterator[tuple[str, Any]]:
+def serve_fastapi_demo(
+    emulator: EntraEmulator, session_dir: Path, **settings: str
+) -> Iterator[tuple[str, Any]]:
     """The FastAPI demo (its sign-in pages and API) under real uvicorn on a port the system
     picks (the socket bound first, then the app built with the port in its redirect URI),
     stopped in bounded time by ``run.serving``."""
@@ -198,11 +204,29 @@ def serve_fastapi_demo(emulator: EntraEmulator, session_dir: Path) -> Iterator[t
         emulator.add_redirect_uri(WEB, f"{base}/")
         app = create_app(
             demo_config(
-                emulator, ENTRA_REDIRECT_URI=f"{base}/get_token", ENTRA_SESSION_DIR=str(session_dir)
+                emulator,
+                ENTRA_REDIRECT_URI=f"{base}/get_token",
+                ENTRA_SESSION_DIR=str(session_dir),
+                **settings,
             )
         )
         with run.serving(app, listening):
             yield base, app
+
+
+@contextmanager
+def serve_fastapi_api(settings: dict[str, str]) -> Iterator[str]:
+    """The FastAPI demo API alone (no sign-in pages) with ``settings``, under real uvicorn on a
+    port the system picks; its base URL."""
+    from examples.demo.run import APP_PORT, take_port
+    from examples.fastapi_demo import run
+    from examples.fastapi_demo.app import create_app
+
+    listening = take_port(APP_PORT, {APP_PORT: 0})
+    with listening:
+        app = create_app(settings)
+        with run.serving(app, listening):
+            yield f"http://localhost:{listening.getsockname()[1]}"
 
 
 ROOT = Path(__file__).resolve().parents[1]

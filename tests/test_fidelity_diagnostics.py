@@ -266,8 +266,9 @@ ENRICHED = [50074, 50076, 50079, 50158, 53000, 53003, 50020, 50034, 50053, 50055
 def test_fid07_the_catalogue_grew_with_real_tenant_codes() -> None:
     # 58 codes before, the real-tenant ones, and the PKCE / single-page-app ones the emulator
     # answers with (9002327, 50148, 50149, 501491: one catalogue for both), and the client
-    # assertions' (700021, 700023, 50048, 50027, 70021, 700211, 700212, 700213, 700030, 50012).
-    assert len(aadsts.CATALOGUE) == 58 + len(REFERENCE) + 4 + 10
+    # assertions' (700021, 700023, 50048, 50027, 70021, 700211, 700212, 700213, 700030, 50012),
+    # and the on-behalf-of flow's assertion (50013).
+    assert len(aadsts.CATALOGUE) == 58 + len(REFERENCE) + 4 + 10 + 1
     for code in [*REFERENCE, *ENRICHED]:
         entry = aadsts.lookup(code)
         assert entry is not None, code

@@ -142,30 +142,77 @@ def api_identity(settings: Mapping[str, Any], web: EntraConfig) -> EntraConfig |
     )
 
 
-def graph_on_behalf(
-    identity: EntraConfig | None, graph_url: Callable[[], str]
-) -> Callable[[Principal], dict[str, Any]]:
-    """What /secure-data adds: the caller's Graph profile, had on their behalf (OBO), or why
-    not. Built on first use: the Graph URL comes from the provider's metadata."""
-    apis: list[DownstreamApi] = []
+class OnBehalf:
+    """What /secure-data calls on its caller's behalf (on-behalf-of): Microsoft Graph's
+    ``/me``, and a second API's ``/secure-data`` when ``DEMO_DOWNSTREAM_URL`` and
+    ``DEMO_DOWNSTREAM_SCOPE`` name one. A claims challenge (CAE, an authentication context) or
+    missing consent is not caught here: the API's protector answers it to the caller (a 401 or
+    403 it can act on). Built on first use: the Graph URL comes from the provider's metadata."""
 
-    def me(caller: Principal) -> dict[str, Any]:
-        if identity is None:
-            return {
-                "skipped": "Set DEMO_API_CLIENT_ID and DEMO_API_CLIENT_SECRET (the API's "
-                "own registration) to call Graph on behalf of the caller."
-            }
-        if not apis:
-            apis.append(DownstreamApi.graph(base_url=f"{graph_url()}/v1.0", config=identity))
-        try:  # a claims challenge or missing consent: the protector answers the caller
-            profile = apis[0].for_user(caller).get("/me")
-        except DownstreamApiUnavailableError:
-            raise  # the protector answers 503 with Retry-After
-        except DownstreamApiError as exc:
-            return {"error": exc.error_code or exc.code, "status": exc.status}
-        return {k: profile.get(k) for k in ("displayName", "mail", "jobTitle", "id")}
+    def __init__(self, settings: Mapping[str, Any], web: EntraConfig, graph_url: Callable[[], str]):
+        self.identity = api_identity(settings, web)
+        self._graph_url = graph_url
+        self._downstream = (
+            str(settings.get("DEMO_DOWNSTREAM_URL") or ""),
+            str(settings.get("DEMO_DOWNSTREAM_SCOPE") or ""),
+        )
+        self._apis: dict[str, tuple[DownstreamApi, str]] = {}
 
-    return me
+    @property
+    def ready(self) -> bool:
+        return bool(self._apis)
+
+    def apis(self, graph_url: str | None = None) -> dict[str, tuple[DownstreamApi, str]]:
+        """Each downstream API by the name /secure-data shows it under, with the path called."""
+        if not self._apis and self.identity is not None:
+            url = graph_url or self._graph_url()
+            graph = DownstreamApi.graph(base_url=f"{url}/v1.0", config=self.identity)
+            self._apis["graph"] = (graph, "/me")
+            base, scope = self._downstream
+            if base and scope:
+                second = DownstreamApi(base, scopes=[scope], name="API B", config=self.identity)
+                self._apis["api_b"] = (second, "/secure-data")
+        return self._apis
+
+    def call(self, caller: Principal) -> dict[str, Any]:
+        if self.identity is None:
+            return {"graph": self.skipped()}
+        answers: dict[str, Any] = {}
+        for name, (api, path) in self.apis().items():
+            try:
+                answers[name] = shown(name, api.for_user(caller).get(path))
+            except DownstreamApiUnavailableError:
+                raise  # the protector answers 503 with Retry-After
+            except DownstreamApiError as exc:
+                answers[name] = {"error": exc.error_code or exc.code, "status": exc.status}
+        return answers
+
+    async def call_async(self, caller: Principal, graph_url: str | None = None) -> dict[str, Any]:
+        if self.identity is None:
+            return {"graph": self.skipped()}
+        answers: dict[str, Any] = {}
+        for name, (api, path) in self.apis(graph_url).items():
+            try:
+                answers[name] = shown(name, await api.for_user(caller).get_async(path))
+            except DownstreamApiUnavailableError:
+                raise
+            except DownstreamApiError as exc:
+                answers[name] = {"error": exc.error_code or exc.code, "status": exc.status}
+        return answers
+
+    @staticmethod
+    def skipped() -> dict[str, str]:
+        return {
+            "skipped": "Set DEMO_API_CLIENT_ID and DEMO_API_CLIENT_SECRET (the API's own app "
+            "registration) to call Graph on behalf of the caller."
+        }
+
+
+def shown(name: str, body: Any) -> Any:
+    """What /secure-data shows of a downstream answer: Graph's profile in a few fields."""
+    if name == "graph" and isinstance(body, dict):
+        return {k: body.get(k) for k in ("displayName", "mail", "jobTitle", "id")}
+    return body
 
 
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
@@ -188,7 +235,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app_origin = f"{callback.scheme}://{callback.netloc}"
     # The web app calls the API as the signed-in user; the API calls Graph on their behalf.
     demo_api = DownstreamApi(app_origin, scopes=[api_scope], name="the demo API")
-    graph_me = graph_on_behalf(api_identity(app.config, auth.config), lambda: auth.graph_url)
+    on_behalf = OnBehalf(app.config, auth.config, lambda: auth.graph_url)
 
     @app.get("/")
     def home() -> str:
@@ -241,7 +288,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
             "tid": principal.tid,
             "scopes": sorted(principal.scopes),
             "roles": sorted(principal.roles),
-            "graph": graph_me(principal),  # Microsoft Graph, called on the caller's behalf
+            **on_behalf.call(principal),  # Graph (and API B), called on the caller's behalf
         }
 
     @app.get("/favicon.ico")  # for pages without the <link rel="icon"> (and for tools)

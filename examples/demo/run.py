@@ -76,6 +76,20 @@ def read_ports(environ: Mapping[str, str], *, emulator: bool) -> dict[str, int]:
     return ports
 
 
+def demo_settings(emulator: EntraEmulator, redirect_uri: str) -> dict[str, str]:
+    """The seed's settings for the web app and the demo API (what ``--env-file`` writes), and
+    the API's own registration (``DEMO_API_CLIENT_ID``/``_SECRET``: its /secure-data calls
+    Graph on behalf of the caller). Both declare CP1: Continuous Access Evaluation, whose claims
+    challenges the demo handles (``entra-auth`` meets them)."""
+    config = emulator.env_for(WEB_APP, api=API_APP, redirect_uri=redirect_uri)
+    api = emulator.env_for(API_APP)
+    config["ENTRA_CLIENT_CAPABILITIES"] = "CP1"
+    if "ENTRA_CLIENT_SECRET" in api:
+        config["DEMO_API_CLIENT_ID"] = API_APP
+        config["DEMO_API_CLIENT_SECRET"] = api["ENTRA_CLIENT_SECRET"]
+    return config
+
+
 def _listen(port: int) -> socket.socket:
     """A listening socket on the loopback ``port``, as werkzeug would make it."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -179,7 +193,7 @@ def run() -> None:
                 emulator.add_redirect_uri(WEB_APP, f"{here}/get_token")
                 emulator.add_redirect_uri(WEB_APP, f"{here}/")
             # The seed's settings for the web app and the demo API (what --env-file writes).
-            config = emulator.env_for(WEB_APP, api=API_APP, redirect_uri=f"{here}/get_token")
+            config = demo_settings(emulator, f"{here}/get_token")
         server.app = create_app(config)
     except BaseException:
         server.server_close()

@@ -21,13 +21,11 @@ from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Security, WebSocket, WebSocketDisconnect
 
-from entra_auth import DownstreamApi
 from entra_auth.config import APP_CONFIG, ENVIRONMENT, EntraConfig
 from entra_auth.discovery import Discovery
-from entra_auth.errors import DownstreamApiError, DownstreamApiUnavailableError
 from entra_auth.integrations.fastapi import ApiProtector, entra_openapi
 from entra_auth.tokens import Principal
-from examples.demo.app import api_identity
+from examples.demo.app import OnBehalf
 
 API_SCOPE_NAME = "access_as_user"
 APP_ROLE = "Data.Read.All"  # the demo API's app role that daemons (and Adele) hold
@@ -60,29 +58,15 @@ def create_app(config: Mapping[str, Any] | None = None) -> FastAPI:
 
     app = FastAPI(title="entra-auth demo API", version="1.0", description=DESCRIPTION)
     api.init_app(app)  # RFC 6750 answers; the signing keys loaded at startup
-    identity = api_identity(settings, entra)  # the API's own registration, for on-behalf-of
-    graphs: list[DownstreamApi] = []
+    on_behalf = OnBehalf(settings, entra, lambda: "")  # Graph (and API B) as the caller
 
-    async def graph_me(caller: Principal) -> dict[str, Any]:
-        """The caller's Graph profile, had on their behalf; a claims challenge or missing
-        consent is answered to the caller by the protector (401/403 it can act on)."""
-        if identity is None:
-            return {
-                "skipped": "Set DEMO_API_CLIENT_ID and DEMO_API_CLIENT_SECRET (the API's own "
-                "registration) to call Graph on behalf of the caller."
-            }
-        if not graphs:
-            url = identity.graph_url or (
-                await asyncio.to_thread(lambda: Discovery(identity).metadata.graph_url)
-            )
-            graphs.append(DownstreamApi.graph(base_url=f"{url}/v1.0", config=identity))
-        try:
-            profile = await graphs[0].for_user(caller).get_async("/me")
-        except DownstreamApiUnavailableError:
-            raise
-        except DownstreamApiError as exc:
-            return {"error": exc.error_code or exc.code, "status": exc.status}
-        return {k: profile.get(k) for k in ("displayName", "mail", "jobTitle", "id")}
+    async def graph_url() -> str | None:
+        identity = on_behalf.identity
+        if identity is None or on_behalf.ready:  # the URL is read once, before the first call
+            return None
+        return identity.graph_url or await asyncio.to_thread(
+            lambda: Discovery(identity).metadata.graph_url
+        )
 
     @app.get("/secure-data", summary="Your data (scope access_as_user)")
     async def secure_data(
@@ -95,7 +79,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> FastAPI:
             "tid": principal.tid,
             "scopes": sorted(principal.scopes),
             "roles": sorted(principal.roles),
-            "graph": await graph_me(principal),  # Microsoft Graph, on the caller's behalf
+            # Graph (and API B), called on the caller's behalf (on-behalf-of)
+            **await on_behalf.call_async(principal, await graph_url()),
         }
 
     @app.get("/all-data", summary="Every record (app role Data.Read.All)")

@@ -34,6 +34,7 @@ from examples.demo.run import (
     EMULATOR_PORT,
     CannotStart,
     console,
+    demo_settings,
     read_ports,
     take_port,
 )
@@ -100,7 +101,7 @@ def settings(emulator: EntraEmulator, port: int = DEFAULT_PORT) -> dict[str, str
     """The demo's settings against the local Entra ID, those of the Flask demo (what
     ``entra-auth emulator --env-file`` writes for the web app and its API), on ``port``, and
     the docs' client."""
-    web = emulator.env_for(WEB_APP, api=API_APP, redirect_uri=f"http://localhost:{port}/get_token")
+    web = demo_settings(emulator, f"http://localhost:{port}/get_token")
     return {
         **web,
         "DEMO_SWAGGER_CLIENT_ID": SWAGGER_APP,

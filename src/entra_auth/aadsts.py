@@ -567,6 +567,26 @@ _CODES = (
         "Set both iss and sub to the app's client id.",
     ),
     AadstsCode(
+        50013,
+        "invalid_grant",
+        # One code, a message per reason: "Assertion failed signature validation. [Reason -
+        # ...]", "Assertion is not within its valid time range. ...", "Assertion audience does
+        # not match the Client app presenting the assertion. ..." (Entra's answers).
+        "Assertion {reason}",
+        "The on-behalf-of flow's assertion (the token the middle-tier API received) was "
+        "refused: its signature, its lifetime or its audience does not fit, or it is not a "
+        "user's access token.",
+        "Pass on the access token the client sent to this API: issued for this API (aud is its "
+        "client id or App ID URI), not expired, a user's. Never a Microsoft Graph token, an ID "
+        "token or an app-only token.",
+        (
+            "a Microsoft Graph token passed on: only Graph can verify its signature",
+            "a token for another API (its aud is not the middle tier)",
+            "an expired token kept in a session or cache",
+            "an app-only token: the on-behalf-of flow needs a user",
+        ),
+    ),
+    AadstsCode(
         50027,
         "invalid_request",
         "JWT token is invalid or malformed. {detail}",

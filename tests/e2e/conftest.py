@@ -12,7 +12,15 @@ from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_play
 
 from entra_auth.emulator import EntraEmulator
 
-from ..helpers import BROWSER_WAIT_MS, CHROMIUM, CHROMIUM_ARGS, serve_demo, serve_fastapi_demo
+from ..helpers import (
+    API,
+    BROWSER_WAIT_MS,
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    secret_of,
+    serve_demo,
+    serve_fastapi_demo,
+)
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "e2e"
 
@@ -109,7 +117,13 @@ def demo(
     # The FastAPI journey's screenshots beside the Flask one's, not over them.
     SHOTS.suffix = "-fastapi" if adapter == "fastapi" else ""
     try:
-        with serve(entra_emulator, tmp_path / "sessions") as (base, app):
+        # As `make demo` runs it: the API calls Graph on the caller's behalf, both declare CAE.
+        on_behalf = {
+            "DEMO_API_CLIENT_ID": API,
+            "DEMO_API_CLIENT_SECRET": secret_of(entra_emulator, API),
+            "ENTRA_CLIENT_CAPABILITIES": "CP1",
+        }
+        with serve(entra_emulator, tmp_path / "sessions", **on_behalf) as (base, app):
             yield Demo(base, app)
     finally:
         SHOTS.suffix = ""

@@ -223,3 +223,33 @@ def test_signed_out_notice_after_sign_out(
     page.reload()
     expect(page.locator("#sign-in")).to_be_visible()
     expect(page.locator("#signed-out")).to_have_count(0)
+
+
+@pytest.mark.parametrize("demo", ["flask", "fastapi"], indirect=True)
+def test_a_revoked_session_mid_way_is_one_trip_through_the_sign_in_page(
+    page: Page, demo: Demo, entra_emulator: EntraEmulator
+) -> None:
+    """Continuous Access Evaluation in the browser: the API shows Graph's profile of the
+    caller (on-behalf-of); an admin revokes Adele's sessions; the next call goes through the
+    sign-in page once (Graph's claims challenge, passed up by the API) and back to the page."""
+    page.goto(demo.url)
+    sign_in_as(page, entra_emulator, "adele@contoso.example")
+    page.click("#accept")
+    page.wait_for_url(f"{demo.url}/")
+    page.goto(f"{demo.url}/call-api")
+    page.click("#accept")  # the demo API's scope, consented once
+    page.wait_for_url(f"{demo.url}/call-api")
+    expect(page.locator("#api-status")).to_have_text("200")
+    expect(page.locator("pre")).to_contain_text('"displayName": "Adele Vance"')
+
+    entra_emulator.revoke_sessions("adele@contoso.example")
+    before = entra_emulator.request_counts()
+    page.reload()
+    page.wait_for_url(re.compile(re.escape(entra_emulator.urls.browser_base)))
+    page.click("button[data-upn='adele@contoso.example']")  # signed in again: a fresh session
+    page.wait_for_url(f"{demo.url}/call-api")
+    expect(page.locator("#api-status")).to_have_text("200")
+    expect(page.locator("pre")).to_contain_text('"displayName": "Adele Vance"')
+    shot(page, "7-after-revocation")
+    after = entra_emulator.request_counts()
+    assert after["authorize"] - before["authorize"] == 1  # one trip to the identity provider

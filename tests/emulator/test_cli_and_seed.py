@@ -369,8 +369,10 @@ def test_env_file_dash_prints_the_settings_of_the_app_chosen(tmp_path: Path) -> 
         printed = command.banner.split("local and public):\n", 1)[1].split("Try: curl")[0]
         assert dotenv_values(stream=io.StringIO(printed)) == {
             "ENTRA_AUTHORITY": authority,
-            "ENTRA_CLIENT_ID": API,  # an API: no secret, no redirect URI
+            "ENTRA_CLIENT_ID": API,  # an API: no redirect URI
             "ENTRA_CA_BUNDLE": str((tmp_path / "state" / "ca.pem").resolve()),
+            # a middle tier too: its secret for the on-behalf-of flow
+            "ENTRA_CLIENT_SECRET": "Api8Q~local-demo-api-secret.not-for-production",
             "ENTRA_API_AUDIENCE": f"{API},api://{API}",
         }
         assert command.stop(signal.SIGINT) == 0

@@ -97,8 +97,9 @@ def test_env_for_an_api_and_a_v1_api(entra_emulator: EntraEmulator) -> None:
     api = entra_emulator.env_for(API_URI)
     assert api["ENTRA_CLIENT_ID"] == API
     assert api["ENTRA_API_AUDIENCE"] == f"{API},{API_URI}"  # its own
-    assert "ENTRA_CLIENT_SECRET" not in api  # it has none,
-    assert "ENTRA_REDIRECT_URI" not in api  # and signs no one in
+    # a middle tier too: its secret for the on-behalf-of flow,
+    assert api["ENTRA_CLIENT_SECRET"] == secret_of(entra_emulator, API)
+    assert "ENTRA_REDIRECT_URI" not in api  # and it signs no one in
     legacy = entra_emulator.env_for(WEB, api=LEGACY)
     assert legacy["ENTRA_API_AUDIENCE"] == f"{LEGACY},{LEGACY_URI}"
     assert legacy["ENTRA_ACCEPTED_TOKEN_VERSIONS"] == "1"  # its tokens are v1

@@ -37,6 +37,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+import weakref
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
@@ -214,6 +215,9 @@ class DownstreamApi:
         self._obo, self._app_tokens = on_behalf_of, app_tokens
         self._session = session
         self._async_client = async_client
+        self._loop_clients: weakref.WeakKeyDictionary[
+            asyncio.AbstractEventLoop, httpx.AsyncClient
+        ] = weakref.WeakKeyDictionary()
         self._sleep, self._async_sleep = sleep, async_sleep
         self._graph_errors = errors == "graph"
 
@@ -280,12 +284,21 @@ class DownstreamApi:
         return self._session
 
     def _async_http(self) -> httpx.AsyncClient:
-        if self._async_client is None:
+        if self._async_client is not None:
+            return self._async_client
+        # One client per event loop: an httpx client's connections belong to the loop that
+        # opened them (a test's asyncio.run, a worker's loop).
+        loop = asyncio.get_running_loop()
+        client = self._loop_clients.get(loop)
+        if client is None:
             import httpx
 
-            ca = self._config.ca_bundle if self._config is not None else None
-            self._async_client = httpx.AsyncClient(verify=ca or True, trust_env=not ca)
-        return self._async_client
+            from .._async_http import _trust
+
+            trust = _trust(self._config) if self._config is not None else True
+            client = httpx.AsyncClient(verify=trust, trust_env=trust is True)
+            self._loop_clients[loop] = client
+        return client
 
     def url(self, path: str) -> str:
         """The absolute URL of ``path`` (relative to the base URL, or absolute under it):

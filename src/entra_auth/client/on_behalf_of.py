@@ -32,7 +32,7 @@ import threading
 import time
 import weakref
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, MutableMapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode, urlsplit
@@ -95,6 +95,38 @@ class _EntryStore:
         self.entry.data = None
 
 
+class _MetadataOnlyCache(MutableMapping[Any, Any]):
+    """MSAL's ``http_cache``, keeping only what it fetched with GET (the provider's metadata,
+    read once per process rather than per exchange).
+
+    MSAL also keeps there, for 60 seconds, every HTTP 400 answer to a POST (its "UI required"
+    throttle) and replays it for an identical request: a caller who was just told to consent
+    (AADSTS65001) and did, or whose admin just granted consent, would be refused again from
+    that memory with the same token. Without those entries each exchange reaches Entra. (The
+    429/5xx throttle has nothing to keep: ``ProviderSession`` raises before MSAL sees one.)
+    The keys are MSAL's ("GET <url> …", "POST <url> …", "_index_"), read in its
+    ``throttled_http_client``."""
+
+    def __init__(self) -> None:
+        self._data: dict[Any, Any] = {}
+
+    def __getitem__(self, key: Any) -> Any:
+        return self._data[key]
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        if not (isinstance(key, str) and key.startswith("POST ")):
+            self._data[key] = value
+
+    def __delitem__(self, key: Any) -> None:
+        del self._data[key]
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self._data)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+
 class OnBehalfOfProvider:
     """Downstream tokens on behalf of an API's callers, for the API's app registration.
 
@@ -125,7 +157,7 @@ class OnBehalfOfProvider:
         self._http: requests.Session = session or ProviderSession(
             timeout=config.http_timeout, ca_bundle=config.ca_bundle
         )
-        self._http_cache: dict[Any, Any] = {}
+        self._http_cache = _MetadataOnlyCache()
         self._clock = clock
         self._store_for = cache_store
         self._max = max_entries

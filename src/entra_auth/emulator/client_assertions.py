@@ -325,7 +325,7 @@ def _check_time(claims: dict[str, Any], now: float, *, max_lifetime: int | None)
         or too_long
     ):
         raise AadError(
-            700024, now=_net_time(now), start=_net_time(start or 0), exp=_net_time(exp or 0)
+            700024, now=net_time(now), start=net_time(start or 0), exp=net_time(exp or 0)
         )
     return exp
 
@@ -336,7 +336,7 @@ def _number(value: object) -> float | None:
     return float(value)
 
 
-def _net_time(moment: float) -> str:
+def net_time(moment: float) -> str:
     """A time as Entra's messages write it: ``2023-08-01T11:08:01.5274809Z`` (.NET's "o")."""
     when = dt.datetime.fromtimestamp(moment, dt.timezone.utc)
     return when.strftime("%Y-%m-%dT%H:%M:%S.") + f"{when.microsecond:06d}0Z"

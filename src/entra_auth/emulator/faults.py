@@ -108,10 +108,13 @@ class FaultPoints:
             self._armed.clear()
             self._released.clear()
 
-    def take(self, endpoint: str) -> Fault | None:
-        """Count one request to ``endpoint`` and return the fault that applies to it, if any."""
+    def take(self, endpoint: str, detail: str | None = None) -> Fault | None:
+        """Count one request to ``endpoint`` (and to ``endpoint:detail`` when given) and return
+        the fault that applies to it, if any."""
         with self._lock:
             self._counts[endpoint] += 1
+            if detail:
+                self._counts[f"{endpoint}:{detail}"] += 1
             fault = self._armed.get(endpoint)
             if fault is None:
                 return None
@@ -122,9 +125,16 @@ class FaultPoints:
                 self._armed[endpoint] = left
             return fault
 
-    def counts(self) -> dict[str, int]:
+    def counts(self, also: tuple[str, ...] = ()) -> dict[str, int]:
+        """Requests per endpoint, then per ``endpoint:detail`` counted (``token:refresh_token``
+        ...); ``also`` names detail counters to show even at zero."""
         with self._lock:
-            return {name: self._counts.get(name, 0) for name in ENDPOINTS}
+            every = {name: self._counts.get(name, 0) for name in ENDPOINTS}
+            for name in also:
+                every[name] = self._counts.get(name, 0)
+            for name in sorted(self._counts):
+                every.setdefault(name, self._counts[name])
+            return every
 
     def reset_counts(self) -> None:
         with self._lock:
@@ -145,14 +155,20 @@ class FaultPoints:
         self._released.wait(seconds)
 
 
-def fault_point(endpoint: str) -> Callable[[View], View]:
-    """Count requests to ``endpoint`` and apply an injected fault before the real view runs."""
+def fault_point(
+    endpoint: str, detail: Callable[[], str | None] | None = None
+) -> Callable[[View], View]:
+    """Count requests to ``endpoint`` and apply an injected fault before the real view runs.
+
+    ``detail`` names what the request is (the token endpoint's grant): it is counted too, as
+    ``endpoint:detail``, faulted requests included, so a test can tell refreshes from others.
+    """
 
     def wrap(view: View) -> View:
         @wraps(view)
         def handler(*args: Any, **kwargs: Any) -> Any:
             points = cast(FaultPoints, current_app.extensions[_EXTENSION])
-            fault = points.take(endpoint)
+            fault = points.take(endpoint, detail() if detail is not None else None)
             if fault is not None:
                 answer = apply_fault(fault, endpoint, points)
                 if answer is not None:

@@ -295,13 +295,24 @@ class TokenMinter:
         scopes: list[str],
         roles: list[str],
         capabilities: Sequence[str] | None = None,
+        acrs: Sequence[str] = (),
     ) -> tuple[str, int]:
         """A delegated (``user`` given) or app-only access token, and its lifetime.
 
         ``capabilities``: what the client declared (``xms_cc``); by default those of the
-        ``claims`` parameter of the token request being served.
+        ``claims`` parameter of the token request being served. ``acrs``: the Conditional
+        Access authentication contexts the user's sign-in satisfied (a step-up): the token
+        carries them as ``acrs``, and a v1 token's ``amr`` adds ``mfa``.
         """
-        lifetime = self.state.access_token_lifetime()
+        declared = (
+            _capabilities_of_this_request()
+            if capabilities is None
+            else _known_capabilities(capabilities)
+        )
+        # Entra: a CAE-capable client (cp1) gets long-lived tokens for a resource that
+        # evaluates continuously (Graph here), up to 28 hours: revocation no longer waits.
+        cae = resource.is_graph and user is not None and bool(declared)
+        lifetime = self.state.access_token_lifetime(cae=cae)
         claims = self._common(tenant_id, lifetime)
         v1 = resource.token_version == 1
         subject_oid = user.oid if user else client.service_principal_id
@@ -331,7 +342,7 @@ class TokenMinter:
             if v1:
                 claims.update(
                     {
-                        "amr": ["pwd"],
+                        "amr": ["pwd", "mfa"] if acrs else ["pwd"],
                         "unique_name": user.sign_in_name,
                         "given_name": user.given_name,
                         "family_name": user.surname,
@@ -344,6 +355,8 @@ class TokenMinter:
                 claims["preferred_username"] = user.sign_in_name
             if user.is_guest:
                 claims["idp"] = self.v1_issuer(user.home_tenant_id or "")
+            if acrs:
+                claims["acrs"] = list(acrs)
         # The API's registration (Graph's own for Graph) decides the optional claims.
         registration = resource.app
         asked = registration.optional_claims if registration is not None else GRAPH_OPTIONAL_CLAIMS
@@ -353,11 +366,7 @@ class TokenMinter:
                 registration.group_membership_claims if registration else None,
                 user=user,
                 tenant_id=tenant_id,
-                capabilities=(
-                    _capabilities_of_this_request()
-                    if capabilities is None
-                    else _known_capabilities(capabilities)
-                ),
+                capabilities=declared,
             )
         )
         if roles:

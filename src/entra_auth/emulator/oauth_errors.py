@@ -14,10 +14,20 @@ from ..aadsts import CATALOGUE, lookup_url
 
 
 class AadError(Exception):
-    """An AADSTS error to send back: JSON at the token endpoint, a redirect or page at authorize."""
+    """An AADSTS error to send back: JSON at the token endpoint, a redirect or page at authorize.
+
+    ``claims``: a claims challenge (a JSON string) for the client to pass to an interactive
+    sign-in, as Entra's Conditional Access errors carry one (AADSTS50076 for a step-up).
+    """
 
     def __init__(
-        self, code: int, *, status: int | None = None, suberror: str | None = None, **values: Any
+        self,
+        code: int,
+        *,
+        status: int | None = None,
+        suberror: str | None = None,
+        claims: str | None = None,
+        **values: Any,
     ):
         entry = CATALOGUE[code]
         self.code = code
@@ -27,6 +37,7 @@ class AadError(Exception):
             status if status is not None else (401 if entry.error == "invalid_client" else 400)
         )
         self.suberror = suberror
+        self.claims = claims
         super().__init__(f"{entry.name}: {self.message}")
 
     def body(
@@ -64,4 +75,6 @@ class AadError(Exception):
         }
         if self.suberror:
             body["suberror"] = self.suberror
+        if self.claims:
+            body["claims"] = self.claims
         return body

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from .oauth_errors import AadError
 from .scopes import ScopeRequest
-from .seed import GRAPH_APP_ID, App, Tenant, User
+from .seed import GRAPH_APP_ID, App, Seed, Tenant, User
 from .state import EmulatorState
 
 
@@ -26,15 +26,22 @@ def assigned(user: User, client: App) -> bool:
     return any(a.app.lower().rstrip("/") in names for a in user.app_roles)
 
 
-def admin_granted(client: App) -> set[str]:
-    """The consent records an admin granted ``client`` for every user (``app_id|scope``)."""
+def admin_granted(seed: Seed, client: App) -> set[str]:
+    """The consent records an admin granted ``client`` for every user (``app_id|scope``).
+
+    A scope is named as a request names it: ``User.Read`` (Graph), or ``<App ID URI or client
+    id>/<scope>``; an API of the directory is recorded by its client id, as consent is."""
     keys: set[str] = set()
     for item in client.admin_consented_scopes:
         if "/" in item:
             identifier, _, value = item.rpartition("/")
         else:
             identifier, value = "https://graph.microsoft.com", item
-        app_id = GRAPH_APP_ID if "graph.microsoft.com" in identifier else identifier
+        if "graph.microsoft.com" in identifier:
+            app_id = GRAPH_APP_ID
+        else:
+            api = seed.app_by_identifier(identifier)
+            app_id = api.client_id if api is not None else identifier
         keys.add(f"{app_id}|{value}")
     return keys
 
@@ -54,7 +61,7 @@ def missing_consent(
 ) -> list[str]:
     """The consent records of ``scopes`` that neither the user nor an admin has granted."""
     granted = state.consented(user.tenant_id, user.oid, client.client_id)
-    granted |= admin_granted(client)
+    granted |= admin_granted(state.seed, client)
     return [k for k in scopes.consent_keys if k not in granted]
 
 

@@ -75,6 +75,11 @@ class Scope:
     value: str
     description: str
     admin_consent_required: bool = False
+    # A Conditional Access authentication context ("c1".."c99") a sign-in must have satisfied
+    # (a step-up) before a token for this scope is issued; None: no step-up. Entra ties an
+    # auth context to Conditional Access policies, not to a scope: the seed puts it here, on
+    # the scope the policy protects, to model such a policy (docs/fidelity.md).
+    authentication_context: str | None = None
 
 
 @dataclass(frozen=True)
@@ -309,6 +314,7 @@ def seed_from_dict(data: Any, *, origin: str = "seed") -> Seed:
 
 # -- the seed file's schema -----------------------------------------------------------------------
 NonEmpty = Annotated[str, msgspec.Meta(min_length=1)]
+AuthContextId = Annotated[str, msgspec.Meta(pattern="^c([1-9]|[1-9][0-9])$")]
 MemberType = Literal["User", "Application"]
 
 
@@ -332,6 +338,8 @@ class ScopeEntry(_Entry):
     value: NonEmpty
     description: str = ""
     admin_consent_required: bool = False
+    # Entra's auth context ids are c1 to c99 (Conditional Access > Authentication contexts).
+    authentication_context: AuthContextId | None = None
 
 
 class AppRoleEntry(_Entry):
@@ -575,7 +583,8 @@ class _Directory:
             public_client=entry.public_client,
             identifier_uris=entry.identifier_uris,
             scopes=tuple(
-                Scope(s.value, s.description, s.admin_consent_required) for s in entry.scopes
+                Scope(s.value, s.description, s.admin_consent_required, s.authentication_context)
+                for s in entry.scopes
             ),
             app_roles=tuple(
                 AppRole(
@@ -807,6 +816,13 @@ def _schema_error(exc: msgspec.ValidationError, data: Any, origin: str) -> Emula
         problem = f"must be a GUID such as 8c3dad1d-b6bc-4f8b-939b-8263372eced6{_got(data, path)}"
     elif message.startswith("Invalid RFC3339"):
         problem = f"must be a date and time such as 2099-12-31T00:00:00Z{_got(data, path)}"
+    elif message.startswith("Expected `str` matching regex") and path.endswith(
+        ".authentication_context"
+    ):
+        problem = (
+            "must be an authentication context id, c1 to c99, as Conditional Access names "
+            f"them{_got(data, path)}"
+        )
     elif message.startswith("Invalid enum value"):
         allowed = ", ".join(repr(v) for v in _literals(_type_at(path)))
         problem = f"must be one of {allowed}{_got(data, path)}"

@@ -30,6 +30,7 @@ from .app_credentials import (
 from .client_assertions import issuer_url, mint_federated_token
 from .endpoints.managed_identity import APP_SERVICE_PATH, ensure_identity_header
 from .faults import Fault
+from .grants import GRANT_COUNTERS
 from .minting import TokenMinter, Urls, client_info
 from .pki import (
     ADMIN_KEY_FILE,
@@ -351,6 +352,19 @@ class EntraEmulator:
     def revoke_refresh_tokens(self, user: str) -> None:
         self.state.revoke_refresh_tokens(user)
 
+    def revoke_sessions(self, user: str) -> int:
+        """Revoke all of the user's sign-in sessions, as Graph's ``revokeSignInSessions`` (an
+        admin's "Revoke sessions"): a critical event of continuous access evaluation.
+
+        From then on their refresh tokens are refused (AADSTS50173), the browser's sign-in
+        session is over (the sign-in page asks again), an on-behalf-of exchange of an access
+        token issued before is refused (AADSTS50173), and Microsoft Graph answers a token
+        issued before to a CAE-capable client (``xms_cc`` with ``cp1``) with 401 and a claims
+        challenge; other clients' tokens work until they expire, as in Entra. Returns the
+        moment of the revocation (epoch seconds; the clock moves on to it, under a second).
+        """
+        return self.state.revoke_sessions(user)
+
     def shift_clock(self, seconds: float) -> None:
         self.state.shift_clock(seconds)
 
@@ -361,7 +375,10 @@ class EntraEmulator:
         self.state.faults.clear()
 
     def request_counts(self) -> dict[str, int]:
-        return self.state.faults.counts()
+        """Requests per endpoint (``token``, ``jwks``...) and token requests per grant:
+        ``token:authorization_code``, ``token:refresh_token``, ``token:client_credentials``,
+        ``token:password`` and ``token:on_behalf_of``."""
+        return self.state.faults.counts(also=GRANT_COUNTERS)
 
     def reset_counts(self) -> None:
         self.state.faults.reset_counts()
@@ -488,13 +505,15 @@ class EntraEmulator:
         scopes: list[str] | None = None,
         roles: list[str] | None = None,
         client_capabilities: list[str] | None = None,
+        acrs: list[str] | None = None,
     ) -> str:
         """An access token as the token endpoint would issue it, without a flow.
 
         For tests of an API: ``resource`` is the API's App ID URI or client id; ``user`` None
         gives an app-only token carrying ``roles``. ``client_capabilities`` (such as
         ``["cp1"]``) is what MSAL's ``client_capabilities`` declares: the token carries it as
-        ``xms_cc`` when the API asks for that optional claim.
+        ``xms_cc`` when the API asks for that optional claim. ``acrs`` (such as ``["c1"]``):
+        the authentication contexts a step-up sign-in satisfied, for a user's token.
         """
         client = self.app(client_id)
         found = self.user(user) if user else None
@@ -512,6 +531,7 @@ class EntraEmulator:
             scopes=list(scopes or []),
             roles=given_roles,
             capabilities=tuple(client_capabilities or ()),
+            acrs=tuple(acrs or ()) if found else (),
         )
         return token
 

@@ -106,6 +106,9 @@ class EmulatorSettings:
     """Lifetimes and policies. Defaults are Entra's; tests shorten lifetimes."""
 
     access_token_lifetime: tuple[int, int] = (3600, 5400)  # randomised like Entra's 60-90 min
+    # Continuous Access Evaluation's long-lived tokens (a cp1 client, a CAE resource): Entra
+    # issues them for up to 28 hours (Microsoft Learn, "Continuous access evaluation").
+    cae_access_token_lifetime: tuple[int, int] = (20 * 3600, 28 * 3600)
     id_token_lifetime: int = 3600
     code_lifetime: int = 600
     refresh_token_inactive_lifetime: int = 90 * 86400
@@ -133,6 +136,9 @@ class AuthorizeRequest:
     prompt: str | None
     login_hint: str | None
     created: float
+    # The request's `claims` parameter (JSON), as MSAL sends a claims challenge: it may ask for
+    # an authentication context (`access_token.acrs`), which makes the sign-in a step-up.
+    claims: str | None = None
 
 
 @dataclass
@@ -148,6 +154,8 @@ class AuthorizationCode:
     auth_time: int
     issued_at: float
     redeemed: bool = False
+    # The authentication contexts the sign-in satisfied (a step-up), carried to its tokens.
+    acrs: tuple[str, ...] = ()
 
 
 @dataclass
@@ -161,6 +169,9 @@ class RefreshGrant:
     last_used: float
     family: str
     used: bool = False
+    # The authentication contexts the sign-in satisfied, kept through every refresh and
+    # on-behalf-of exchange so that a step-up is not asked again down the chain.
+    acrs: tuple[str, ...] = ()
 
 
 @dataclass
@@ -189,6 +200,9 @@ class EmulatorState:
     # Tests only: turns an ID token's claims into the token sent (to test refusals).
     id_token_rewriter: Callable[[dict[str, Any]], str] | None = None
     revoked_before: dict[tuple[str, str], float] = field(default_factory=dict)
+    # When each user's sign-in sessions were revoked (revoke_sessions), by (tenant id, oid): a
+    # whole second, as tokens' `iat` and the CAE claims challenge's `nbf` name it.
+    sessions_revoked: dict[tuple[str, str], int] = field(default_factory=dict)
     revoked_families: set[str] = field(default_factory=set)
     sso_sessions: set[str] = field(default_factory=set)  # live sign-in sessions, by sid
     # The client ids that signed in through each live session (by sid), in order: the apps
@@ -225,8 +239,13 @@ class EmulatorState:
         with self.lock:
             self.clock_offset += seconds
 
-    def access_token_lifetime(self) -> int:
+    def access_token_lifetime(self, *, cae: bool = False) -> int:
+        """An access token's lifetime: 60-90 minutes, or for a CAE session (a client that
+        declared cp1, calling Graph) 20-28 hours, as Entra's "long-lived tokens" of CAE. A test
+        that sets its own ``access_token_lifetime`` gets that range for every token."""
         low, high = self.settings.access_token_lifetime
+        if cae and (low, high) == EmulatorSettings.access_token_lifetime:
+            low, high = self.settings.cae_access_token_lifetime
         return random.randint(low, high)  # noqa: S311 - spread, not secrecy
 
     # -- keys ---------------------------------------------------------------------------------
@@ -293,11 +312,42 @@ class EmulatorState:
         with self.lock:
             self.revoked_before[(found.tenant_id, found.oid)] = self.now()
 
+    def revoke_sessions(self, user: User | str, tenant_id: str | None = None) -> int:
+        """Revoke every sign-in session of the user, as Graph's ``revokeSignInSessions``: their
+        refresh tokens (AADSTS50173), browser sessions (the password is asked again) and the
+        access tokens issued so far, for those who check (on-behalf-of, and Microsoft Graph for
+        CAE-capable clients). Returns the moment, in epoch seconds.
+
+        Tokens name their issue time in whole seconds (``iat``), so the moment is the next
+        whole second and the emulator's clock moves on to it (under a second): every token
+        issued before has an ``iat`` below it and every one issued after one at or above it,
+        without waiting.
+        """
+        found = user if isinstance(user, User) else self.find_user(user, tenant_id)
+        with self.lock:
+            now = self.now()
+            moment = int(now) + 1
+            key = (found.tenant_id, found.oid)
+            self.revoked_before[key] = max(self.revoked_before.get(key, 0.0), now)
+            self.clock_offset += moment - now
+            self.sessions_revoked[key] = moment
+        return moment
+
+    def sign_in_revoked(self, tenant_id: str, oid: str, moment: float) -> bool:
+        """Whether something of the user's issued at ``moment`` (a sign-in's ``auth_time``, a
+        token's ``iat``) came before their sessions were revoked."""
+        with self.lock:
+            cutoff = self.sessions_revoked.get((tenant_id, oid))
+        return cutoff is not None and moment < cutoff
+
     def is_revoked(self, grant: RefreshGrant) -> bool:
         if grant.family in self.revoked_families:
             return True
         cutoff = self.revoked_before.get((grant.tenant_id, grant.user_oid))
-        return cutoff is not None and grant.issued_at <= cutoff
+        if cutoff is not None and grant.issued_at <= cutoff:
+            return True
+        # A grant issued since, for a sign-in from before a session revocation, goes with it.
+        return self.sign_in_revoked(grant.tenant_id, grant.user_oid, grant.auth_time)
 
     def add_redirect_uri(self, client_id: str, uri: str) -> tuple[str, ...]:
         """Register one more redirect URI for an app, until ``reset``; its URIs after."""
@@ -355,6 +405,7 @@ class EmulatorState:
             self.consents.clear()
             self.faults.reset()
             self.revoked_before.clear()
+            self.sessions_revoked.clear()
             self.revoked_families.clear()
             self.sso_sessions.clear()
             self.sso_apps.clear()

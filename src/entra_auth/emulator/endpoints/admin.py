@@ -16,6 +16,7 @@ from ...errors import EmulatorError
 from ..app_credentials import TOKEN_EXCHANGE_AUDIENCE, FederatedCredential, certificate_or_error
 from ..context import current
 from ..faults import FAULT_KINDS, Fault
+from ..grants import GRANT_COUNTERS
 
 ADMIN_HEADER = "X-Emulator-Key"
 
@@ -49,7 +50,7 @@ def _body() -> dict[str, Any]:
 
 @blueprint.get("/counts")
 def counts() -> Response:
-    return jsonify(current().state.faults.counts())
+    return jsonify(current().state.faults.counts(also=GRANT_COUNTERS))
 
 
 @blueprint.post("/counts/reset")
@@ -68,6 +69,13 @@ def rotate() -> Response:
 def revoke(ref: str) -> Response:
     current().state.revoke_refresh_tokens(ref)
     return jsonify({})
+
+
+@blueprint.post("/users/<ref>/revoke-sessions")
+def revoke_sessions(ref: str) -> Response:
+    """Graph's revokeSignInSessions for the user (``EntraEmulator.revoke_sessions``): the
+    moment of the revocation, epoch seconds, in ``revoked_at``."""
+    return jsonify({"revoked_at": current().state.revoke_sessions(ref)})
 
 
 @blueprint.post("/clock")

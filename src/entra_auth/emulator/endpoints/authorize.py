@@ -14,6 +14,16 @@ The browser's sign-in session (SSO) lives in a Flask session cookie, one account
 ``session["earlier"]``), and each live session's id is kept server-side too, so that signing
 out ends every copy of the cookie; with it, the apps that signed in through the session, whose
 front-channel logout URLs its sign-out loads (``logout.py``).
+
+A session ends for the emulator when its user's sessions are revoked (``revoke_sessions``):
+one that started before is no longer a session, and the sign-in page asks again.
+
+A step-up: a request whose ``claims`` asks for an authentication context (``access_token.acrs``,
+as MSAL sends a claims challenge) that the browser's session has not satisfied shows the
+sign-in page again, SSO or not (``prompt=none`` gets AADSTS50076); the sign-in that follows
+satisfies the contexts asked for, which the session remembers and its codes carry to their
+tokens (``acrs``). Entra would run the Conditional Access policy of the context (MFA, most
+often); the emulator's stand-in is signing in again.
 """
 
 from __future__ import annotations
@@ -28,6 +38,7 @@ from urllib.parse import urlencode, urlsplit, urlunsplit
 from flask import Blueprint, redirect, render_template, request, session
 from werkzeug.wrappers import Response as WerkzeugResponse
 
+from ..claims_requests import requested_contexts
 from ..context import current
 from ..faults import fault_point
 from ..grants import PKCE_VERIFIER
@@ -96,6 +107,7 @@ def authorize(tenant: str) -> Page:
         prompt=params.get("prompt"),
         login_hint=params.get("login_hint"),
         created=state.now(),
+        claims=params.get("claims"),
     )
     try:
         if found is None and not client.multi_tenant:
@@ -114,11 +126,14 @@ def authorize(tenant: str) -> Page:
     session["txns"] = [*session["txns"][-9:], auth.txn]
 
     signed_in = _sso_user(found)
+    step_up = signed_in is not None and not _satisfies(signed_in, auth)
     if auth.prompt == "none":
         if signed_in is None:
             return _to_client(auth, error=AadError(50058))
+        if step_up:  # the contexts asked for need a sign-in: no silent answer
+            return _to_client(auth, error=AadError(50076, resource=auth.client_id))
         return _after_sign_in(auth, signed_in, found)
-    if signed_in is not None and auth.prompt not in ("login", "select_account"):
+    if signed_in is not None and not step_up and auth.prompt not in ("login", "select_account"):
         return _after_sign_in(auth, signed_in, found)
     return _sign_in_page(auth, found)
 
@@ -229,6 +244,7 @@ def _sign_in_page(
         error=error,
         error_message=USER_MESSAGES.get(error.code, error.message) if error else "",
         username=username or auth.login_hint or "",
+        step_up=requested_contexts(auth.claims),  # the contexts this sign-in is to satisfy
     )
 
 
@@ -253,7 +269,13 @@ def _after_sign_in(
                 {"sid": replaced["sid"], "tid": user_tenant.id, "oid": replaced.get("oid", "")},
             ]
         sid = str(uuid.uuid4())
-        sso[user_tenant.id] = {"oid": user.oid, "sid": sid, "auth_time": int(state.now())}
+        sso[user_tenant.id] = {
+            "oid": user.oid,
+            "sid": sid,
+            "auth_time": int(state.now()),
+            # The authentication contexts this sign-in satisfied: those the request asked for.
+            "acrs": list(requested_contexts(auth.claims)),
+        }
         session["sso"] = sso
         with state.lock:  # kept server-side, so that sign-out ends it for every copy
             state.sso_sessions.add(sid)
@@ -301,6 +323,7 @@ def _issue_code(auth: AuthorizeRequest, user: User, tenant: Tenant) -> Page:
             sid=sso.get("sid", str(uuid.uuid4())),
             auth_time=sso.get("auth_time", int(state.now())),
             issued_at=state.now(),
+            acrs=tuple(sso.get("acrs", ())),
         )
     )
     with state.lock:
@@ -338,7 +361,8 @@ def _to_client(
 
 
 def _sso_user(tenant: Tenant | None, oid: str | None = None) -> User | None:
-    """The user this browser is signed in as (in ``tenant`` when given), if still signed in."""
+    """The user this browser is signed in as (in ``tenant`` when given), if still signed in:
+    not signed out, and not signed in before the user's sessions were revoked."""
     state = current().state
     sso: dict[str, dict[str, Any]] = session.get("sso", {})
     for tid, entry in sso.items():
@@ -349,9 +373,21 @@ def _sso_user(tenant: Tenant | None, oid: str | None = None) -> User | None:
         if oid is not None and entry.get("oid") != oid:
             continue
         user = state.seed.user(tid, entry.get("oid", ""))
-        if user is not None:
-            return user
+        if user is None:
+            continue
+        auth_time = entry.get("auth_time")
+        if not isinstance(auth_time, int) or state.sign_in_revoked(tid, user.oid, auth_time):
+            continue  # revoke_sessions ended it: the password is asked again
+        return user
     return None
+
+
+def _satisfies(user: User, auth: AuthorizeRequest) -> bool:
+    """Whether the user's session has satisfied every authentication context the request's
+    ``claims`` asks for (else the sign-in is a step-up)."""
+    entry: dict[str, Any] = session.get("sso", {}).get(user.tenant_id, {})
+    done = entry.get("acrs") or []
+    return all(context in done for context in requested_contexts(auth.claims))
 
 
 def _consent_items(scopes: ScopeRequest) -> list[tuple[str, str]]:

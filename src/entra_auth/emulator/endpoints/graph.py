@@ -5,6 +5,13 @@ shape. Those tokens are signed as Entra signs Graph's (over the header with the 
 ``nonce``), so they are checked the Graph way: ``graph_signed_form`` puts the hashed nonce back,
 then PyJWT verifies against the emulator's own keys. A token without a header nonce (another
 API's) is verified as it is, and then refused for its audience.
+
+Graph evaluates access continuously (CAE) for the clients that declared they can take a claims
+challenge: a user token whose ``xms_cc`` holds ``cp1``, issued before the user's sessions were
+revoked (``revoke_sessions``), gets 401 ``InvalidAuthenticationToken`` with Graph's CAE claims
+challenge in ``WWW-Authenticate`` (``error="insufficient_claims"``, ``claims`` the base64 of
+``{"access_token":{"nbf":{"essential":true, "value":"<revocation time>"}}}``). A token of any
+other client works until it expires: Entra does not evaluate those continuously.
 """
 
 from __future__ import annotations
@@ -17,23 +24,30 @@ from typing import Any
 import jwt
 from flask import Blueprint, Response, jsonify, request
 
+from ..claims_requests import cae_challenge
 from ..context import current
 from ..faults import fault_point
-from ..minting import graph_signed_form
+from ..minting import KNOWN_CLIENT_CAPABILITIES, graph_signed_form
 from ..seed import GRAPH_APP_ID, GRAPH_RESOURCE_URI, User
 
 _READ_SELF = {"User.Read", "User.ReadWrite", "User.ReadBasic.All", "User.Read.All"}
 _READ_ALL = {"User.ReadBasic.All", "User.Read.All", "Directory.Read.All"}
 _MAX_TOP = 999
 _DENIED = "Insufficient privileges to complete the operation."
+# Graph's message for a token CAE revoked (as Graph SDK users report it).
+_CAE_REVOKED = (
+    "Continuous access evaluation resulted in claims challenge with result: "
+    "InteractionRequired and code: TokenIssuedBeforeRevocationTimestamp"
+)
 
 
 class _GraphError(Exception):
     """An error answered in Graph's JSON shape (``{"error": {"code", "message", ...}}``)."""
 
-    def __init__(self, status: int, code: str, message: str):
+    def __init__(self, status: int, code: str, message: str, *, claims: str | None = None):
         super().__init__(message)
         self.status, self.code, self.message = status, code, message
+        self.claims = claims  # a claims challenge (base64), for WWW-Authenticate
 
 
 blueprint = Blueprint("graph", __name__, url_prefix="/graph")
@@ -58,10 +72,14 @@ def graph_error(exc: _GraphError) -> Response:
     )
     response.status_code = exc.status
     if exc.status == 401:
-        response.headers["WWW-Authenticate"] = (
+        # Graph's header, in Graph's order; a CAE challenge adds its error and claims.
+        challenge = (
             f'Bearer realm="", authorization_uri="{current().urls.browser_base}/common/oauth2/'
-            'authorize", client_id="00000003-0000-0000-c000-000000000000"'
+            f'authorize", client_id="{GRAPH_APP_ID}"'
         )
+        if exc.claims:
+            challenge += f', error="insufficient_claims", claims="{exc.claims}"'
+        response.headers["WWW-Authenticate"] = challenge
     return response
 
 
@@ -108,7 +126,28 @@ def claims() -> dict[str, Any]:
         )
     if isinstance(decoded.get("nbf"), int) and decoded["nbf"] > now + 300:
         raise _GraphError(401, "InvalidAuthenticationToken", "The token is not yet valid.")
+    _evaluate_continuously(decoded)
     return decoded
+
+
+def _evaluate_continuously(decoded: dict[str, Any]) -> None:
+    """CAE: a CAE-capable client's user token from before the user's sessions were revoked
+    is refused with the claims challenge that makes the client fetch a newer one."""
+    capabilities = decoded.get("xms_cc")
+    capable = isinstance(capabilities, list) and any(
+        isinstance(c, str) and c.lower() in KNOWN_CLIENT_CAPABILITIES for c in capabilities
+    )
+    iat = decoded.get("iat")
+    if not capable or not isinstance(iat, int) or not isinstance(decoded.get("scp"), str):
+        return
+    state = current().state
+    tid, oid = str(decoded.get("tid", "")), str(decoded.get("oid", ""))
+    if state.sign_in_revoked(tid, oid, iat):
+        with state.lock:
+            revoked_at = state.sessions_revoked[(tid, oid)]
+        raise _GraphError(
+            401, "InvalidAuthenticationToken", _CAE_REVOKED, claims=cae_challenge(revoked_at)
+        )
 
 
 def permissions(decoded: dict[str, Any]) -> tuple[set[str], set[str]]:

@@ -11,6 +11,10 @@ Web app's secret and codes stay on its server. ``Origin: null`` is no origin.
 A confidential client authenticates with a secret (in the form or HTTP Basic) or with a client
 assertion (``private_key_jwt``: a certificate's, or a federated token), checked by
 ``emulator/client_assertions.py``; never both in one request.
+
+Requests are counted per endpoint (``token``) and per grant (``token:authorization_code``,
+``token:refresh_token``, ``token:client_credentials``, ``token:password``,
+``token:on_behalf_of``), so that a test can tell how many refreshes a client made.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from flask import Blueprint, Response, request
 from ..client_assertions import authenticate as authenticate_assertion
 from ..context import current
 from ..faults import fault_point
-from ..grants import GRANTS, issued_to_spa
+from ..grants import GRANTS, grant_name, issued_to_spa
 from ..oauth_errors import AadError
 from ..policy import usable_in
 from ..seed import App, Tenant
@@ -31,8 +35,12 @@ from .common import json_response, single, tenant_or_error
 blueprint = Blueprint("token", __name__)
 
 
+def _grant_of_request() -> str | None:
+    return grant_name(request.form.get("grant_type"))
+
+
 @blueprint.post("/<tenant>/oauth2/v2.0/token")
-@fault_point("token")
+@fault_point("token", detail=_grant_of_request)
 def token(tenant: str) -> Response:
     form = single(request.form)
     found = tenant_or_error(tenant)

@@ -409,12 +409,20 @@ class ApiProtector(SecurityBase):
 
     # -- plain Starlette ----------------------------------------------------------------------
     def require_token(
-        self, scopes: Iterable[str] = (), roles: Iterable[str] = (), *, optional: bool = False
+        self,
+        scopes: Iterable[str] = (),
+        roles: Iterable[str] = (),
+        *,
+        optional: bool = False,
+        app_only: bool = False,
+        auth_context: str | Iterable[str] = (),
     ) -> Callable[[Any], Any]:
         """Decorate a Starlette endpoint (HTTP or WebSocket); see ``starlette.require_token``."""
         from .starlette import require_token
 
-        return require_token(self, scopes, roles, optional=optional)
+        return require_token(
+            self, scopes, roles, optional=optional, app_only=app_only, auth_context=auth_context
+        )
 
     # -- internals ----------------------------------------------------------------------------
     def _refusal(

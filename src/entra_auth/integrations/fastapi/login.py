@@ -323,8 +323,8 @@ class EntraAuth:
         self, request: Request, path: str, params: dict[str, str] | None = None
     ) -> dict[str, Any]:
         """``GET`` a Microsoft Graph resource as the signed-in user (``User.Read``), in a worker
-        thread; a throttled Graph is reported, not slept through."""
-        await self.get_token(request, ["User.Read"])  # consent or sign-in first, on the loop
+        thread (the token had on the event loop, once per attempt); a throttled Graph is
+        reported, not slept through."""
         timeout = self.config.http_timeout
         client = GraphClient(
             _ThreadUserTokens(self, request),  # a claims challenge (CAE) met as on Flask

@@ -85,14 +85,17 @@ def require_token(
     *,
     optional: bool = False,
     app_only: bool = False,
+    auth_context: str | Iterable[str] = (),
 ) -> Callable[[F], F]:
     """A Starlette endpoint (a function or an ``HTTPEndpoint`` method taking the request, or a
     WebSocket endpoint) that needs a valid token with these scopes/roles (both: delegated tokens
     are checked for the scopes, app-only tokens for the roles; ``app_only=True``: app
     permissions only). ``request.user`` is then a ``PrincipalUser``; ``optional=True`` lets a
-    request without a token in (``UnauthenticatedUser``). In FastAPI, use
-    ``Security(api, scopes=[...])`` instead."""
+    request without a token in (``UnauthenticatedUser``); ``auth_context="c1"``: a user's token
+    must carry that authentication context (``acrs``), else a 401 claims challenge. In FastAPI,
+    use ``Security(api, scopes=[...])`` instead."""
     need_scopes, need_roles = _names(scopes, "scopes"), _names(roles, "roles")
+    contexts = (auth_context,) if isinstance(auth_context, str) else tuple(auth_context)
 
     def decorate(endpoint: F) -> F:
         @functools.wraps(endpoint)
@@ -103,7 +106,7 @@ def require_token(
                 if principal is None:
                     principal = await api.principal_of(connection)
                 principal = api.authorize(
-                    connection, principal, need_scopes, need_roles, optional, app_only
+                    connection, principal, need_scopes, need_roles, optional, app_only, contexts
                 )
             except (BearerRefused, WebSocketBearerRefused) as refusal:
                 return await _refuse(connection, refusal.challenge)
