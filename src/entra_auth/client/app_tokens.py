@@ -31,33 +31,22 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
 import msal
 import requests
-from msal.authority import WELL_KNOWN_AUTHORITY_HOSTS
 
 from ..config import EntraConfig
 from ..credentials import ClientCredential, client_credential
 from ..errors import AppTokenError, ConfigurationError, ProviderUnavailableError
 from ..logs import redact_logger
+from .held import Held, held_from
 from .http import ProviderSession, provider_step
-from .signin import error_from
+from .signin import confidential_app, error_from
 from .token_cache import TokenCacheStore, user_token_cache
 
 if TYPE_CHECKING:
     import httpx
-
-RENEW_BEFORE = 300  # seconds before expiry a token is renewed (MSAL's own margin)
-
-
-@dataclass(frozen=True)
-class _Held:
-    token: str
-    renew_at: float  # from then on MSAL is asked again (it renews)
-    expires_at: float  # past it the token is never served
 
 
 class AppTokenProvider:
@@ -92,7 +81,7 @@ class AppTokenProvider:
         self._store = cache_store
         self._memory_cache = msal.TokenCache()
         self._msal: Any = None  # built on first use: MSAL reads the discovery document then
-        self._held: dict[tuple[str, ...], _Held] = {}
+        self._held: dict[tuple[str, ...], Held] = {}
         self._blocked: dict[tuple[str, ...], tuple[float, ProviderUnavailableError]] = {}
         self._locks: dict[tuple[str, ...], threading.Lock] = {}
         self._locks_lock = threading.Lock()
@@ -188,14 +177,8 @@ class AppTokenProvider:
                 "Entra ID refused the app's token request.",
                 "Check the app's credential and the scope (<API App ID URI>/.default).",
             )
-        token = str(result["access_token"])
-        lifetime = float(result.get("expires_in") or 0)
-        renew_in = max(0.0, lifetime - RENEW_BEFORE)
-        if result.get("refresh_in"):
-            renew_in = min(renew_in, float(result["refresh_in"]))
-        now = self._clock()
-        self._held[key] = _Held(token, now + renew_in, now + lifetime)
-        return token
+        self._held[key] = fresh = held_from(result, self._clock())
+        return fresh.token
 
     def _request(self, scopes: list[str]) -> dict[str, Any]:
         if self.credential.kind == "managed_identity":
@@ -217,15 +200,12 @@ class AppTokenProvider:
                 token_cache=self._memory_cache,
             )
         else:
-            host = urlsplit(str(self.config.authority)).hostname or ""
-            client = msal.ConfidentialClientApplication(
-                self.config.client_id,
-                client_credential=self.credential.msal_credential(),
-                authority=self.config.authority,
-                token_cache=cache or self._memory_cache,
-                http_client=self._http,
+            client = confidential_app(
+                self.config,
+                self.credential.msal_credential(),
+                cache=cache or self._memory_cache,
+                http=self._http,
                 http_cache=self._http_cache,
-                instance_discovery=None if host in WELL_KNOWN_AUTHORITY_HOSTS else False,
             )
         if cache is None:
             self._msal = client

@@ -338,6 +338,17 @@ class _Plan:
     value: Any = None
 
 
+@dataclass
+class _Attempts:
+    """Where one call stands: the claims its next token must carry, the retries made and the
+    seconds waited so far, and whether a claims challenge was met already (once only)."""
+
+    claims: str | None = None
+    retries: int = 0
+    waited: float = 0.0
+    challenged: bool = False
+
+
 class DownstreamCall:
     """A downstream API bound to one identity: ``get``/``post``/``put``/``patch``/``delete``
     and ``request`` (sync), the same with ``_async`` (httpx). Each returns the JSON body (None
@@ -384,11 +395,9 @@ class DownstreamCall:
         params: Mapping[str, str] | None = None,
         json: Any = None,
     ) -> Any:
-        url = self.api.url(path)
-        claims: str | None = None
-        waited, retries, challenged = 0.0, 0, False
+        url, attempts = self.api.url(path), _Attempts()
         while True:
-            token = self._identity.token(claims)
+            token = self._identity.token(attempts.claims)
             try:
                 response = self.api._http().request(
                     method,
@@ -408,16 +417,11 @@ class DownstreamCall:
                 or [response.headers.get("WWW-Authenticate", "")],
                 response.content,
             )
-            plan = self._plan(answer, url, retries=retries, waited=waited, challenged=challenged)
-            if plan.kind == "done":
-                return plan.value
-            if plan.kind == "fail":
-                raise plan.error or AssertionError("no error")
-            if plan.kind == "wait":
-                self.api._sleep(plan.wait)
-                waited, retries = waited + plan.wait, retries + 1
-            else:
-                claims, challenged = plan.claims, True
+            done, value = self._step(attempts, answer, url)
+            if done:
+                return value
+            if value:
+                self.api._sleep(value)
 
     async def request_async(
         self,
@@ -429,11 +433,9 @@ class DownstreamCall:
     ) -> Any:
         import httpx
 
-        url = self.api.url(path)
-        claims: str | None = None
-        waited, retries, challenged = 0.0, 0, False
+        url, attempts = self.api.url(path), _Attempts()
         while True:
-            token = await self._identity.token_async(claims)
+            token = await self._identity.token_async(attempts.claims)
             try:
                 response = await self.api._async_http().request(
                     method,
@@ -452,18 +454,35 @@ class DownstreamCall:
                 response.headers.get_list("WWW-Authenticate"),
                 response.content,
             )
-            plan = self._plan(answer, url, retries=retries, waited=waited, challenged=challenged)
-            if plan.kind == "done":
-                return plan.value
-            if plan.kind == "fail":
-                raise plan.error or AssertionError("no error")
-            if plan.kind == "wait":
-                await self.api._async_sleep(plan.wait)
-                waited, retries = waited + plan.wait, retries + 1
-            else:
-                claims, challenged = plan.claims, True
+            done, value = self._step(attempts, answer, url)
+            if done:
+                return value
+            if value:
+                await self.api._async_sleep(value)
 
     # -- policy, shared by both -----------------------------------------------------------------
+    def _step(self, attempts: _Attempts, answer: _Answer, url: str) -> tuple[bool, Any]:
+        """After an answer: ``(True, body)`` when the call is done; ``(False, seconds)`` to try
+        again after that wait (0: at once, with a new token for the challenge's claims);
+        raises what the call ends with."""
+        plan = self._plan(
+            answer,
+            url,
+            retries=attempts.retries,
+            waited=attempts.waited,
+            challenged=attempts.challenged,
+        )
+        if plan.kind == "done":
+            return True, plan.value
+        if plan.kind == "fail":
+            raise plan.error or AssertionError("a failed plan carries its error")
+        if plan.kind == "wait":
+            attempts.waited += plan.wait
+            attempts.retries += 1
+            return False, plan.wait
+        attempts.claims, attempts.challenged = plan.claims, True
+        return False, 0.0
+
     def _plan(
         self, answer: _Answer, url: str, *, retries: int, waited: float, challenged: bool
     ) -> _Plan:

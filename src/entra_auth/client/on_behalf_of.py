@@ -33,13 +33,11 @@ import time
 import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, MutableMapping, Sequence
-from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlencode
 
 import msal
 import requests
-from msal.authority import WELL_KNOWN_AUTHORITY_HOSTS
 
 from .. import aadsts
 from ..challenges import claims_request
@@ -48,24 +46,17 @@ from ..credentials import client_credential
 from ..errors import AppTokenError, ConfigurationError, OnBehalfOfError
 from ..logs import redact_logger
 from ..tokens import Principal
+from .held import Held, held_from
 from .http import ProviderSession, provider_step
-from .signin import OIDC_SCOPES, error_from
+from .signin import OIDC_SCOPES, confidential_app, error_from
 from .token_cache import TokenCacheStore, user_token_cache
 
-RENEW_BEFORE = 300  # seconds before expiry a held token goes back to MSAL (its own margin)
 # Entra's answers that only the user can get past: MFA (50076, 50079), Conditional Access
 # (53003, 50158, 530032…), a sign-in too old or revoked (50133, 50173, 70043), a session policy.
 _USER_MUST_SIGN_IN = frozenset(
     {50076, 50079, 50158, 53000, 53001, 53003, 530032, 50133, 50173, 70043, 50078, 50097}
 )
 _CONSENT = frozenset({65001, 65004, 90008})
-
-
-@dataclass(frozen=True)
-class _Held:
-    token: str
-    renew_at: float
-    expires_at: float
 
 
 class _Entry:
@@ -163,13 +154,11 @@ class OnBehalfOfProvider:
         self._max = max_entries
         self._entries: OrderedDict[str, _Entry] = OrderedDict()
         self._gates: weakref.WeakValueDictionary[str, _Entry] = weakref.WeakValueDictionary()
-        self._held: OrderedDict[tuple[str, tuple[str, ...]], _Held] = OrderedDict()
+        self._held: OrderedDict[tuple[str, tuple[str, ...]], Held] = OrderedDict()
         self._lock = threading.Lock()
         self._async_locks: weakref.WeakKeyDictionary[
             asyncio.AbstractEventLoop, dict[str, asyncio.Lock]
         ] = weakref.WeakKeyDictionary()
-        host = urlsplit(str(config.authority)).hostname or ""
-        self._instance_discovery = None if host in WELL_KNOWN_AUTHORITY_HOSTS else False
 
     # -- tokens ---------------------------------------------------------------------------------
     def get_token(
@@ -288,28 +277,20 @@ class OnBehalfOfProvider:
                 )
         if "access_token" not in result:
             raise self._refused(result, scopes, claims)
-        token = str(result["access_token"])
-        lifetime = float(result.get("expires_in") or 0)
-        renew_in = max(0.0, lifetime - RENEW_BEFORE)
-        if result.get("refresh_in"):
-            renew_in = min(renew_in, float(result["refresh_in"]))
-        now = self._clock()
+        fresh = held_from(result, self._clock())
         with self._lock:
-            self._held[(key, scopes)] = _Held(token, now + renew_in, now + lifetime)
+            self._held[(key, scopes)] = fresh
             while len(self._held) > 4 * self._max:
                 self._held.popitem(last=False)
-        return token
+        return fresh.token
 
     def _client(self, cache: msal.TokenCache) -> msal.ConfidentialClientApplication:
-        return msal.ConfidentialClientApplication(
-            self.config.client_id,
-            client_credential=self._msal_credential,
-            authority=self.config.authority,
-            token_cache=cache,
-            http_client=self._http,
+        return confidential_app(
+            self.config,
+            self._msal_credential,
+            cache=cache,
+            http=self._http,
             http_cache=self._http_cache,
-            instance_discovery=self._instance_discovery,
-            client_capabilities=list(self.config.client_capabilities) or None,
         )
 
     def _refused(

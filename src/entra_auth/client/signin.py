@@ -23,7 +23,7 @@ import hashlib
 import re
 import threading
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 from urllib.parse import unquote, urlencode, urlsplit
@@ -126,6 +126,32 @@ def error_from(result: Mapping[str, Any], kind: type[E], fallback: str, remedy: 
     return kind(fallback, remedy=remedy, code=error)
 
 
+def confidential_app(
+    config: EntraConfig,
+    credential: Any,
+    *,
+    cache: msal.TokenCache | None,
+    http: requests.Session,
+    http_cache: MutableMapping[Any, Any],
+) -> msal.ConfidentialClientApplication:
+    """MSAL's confidential client for ``config``, as every part of the library makes it (sign-in,
+    app tokens, on-behalf-of): its one ``credential``, ``http`` (bounded, typed failures) and
+    ``http_cache`` shared between the objects made per request (the provider's metadata read
+    once), instance discovery only on Microsoft's own hosts (the local Entra ID has no
+    ``login.microsoftonline.com`` to ask), and the app's declared client capabilities (CP1)."""
+    host = urlsplit(str(config.authority)).hostname or ""
+    return msal.ConfidentialClientApplication(
+        config.client_id,
+        client_credential=credential,
+        authority=config.authority,
+        token_cache=cache,
+        http_client=http,
+        http_cache=http_cache,
+        instance_discovery=None if host in WELL_KNOWN_AUTHORITY_HOSTS else False,
+        client_capabilities=list(config.client_capabilities) or None,
+    )
+
+
 class SignInFlow:
     """Sign-in, silent tokens and sign-out for one app registration."""
 
@@ -153,22 +179,17 @@ class SignInFlow:
         self.id_tokens = IdTokenValidator(config, self.jwks)
         self._http_cache: dict[Any, Any] = {}
         self._lock = threading.Lock()
-        host = urlsplit(str(config.authority)).hostname or ""
-        self._instance_discovery = None if host in WELL_KNOWN_AUTHORITY_HOSTS else False
 
     def client(
         self, cache: msal.SerializableTokenCache | None = None
     ) -> msal.ConfidentialClientApplication:
         """A confidential client (never a public one: it holds a credential) with this cache."""
-        return msal.ConfidentialClientApplication(
-            self.config.client_id,
-            client_credential=self._msal_credential,
-            authority=self.config.authority,
-            token_cache=cache,
-            http_client=self._http,
+        return confidential_app(
+            self.config,
+            self._msal_credential,
+            cache=cache,
+            http=self._http,
             http_cache=self._http_cache,
-            instance_discovery=self._instance_discovery,
-            client_capabilities=list(self.config.client_capabilities) or None,
         )
 
     # -- sign-in --------------------------------------------------------------------------------
