@@ -165,3 +165,25 @@ def test_consent_missing_downstream_is_a_challenge_the_caller_can_follow(
         assert "prompt=consent" in consent_uri
         entra_emulator.grant_consent(MEGAN, API, LEGACY_READ)  # what the consent page records
         assert megan.api_answer()["api_b"]["message"].startswith("Hello Megan Bowen")
+
+
+@pytest.mark.parametrize("adapter", ["flask", "fastapi"])
+def test_a_downstream_api_unavailable_is_a_503_with_retry_after_not_a_500(
+    entra_emulator: EntraEmulator, tmp_path: Path, adapter: str
+) -> None:
+    from entra_auth.emulator import Fault
+
+    from .helpers import API_URI, WEB
+
+    with chain(entra_emulator, tmp_path, adapter) as base:
+        token = entra_emulator.issue_token(
+            client_id=WEB, resource=API_URI, user=ADELE, scopes=["access_as_user"]
+        )
+        entra_emulator.inject_fault("graph", Fault("status", status=503, retry_after=40))
+        answer = requests.get(
+            f"{base}/secure-data", headers={"Authorization": f"Bearer {token}"}, timeout=HANG_GUARD
+        )
+    assert answer.status_code == 503, answer.text[:500]
+    assert answer.headers["Retry-After"] == "40"
+    assert answer.json()["error"] == "temporarily_unavailable"
+    assert "depends on" in answer.json()["error_description"]

@@ -7,6 +7,7 @@ the answers its caller can act on."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import threading
 from typing import Any
@@ -355,3 +356,52 @@ def test_an_async_call_waits_out_retry_after_within_its_budget(
         asyncio.run(graph.for_user(adele).get_async("/me"))
     assert busy.value.retry_after == 30
     assert waits == [2.0]  # 30 s is past the budget: said, not slept
+
+
+def test_a_refused_exchange_without_claims_is_still_an_answer_the_caller_can_act_on(
+    entra_emulator: EntraEmulator, api_config: EntraConfig, validator: AccessTokenValidator
+) -> None:
+    """The sign-in behind the caller's token was revoked and no downstream API challenged yet
+    (a new instance, nothing held): a 401 asking for a token issued from now on; an assertion
+    Entra cannot use (expired at Entra): a 401 invalid_token. Never a 500."""
+    adele = caller(entra_emulator, validator)
+    entra_emulator.revoke_sessions(ADELE)
+    with pytest.raises(OnBehalfOfError) as revoked:
+        OnBehalfOfProvider(api_config).get_token(adele, [GRAPH_USER_READ])
+    assert (revoked.value.status, revoked.value.aadsts) == (401, 50173)
+    nbf = json.loads(revoked.value.claims or "{}")["access_token"]["nbf"]
+    assert nbf["essential"] is True
+    assert int(nbf["value"]) >= claims_of(str(adele.token))["iat"]
+    assert challenge(revoked.value).status == 401
+
+    megan = caller(entra_emulator, validator, user=MEGAN)
+    entra_emulator.shift_clock(6 * 3600)  # Entra's clock: the assertion has expired
+    with pytest.raises(OnBehalfOfError) as expired:
+        OnBehalfOfProvider(api_config).get_token(megan, [GRAPH_USER_READ])
+    assert (expired.value.status, expired.value.aadsts, expired.value.claims) == (401, 50013, None)
+    answer = challenge(expired.value)
+    assert answer.status == 401
+    assert 'error="invalid_token"' in answer.headers["WWW-Authenticate"]
+
+
+def test_a_wrong_credential_during_a_claims_exchange_is_no_claims_challenge(
+    entra_emulator: EntraEmulator, api_config: EntraConfig, validator: AccessTokenValidator
+) -> None:
+    """The API's own secret is wrong: a 500 for its operator (with Entra's code in the log,
+    not in the answer), even when a downstream API's claims were being met; the caller is not
+    sent to sign in again for nothing."""
+    wrong = dataclasses.replace(api_config, client_secret="not-the-secret")
+    adele = caller(entra_emulator, validator)
+    with pytest.raises(OnBehalfOfError) as refused:
+        OnBehalfOfProvider(wrong).get_token(
+            adele, [GRAPH_USER_READ], claims='{"access_token":{"nbf":{"essential":true}}}'
+        )
+    assert (refused.value.status, refused.value.aadsts, refused.value.claims) == (
+        500,
+        7000215,
+        None,
+    )
+    answer = challenge(refused.value)
+    assert answer.status == 500
+    assert answer.body["error"] == "server_error"
+    assert "AADSTS" not in json.dumps(answer.body)

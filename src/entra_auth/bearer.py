@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from .challenges import encode_claims, insufficient_claims_header
 from .errors import (
+    DownstreamApiUnavailableError,
     EntraAuthError,
     InsufficientClaimsError,
     InsufficientScopeError,
@@ -101,12 +102,19 @@ def challenge(error: EntraAuthError | None, *, realm: str = "api") -> Challenge:
             },
         )
     if isinstance(error, ProviderUnavailableError):  # fail closed: 503, or 502 for nonsense
+        # The keys or metadata, unless the endpoint's own work (a downstream API, an exchange
+        # on the caller's behalf) is what failed.
+        checking = not (
+            isinstance(error, DownstreamApiUnavailableError) or error.step == "on-behalf-of"
+        )
         return Challenge(
             error.http_status,
             {"Retry-After": str(error.retry_after or 30), **no_store},
             {
                 "error": "temporarily_unavailable",
-                "error_description": "Tokens cannot be checked right now; try again shortly.",
+                "error_description": "Tokens cannot be checked right now; try again shortly."
+                if checking
+                else "A service this API depends on is not available right now; try again shortly.",
             },
         )
     if isinstance(error, (InsufficientClaimsError, OnBehalfOfError)):
@@ -145,9 +153,21 @@ def _caller_must_act(error: InsufficientClaimsError | OnBehalfOfError, realm: st
     and the base64 ``claims``, which the caller passes to Entra in a new sign-in (MSAL's
     ``claims_challenge``). Consent this API needs for what it calls (AADSTS65001): 403 with
     ``error="consent_required"``, the downstream ``scopes`` and, when the API knows where its
-    consent page is, ``consentUri``. Anything else (this API's own credential or registration
-    is wrong) is no challenge: 500, with the code for its operator and nothing to follow."""
+    consent page is, ``consentUri``. The user must sign in again without claims to ask for: 401
+    ``invalid_token``, the caller gets a new token. Anything else (this API's own credential or
+    registration is wrong) is no challenge: 500, with nothing to follow (``log_caller_error``
+    tells the operator why)."""
     no_store = {"Cache-Control": "no-store"}
+    if isinstance(error, OnBehalfOfError) and error.status >= 500:
+        return Challenge(
+            500,
+            no_store,
+            {
+                "error": "server_error",
+                "error_description": "This API could not call what it depends on for you; "
+                "its operator's log says why.",
+            },
+        )
     body = {"error": error.code, "error_description": error.message}
     if error.remedy:
         body["remedy"] = error.remedy
@@ -174,12 +194,45 @@ def _caller_must_act(error: InsufficientClaimsError | OnBehalfOfError, realm: st
         if error.consent_uri:
             body["consent_uri"] = error.consent_uri
         return Challenge(403, {"WWW-Authenticate": f"Bearer {', '.join(params)}", **no_store}, body)
-    body["error"] = "server_error"
-    body["error_description"] = (
-        "This API could not call what it depends on for you; its operator has been told why."
+    # Sign in again, nothing more precise to ask for: a new token for this API.
+    body["error"] = "invalid_token"
+    params = [
+        f'realm="{_quoted(realm)}"',
+        'error="invalid_token"',
+        f'error_description="{_quoted(error.message)}"',
+    ]
+    return Challenge(401, {"WWW-Authenticate": f"Bearer {', '.join(params)}", **no_store}, body)
+
+
+def log_caller_error(
+    logger: logging.Logger, error: EntraAuthError, *, method: str, path: str
+) -> None:
+    """The operator's record of a protected endpoint's failure that is not the caller's token:
+    on-behalf-of refused (WARNING with Entra's AADSTS code when this API's own registration or
+    credential is wrong; INFO when the caller must act), a service it depends on unavailable
+    (WARNING with host, step and cause). Nothing here holds a token or a claims value."""
+    if isinstance(error, ProviderUnavailableError):
+        logger.warning(
+            "Protected endpoint %s %s: a service it depends on is unavailable (%s, %s: %s)",
+            inert(method, 16),
+            inert(path),
+            inert(error.host),
+            inert(error.step, 40),
+            inert(error.cause),
+        )
+        return
+    aadsts = getattr(error, "aadsts", None)
+    status = getattr(error, "status", 401)
+    level = logging.WARNING if status >= 500 else logging.INFO
+    logger.log(
+        level,
+        "Protected endpoint %s %s: %s%s, answered %s",
+        inert(method, 16),
+        inert(path),
+        error.code,
+        f" (AADSTS{aadsts})" if aadsts else "",
+        status if status >= 500 else "to the caller",
     )
-    body.pop("remedy", None)
-    return Challenge(500, no_store, body)
 
 
 def log_refusal(logger: logging.Logger, error: EntraAuthError, *, method: str, path: str) -> None:

@@ -120,6 +120,15 @@ def claims_request(text: object) -> str | None:
     return text if isinstance(parsed, dict) else None
 
 
+def fresh_token_claims(now: int) -> str:
+    """The claims request for a token issued at or after ``now`` (epoch seconds): the form
+    Graph's Continuous Access Evaluation challenges take, ``{"access_token":{"nbf":
+    {"essential":true,"value":"<now>"}}}``; a client meets it only with a fresh sign-in or
+    refresh, which a revoked session cannot give silently."""
+    request = {"access_token": {"nbf": {"essential": True, "value": str(int(now))}}}
+    return json.dumps(request, separators=(",", ":"))
+
+
 def encode_claims(claims: str) -> str:
     """A claims request as a challenge's ``claims`` parameter: standard base64, as Entra,
     Graph and Microsoft.Identity.Web write it (MSAL.js decodes it with ``atob``)."""
@@ -152,19 +161,6 @@ def auth_context_claims(*contexts: str) -> str:
     return json.dumps({"access_token": {"acrs": request}}, separators=(",", ":"))
 
 
-def merge_claims(first: str | None, second: str | None) -> str | None:
-    """Two claims requests as one (the second's members win where both name one)."""
-    if not first or not second:
-        return first or second
-    merged: dict[str, Any] = json.loads(first)
-    for part, members in json.loads(second).items():
-        if isinstance(members, dict) and isinstance(merged.get(part), dict):
-            merged[part] = {**merged[part], **members}
-        else:
-            merged[part] = members
-    return json.dumps(merged, separators=(",", ":"))
-
-
 def quoted(text: str, limit: int = 300) -> str:
     """``text`` as the inside of an RFC 7230 quoted-string: no quote, backslash or control
     character (each dropped), at most ``limit`` characters."""
@@ -194,7 +190,7 @@ __all__ = [
     "claims_request",
     "decode_claims",
     "encode_claims",
+    "fresh_token_claims",
     "insufficient_claims_header",
-    "merge_claims",
     "parse_www_authenticate",
 ]

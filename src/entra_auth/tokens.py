@@ -798,6 +798,11 @@ class AccessTokenValidator(_TokenValidator):
             )
 
 
+def auth_context_names(auth_context: str | Iterable[str]) -> tuple[str, ...]:
+    """An endpoint's ``auth_context`` (one id such as ``"c1"``, or several) as a tuple."""
+    return (auth_context,) if isinstance(auth_context, str) else tuple(auth_context)
+
+
 def _validate_acrs(principal: Principal, required: tuple[str, ...]) -> None:
     """Every authentication context ``required`` must be in the token's ``acrs`` (Conditional
     Access authentication context: Entra puts a context there once the user satisfied its

@@ -206,6 +206,7 @@ class AppTokenProvider:
                 cache=cache or self._memory_cache,
                 http=self._http,
                 http_cache=self._http_cache,
+                capabilities=False,  # no claims challenge could be met: see confidential_app
             )
         if cache is None:
             self._msal = client

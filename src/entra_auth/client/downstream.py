@@ -35,6 +35,7 @@ Policy without I/O (``_plan``: what an answer means) is shared by the sync trans
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 import time
 import weakref
@@ -68,6 +69,7 @@ if TYPE_CHECKING:
     from .on_behalf_of import OnBehalfOfProvider
 
 GRAPH_V1 = "https://graph.microsoft.com/v1.0"
+_LOOPBACK = frozenset({"localhost", "127.0.0.1", "::1"})
 GRAPH = "Microsoft Graph"
 
 
@@ -148,6 +150,16 @@ class _SignedInUser:
 
 def signed_in_user(source: UserTokens | AsyncUserTokens, scopes: Sequence[str]) -> _Identity:
     """The identity of a web app's signed-in user, for ``DownstreamCall`` (``GraphClient``)."""
+    if (
+        isinstance(source, UserTokens)
+        and not isinstance(source, AsyncUserTokens)
+        and inspect.iscoroutinefunction(source.get_token)
+    ):
+        raise ConfigurationError(
+            f"A {type(source).__name__} was given as the user's tokens: its get_token is a "
+            "coroutine that needs the request.",
+            remedy="Pass auth.user_tokens(request) (the FastAPI adapter), not auth.",
+        )
     return _SignedInUser(source, tuple(scopes))
 
 
@@ -201,9 +213,13 @@ class DownstreamApi:
         errors: Literal["api", "graph"] = "api",
     ):
         parts = urlsplit(base_url)
-        if parts.scheme not in ("https", "http") or not parts.netloc:
+        loopback = parts.hostname in _LOOPBACK
+        if not parts.netloc or not (
+            parts.scheme == "https" or (parts.scheme == "http" and loopback)
+        ):
             raise ConfigurationError(
-                f"A downstream API's base URL must be an absolute URL, not {base_url[:80]!r}.",
+                f"A downstream API's base URL must be https (plain http on loopback only: the "
+                f"token would travel in the clear), not {base_url[:80]!r}.",
                 remedy="Give https://host[/path], e.g. https://graph.microsoft.com/v1.0.",
             )
         self.base_url = base_url.rstrip("/")
@@ -240,7 +256,7 @@ class DownstreamApi:
         if isinstance(user, Principal):
             return DownstreamCall(self, _Caller(self._on_behalf_of(), user, self._user_scopes()))
         if isinstance(user, (UserTokens, AsyncUserTokens)):
-            return DownstreamCall(self, _SignedInUser(user, self._user_scopes()))
+            return DownstreamCall(self, signed_in_user(user, self._user_scopes()))
         raise ConfigurationError(
             f"for_user was given a {type(user).__name__}.",
             remedy="Pass the Principal the API validated, or the web adapter (EntraAuth, "

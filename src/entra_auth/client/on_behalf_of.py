@@ -40,7 +40,7 @@ import msal
 import requests
 
 from .. import aadsts
-from ..challenges import claims_request
+from ..challenges import claims_request, fresh_token_claims
 from ..config import EntraConfig
 from ..credentials import client_credential
 from ..errors import AppTokenError, ConfigurationError, OnBehalfOfError
@@ -57,6 +57,11 @@ _USER_MUST_SIGN_IN = frozenset(
     {50076, 50079, 50158, 53000, 53001, 53003, 530032, 50133, 50173, 70043, 50078, 50097}
 )
 _CONSENT = frozenset({65001, 65004, 90008})
+# The sign-in behind the caller's token is over: revoked (50173), its session invalid (50133),
+# too old for the sign-in frequency policy (70043).
+_SESSION_GONE = frozenset({50173, 50133, 70043})
+# The caller's token itself cannot be exchanged (expired, not for this API): it needs a new one.
+_CALLERS_TOKEN_REFUSED = frozenset({50013, 50027})
 
 
 class _Entry:
@@ -154,7 +159,8 @@ class OnBehalfOfProvider:
         self._max = max_entries
         self._entries: OrderedDict[str, _Entry] = OrderedDict()
         self._gates: weakref.WeakValueDictionary[str, _Entry] = weakref.WeakValueDictionary()
-        self._held: OrderedDict[tuple[str, tuple[str, ...]], Held] = OrderedDict()
+        # The tokens held per exchange (its key), per downstream scopes; the oldest go first.
+        self._held: OrderedDict[str, dict[tuple[str, ...], Held]] = OrderedDict()
         self._lock = threading.Lock()
         self._async_locks: weakref.WeakKeyDictionary[
             asyncio.AbstractEventLoop, dict[str, asyncio.Lock]
@@ -217,7 +223,7 @@ class OnBehalfOfProvider:
         return f"entra:obo:{caller.tid}:{caller.oid}:{digest[:48]}"
 
     def _fresh(self, key: str, scopes: tuple[str, ...]) -> str | None:
-        held = self._held.get((key, scopes))
+        held = self._held.get(key, {}).get(scopes)
         if held is not None and self._clock() < held.renew_at:
             return held.token
         return None
@@ -240,8 +246,7 @@ class OnBehalfOfProvider:
                     or next(iter(self._entries.values())).expires_at < now
                 ):
                     gone, _ = self._entries.popitem(last=False)
-                    for held_key in [k for k in self._held if k[0] == gone]:
-                        del self._held[held_key]
+                    self._held.pop(gone, None)
             return entry
 
     def _async_lock(self, key: str) -> asyncio.Lock:
@@ -279,8 +284,9 @@ class OnBehalfOfProvider:
             raise self._refused(result, scopes, claims)
         fresh = held_from(result, self._clock())
         with self._lock:
-            self._held[(key, scopes)] = fresh
-            while len(self._held) > 4 * self._max:
+            self._held.setdefault(key, {})[scopes] = fresh
+            self._held.move_to_end(key)
+            while len(self._held) > self._max:  # with a shared store, the memory stays bounded
                 self._held.popitem(last=False)
         return fresh.token
 
@@ -304,8 +310,15 @@ class OnBehalfOfProvider:
             "Check this API's credential and the downstream scopes.",
         )
         code = aadsts.first_code(result.get("error_codes"), result.get("error_description"))
-        demanded = claims_request(result.get("claims")) or claims
         suberror = result.get("suberror")
+        user_must_act = code in _USER_MUST_SIGN_IN or result.get("error") == "interaction_required"
+        # Entra's own claims first; the downstream API's only when the refusal is the user's
+        # to meet (a wrong credential during a claims exchange is no claims challenge).
+        demanded = claims_request(result.get("claims")) or (claims if user_must_act else None)
+        if demanded is None and code in _SESSION_GONE:
+            # A revoked or expired sign-in: ask the caller for a token issued from now on, in
+            # Continuous Access Evaluation's words, so that its client signs the user in again.
+            demanded = fresh_token_claims(int(self._clock()))
         if code in _CONSENT or suberror == "consent_required":
             return OnBehalfOfError(
                 f"{words.message} This API needs consent to call {' '.join(scopes)} for the user.",
@@ -318,7 +331,7 @@ class OnBehalfOfProvider:
                 aadsts=code,
                 code="consent_required",
             )
-        if demanded or code in _USER_MUST_SIGN_IN or result.get("error") == "interaction_required":
+        if demanded or user_must_act or code in _CALLERS_TOKEN_REFUSED:
             return OnBehalfOfError(
                 f"{words.message} The user must sign in again"
                 + (" with the claims requested." if demanded else "."),

@@ -133,12 +133,15 @@ def confidential_app(
     cache: msal.TokenCache | None,
     http: requests.Session,
     http_cache: MutableMapping[Any, Any],
+    capabilities: bool = True,
 ) -> msal.ConfidentialClientApplication:
     """MSAL's confidential client for ``config``, as every part of the library makes it (sign-in,
     app tokens, on-behalf-of): its one ``credential``, ``http`` (bounded, typed failures) and
     ``http_cache`` shared between the objects made per request (the provider's metadata read
     once), instance discovery only on Microsoft's own hosts (the local Entra ID has no
-    ``login.microsoftonline.com`` to ask), and the app's declared client capabilities (CP1)."""
+    ``login.microsoftonline.com`` to ask), and the app's declared client capabilities (CP1)
+    where claims challenges are met (``capabilities``: not for app tokens, whose provider has
+    no user to send through a sign-in and would keep serving a long-lived token Graph refuses)."""
     host = urlsplit(str(config.authority)).hostname or ""
     return msal.ConfidentialClientApplication(
         config.client_id,
@@ -148,7 +151,7 @@ def confidential_app(
         http_client=http,
         http_cache=http_cache,
         instance_discovery=None if host in WELL_KNOWN_AUTHORITY_HOSTS else False,
-        client_capabilities=list(config.client_capabilities) or None,
+        client_capabilities=(list(config.client_capabilities) or None) if capabilities else None,
     )
 
 

@@ -23,6 +23,8 @@ import base64
 import json
 from typing import Any
 
+from ..challenges import auth_context_claims
+
 
 def _access_token_part(claims_parameter: str | None) -> dict[str, Any]:
     if not claims_parameter:
@@ -50,14 +52,9 @@ def requested_contexts(claims_parameter: str | None) -> tuple[str, ...]:
 
 
 def context_challenge(contexts: tuple[str, ...] | list[str]) -> str:
-    """The claims challenge (a JSON string) that asks for ``contexts``: what an AADSTS50076
-    answer carries in ``claims`` and a client passes on to an interactive sign-in."""
-    wanted: dict[str, Any] = {"essential": True}
-    if len(contexts) == 1:
-        wanted["value"] = contexts[0]
-    else:
-        wanted["values"] = list(contexts)
-    return json.dumps({"access_token": {"acrs": wanted}}, separators=(",", ":"))
+    """The claims challenge for authentication contexts, as Entra writes it (the library's
+    ``auth_context_claims``: what an API asks for and what Entra answers with are one text)."""
+    return auth_context_claims(*contexts)
 
 
 def cae_challenge(revoked_at: int) -> str:

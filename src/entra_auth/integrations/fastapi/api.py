@@ -34,7 +34,14 @@ from starlette.requests import HTTPConnection, Request
 from starlette.responses import JSONResponse, Response
 from starlette.websockets import WebSocket
 
-from ...bearer import Challenge, bearer_token, challenge, check_token_syntax, log_refusal
+from ...bearer import (
+    Challenge,
+    bearer_token,
+    challenge,
+    check_token_syntax,
+    log_caller_error,
+    log_refusal,
+)
 from ...config import EntraConfig
 from ...errors import (
     EntraAuthError,
@@ -45,13 +52,15 @@ from ...errors import (
 )
 from ...keys import AsyncJwksCache, AsyncKeySource, KeySource
 from ...logs import inert
-from ...tokens import AccessTokenValidator, Principal
+from ...tokens import AccessTokenValidator, Principal, auth_context_names
 
 log = logging.getLogger("entra_auth.fastapi")
 
 # RFC 6455 §7.4: 1008 policy violation (a refused token), 1013 try again later (keys unavailable).
 WS_REFUSED, WS_TRY_AGAIN_LATER = 1008, 1013
 _DENIAL = "websocket.http.response"  # the ASGI extension for an HTTP answer to a handshake
+# The ASGI scope key naming the protector that admitted the request (an API call).
+PROTECTED_BY = "entra_auth.protected_by"
 # An exception handler as FastAPI(exception_handlers=...) types it.
 _Handler = Callable[[Request, Any], Coroutine[Any, Any, Response]]
 
@@ -276,7 +285,7 @@ class ApiProtector(SecurityBase):
         if not isinstance(exc, EntraAuthError):  # pragma: no cover - registered for ours only
             raise exc
         method = connection.scope.get("method", "WEBSOCKET")
-        log_refusal(log, exc, method=method, path=connection.url.path)
+        log_caller_error(log, exc, method=method, path=connection.url.path)
         return await respond(connection, challenge(exc, realm=self.realm))
 
     def init_app(self, app: FastAPI) -> None:
@@ -284,6 +293,13 @@ class ApiProtector(SecurityBase):
         lifespan, if it has one, still runs: the two are merged)."""
         for kind, handler in self.exception_handlers.items():
             app.add_exception_handler(kind, handler)
+        # A service an endpoint depends on unavailable (Entra during an on-behalf-of exchange,
+        # a downstream API): 503 with Retry-After, unless the app answers it already (the web
+        # sign-in's pages do, for browsers and API clients alike).
+        if ProviderUnavailableError not in app.exception_handlers:
+            app.add_exception_handler(
+                ProviderUnavailableError, cast(_Handler, self._answer_caller_error)
+            )
         app.include_router(APIRouter(lifespan=self.lifespan))
 
     # -- dependencies -----------------------------------------------------------------------
@@ -306,7 +322,7 @@ class ApiProtector(SecurityBase):
         still refused (401, or 403 when it lacks what is required).
         """
         scopes_, roles_ = _names(scopes, "scopes"), _names(roles, "roles")
-        contexts = (auth_context,) if isinstance(auth_context, str) else tuple(auth_context)
+        contexts = auth_context_names(auth_context)
         return Requirement(
             self, scopes_, roles_, optional, app_only=app_only, auth_contexts=contexts
         )
@@ -405,6 +421,9 @@ class ApiProtector(SecurityBase):
         except (InsufficientScopeError, InsufficientClaimsError) as error:
             self._warn_if_unanswered(connection)
             raise self._refusal(connection, error) from error
+        # The request is an API call from here on: a failure of its endpoint is answered as
+        # one (JSON, RFC 6750), even where the web sign-in answers the same error with a page.
+        connection.scope[PROTECTED_BY] = self
         return principal
 
     # -- plain Starlette ----------------------------------------------------------------------

@@ -22,7 +22,6 @@ whose lock (held from load to save) keeps one refresh in flight per user across 
 
 from __future__ import annotations
 
-import functools
 import logging
 import os
 import time
@@ -30,10 +29,8 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any, cast
 from urllib.parse import urlencode, urlsplit
 
-import anyio.from_thread
 import anyio.to_thread
 import jinja2
-import requests
 from starlette.applications import Starlette
 from starlette.datastructures import MutableHeaders
 from starlette.requests import HTTPConnection, Request
@@ -46,7 +43,7 @@ from starsessions.stores import SessionStore
 from ..._redis import redis_client
 from ...client import callback, pages
 from ...client import session as websession
-from ...client.graph import GraphClient
+from ...client.downstream import DownstreamApi
 from ...client.session import ANONYMOUS, AnonymousUser, SignedInUser
 from ...client.signin import SignInFlow, safe_return_path
 from ...client.signins import SignInIndex, framing_origins
@@ -60,6 +57,7 @@ from ...config import EntraConfig
 from ...derive import derive_key
 from ...errors import (
     ConfigurationError,
+    GraphError,
     InteractionRequired,
     ProviderUnavailableError,
     SessionStoreUnavailable,
@@ -68,6 +66,7 @@ from ...errors import (
 from ...logs import inert, redact_logger
 from ...pending import PendingSignInCookie, PendingSignIns
 from ...templates import TEMPLATES
+from .api import PROTECTED_BY
 from .sessions import (
     FileStore,
     JsonFileCache,
@@ -151,10 +150,7 @@ class EntraAuth:
                 "EntraAuth(secret_key=...).",
             )
         self.sign_in = SignInFlow(config)
-        self._graph_http = requests.Session()
-        if config.ca_bundle:
-            self._graph_http.verify = config.ca_bundle
-            self._graph_http.trust_env = False
+        self._graph: DownstreamApi | None = None  # Graph as the signed-in user, made on first use
         callback = urlsplit(config.callback_url)
         self.callback_path = callback.path or "/"
         self._secure = callback.scheme == "https"
@@ -322,19 +318,22 @@ class EntraAuth:
     async def graph_get(
         self, request: Request, path: str, params: dict[str, str] | None = None
     ) -> dict[str, Any]:
-        """``GET`` a Microsoft Graph resource as the signed-in user (``User.Read``), in a worker
-        thread (the token had on the event loop, once per attempt); a throttled Graph is
-        reported, not slept through."""
-        timeout = self.config.http_timeout
-        client = GraphClient(
-            _ThreadUserTokens(self, request),  # a claims challenge (CAE) met as on Flask
-            base_url=self.config.graph_url or self.sign_in.discovery.metadata.graph_url,
-            session=self._graph_http,
-            timeout=timeout,
-            max_retries=1,
-            max_wait=timeout,
-        )
-        return await anyio.to_thread.run_sync(client.get, path, params)
+        """``GET`` a Microsoft Graph resource (``/v1.0/me``) as the signed-in user
+        (``User.Read``), on the event loop (httpx); a claims challenge (CAE) is met as on Flask,
+        a throttled Graph is reported, not slept through."""
+        if self._graph is None:
+            timeout = self.config.http_timeout
+            self._graph = DownstreamApi.graph(
+                base_url=self.config.graph_url or self.sign_in.discovery.metadata.graph_url,
+                config=self.config,
+                timeout=timeout,
+                max_retries=1,
+                max_wait=timeout,
+            )
+        body = await self._graph.for_user(self.user_tokens(request)).get_async(path, params=params)
+        if not isinstance(body, dict):
+            raise GraphError("Microsoft Graph answered with an unexpected body.", status=502)
+        return body
 
     # -- sessions --------------------------------------------------------------------------------
     def _session_id(self, request: HTTPConnection) -> str | None:
@@ -566,6 +565,9 @@ class EntraAuth:
 
     async def _answer_provider_unavailable(self, request: Request, exc: Exception) -> Response:
         assert isinstance(exc, ProviderUnavailableError)
+        protector = request.scope.get(PROTECTED_BY)
+        if protector is not None:  # an API endpoint's call: its protector's JSON answer
+            return cast(Response, await protector._answer_caller_error(request, exc))
         return self._provider_unavailable(request, exc)
 
     def _provider_unavailable(
@@ -750,16 +752,3 @@ class _UserTokens:
 
     async def get_token_async(self, scopes: Sequence[str], *, claims: str | None = None) -> str:
         return await self.auth.get_token(self.request, scopes, claims=claims)
-
-
-class _ThreadUserTokens:
-    """``UserTokens`` for code in a worker thread (``GraphClient``): ``EntraAuth.get_token``
-    run back on the event loop."""
-
-    def __init__(self, auth: EntraAuth, request: Request):
-        self.auth, self.request = auth, request
-
-    def get_token(self, scopes: Sequence[str], *, claims: str | None = None) -> str:
-        return anyio.from_thread.run(
-            functools.partial(self.auth.get_token, self.request, scopes, claims=claims)
-        )

@@ -47,7 +47,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocket
 
 from ...bearer import Challenge
-from ...tokens import Principal
+from ...tokens import Principal, auth_context_names
 from .api import BearerRefused, WebSocketBearerRefused, _names, respond
 
 if TYPE_CHECKING:
@@ -95,7 +95,7 @@ def require_token(
     must carry that authentication context (``acrs``), else a 401 claims challenge. In FastAPI,
     use ``Security(api, scopes=[...])`` instead."""
     need_scopes, need_roles = _names(scopes, "scopes"), _names(roles, "roles")
-    contexts = (auth_context,) if isinstance(auth_context, str) else tuple(auth_context)
+    contexts = auth_context_names(auth_context)
 
     def decorate(endpoint: F) -> F:
         @functools.wraps(endpoint)

@@ -21,17 +21,24 @@ from typing import Any, TypeVar, cast
 from flask import Blueprint, Flask, Response, current_app, g, jsonify, request
 from werkzeug.local import LocalProxy
 
-from ...bearer import bearer_token, challenge, check_token_syntax, log_refusal
+from ...bearer import (
+    bearer_token,
+    challenge,
+    check_token_syntax,
+    log_caller_error,
+    log_refusal,
+)
 from ...config import EntraConfig
 from ...errors import (
-    DownstreamApiUnavailableError,
     EntraAuthError,
     InsufficientClaimsError,
     InsufficientScopeError,
     OnBehalfOfError,
+    ProviderUnavailableError,
 )
 from ...keys import JwksCache
 from ...tokens import AccessTokenValidator, Principal
+from ...tokens import auth_context_names as _contexts
 from ._config import config_from_app
 
 log = logging.getLogger("entra_auth.flask")
@@ -39,7 +46,9 @@ F = TypeVar("F", bound=Callable[..., Any])
 _EXTENSION = "entra_auth.api"  # app.extensions[_EXTENSION]: {ApiProtector: its validator}
 # What a protected view may raise that its caller can act on (a claims challenge, consent) or
 # wait out (a downstream API unavailable): answered as the refusals are, never as a 500.
-_CALLER_ERRORS = (OnBehalfOfError, InsufficientClaimsError, DownstreamApiUnavailableError)
+# (ProviderUnavailableError: Entra unreachable during an on-behalf-of exchange, a downstream
+# API's DownstreamApiUnavailableError among them: 503 with Retry-After.)
+_CALLER_ERRORS = (OnBehalfOfError, InsufficientClaimsError, ProviderUnavailableError)
 
 current_principal: Principal | None = cast(
     "Principal | None", LocalProxy(lambda: g.get("principal"))
@@ -158,10 +167,6 @@ def require_token(
     return _require(None, tuple(scopes), tuple(roles), realm, app_only, _contexts(auth_context))
 
 
-def _contexts(auth_context: str | Iterable[str]) -> tuple[str, ...]:
-    return (auth_context,) if isinstance(auth_context, str) else tuple(auth_context)
-
-
 def _require(
     protector: ApiProtector | None,
     scopes: tuple[str, ...],
@@ -191,7 +196,7 @@ def _require(
 
 def _answer_view(error: EntraAuthError, realm: str) -> Response:
     """A protected view's failure its caller can act on (see ``_CALLER_ERRORS``)."""
-    log_refusal(log, error, method=request.method, path=request.path)
+    log_caller_error(log, error, method=request.method, path=request.path)
     return _answer(error, realm)
 
 
