@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 DEMO_STAMP := $(VENV)/.installed-demo
 STAMP      := $(VENV)/.installed
 
-.PHONY: demo demo-fastapi test lint typecheck system-packages bench fuzz clean
+.PHONY: demo demo-fastapi demo-django test lint typecheck system-packages bench fuzz clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +41,10 @@ demo: $(DEMO_STAMP)
 # The local Entra ID and the demo API on FastAPI, Swagger UI at http://localhost:8000/docs.
 demo-fastapi: $(DEMO_STAMP)
 	$(BIN)/python -m examples.fastapi_demo.run
+
+# The local Entra ID and the Django demo (a real Django User, the admin) at http://localhost:5000.
+demo-django: $(DEMO_STAMP)
+	$(BIN)/python -m examples.django_demo.run
 
 # Benchmarks print ratios against peers measured in the same run; not part of `make test`.
 bench: $(STAMP) system-packages

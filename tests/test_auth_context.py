@@ -106,7 +106,25 @@ def starlette_api(emulator: EntraEmulator) -> Call:
     return call
 
 
-API_ADAPTERS = {"flask": flask_api, "fastapi": fastapi_api, "starlette": starlette_api}
+def django_api(adapter: str) -> Callable[[EntraEmulator], Call]:
+    """The Django adapters' ``sensitive`` views (sync, async, DRF): tests/django/api_urls.py."""
+
+    def build(emulator: EntraEmulator) -> Call:
+        from .django.api_support import auth_context_api
+
+        return auth_context_api(adapter)(emulator)
+
+    return build
+
+
+API_ADAPTERS = {
+    "flask": flask_api,
+    "fastapi": fastapi_api,
+    "starlette": starlette_api,
+    "django": django_api("django"),
+    "django-async": django_api("django-async"),
+    "drf": django_api("drf"),
+}
 
 
 @pytest.mark.parametrize("adapter", API_ADAPTERS)

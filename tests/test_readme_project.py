@@ -58,11 +58,12 @@ def test_the_readme_project_passes(tmp_path: Path) -> None:
     )
     assert expected >= 3  # the API's 200 and 403, and a page behind sign-in
     # The user's shell, without the settings of this run: no ENTRA_*, FLASK_* or REDIS_URL that
-    # the README's code does not set, and no PYTEST_* of the pytest running this test.
+    # the README's code does not set, and no PYTEST_* or DJANGO_SETTINGS_MODULE of the pytest
+    # running this test.
     env = {
         k: v
         for k, v in os.environ.items()
-        if not k.startswith(("ENTRA_", "FLASK_", "REDIS_", "PYTEST_"))
+        if not k.startswith(("ENTRA_", "FLASK_", "REDIS_", "PYTEST_", "DJANGO_"))
     }
     result = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--rootdir", "."],

@@ -28,6 +28,13 @@ from ..helpers import (
 pytest_plugins = ["pytester"]
 
 
+@pytest.fixture(autouse=True)
+def _a_users_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The user's project has no Django settings of ours (pytest-django, when installed, put
+    this suite's into the environment the pytester subprocesses inherit)."""
+    monkeypatch.delenv("DJANGO_SETTINGS_MODULE", raising=False)
+
+
 def test_users_get_the_fixture_without_configuration(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(
         """
