@@ -23,6 +23,7 @@ from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.settings import APISettings
+from rest_framework.views import APIView
 
 from entra_auth import OnBehalfOfProvider
 from entra_auth.errors import (
@@ -32,7 +33,7 @@ from entra_auth.errors import (
     OnBehalfOfError,
 )
 from entra_auth.integrations.django.api import _config_from_settings, require_token
-from entra_auth.integrations.django.drf import RequireToken
+from entra_auth.integrations.django.drf import RequireToken, TokenRequired
 
 from ..fastapi_support import who
 from ..helpers import LEGACY_URI
@@ -180,6 +181,20 @@ def drf_on_behalf_of(request: Request) -> Response:
     return Response({"scp": _scp(_obo().get_token(request.auth, LEGACY_READ))})
 
 
+class PerAction(APIView):  # type: ignore[misc]
+    """A view whose class names TokenRequired but whose get_permissions() (as a ViewSet's per
+    action) applies only IsAuthenticated to this request: the core's rule must still hold."""
+
+    authentication_classes = AUTHENTICATION
+    permission_classes = (TokenRequired,)
+
+    def get_permissions(self) -> list[Any]:
+        return [IsAuthenticated()]
+
+    def get(self, request: Request) -> Response:
+        return Response(who(request.auth))
+
+
 @api_view(["GET"])
 @authentication_classes(AUTHENTICATION)
 @permission_classes([IsAuthenticated])
@@ -218,6 +233,7 @@ urlpatterns = [
     path("async/obo", async_on_behalf_of),
     path("drf/obo", drf_on_behalf_of),
     path("drf/me", drf_me),
+    path("drf/per-action", PerAction.as_view()),
     path("sensitive", sensitive),
     path("cbv", Orders.as_view()),
     path("async/any", _async()),

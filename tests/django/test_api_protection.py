@@ -412,3 +412,15 @@ def test_refusals_are_logged_once_each_and_never_with_the_token(
     logged = "\n".join(r.getMessage() for r in caplog.records)
     for part in bad.split("."):
         assert part not in logged
+
+
+def test_drf_views_choosing_permissions_per_request_still_refuse_a_roleless_app(
+    entra_emulator: EntraEmulator, apis: Callable[..., DjangoApi]
+) -> None:
+    """A ViewSet may apply other permissions per action than its class names: a role-less
+    app-only token (any app of the tenant can get one) is refused there too."""
+    api, mint = apis("drf"), Mint(entra_emulator)
+    roleless = mint.token(scp=REMOVE, roles=REMOVE, azp=DAEMON, idtyp="app")
+    refused = api.get("/per-action", headers=bearer(roleless))
+    assert (refused.status_code, refused.json["error"]) == (403, "insufficient_scope")
+    assert api.get("/per-action", headers=bearer(user_token(entra_emulator))).status_code == 200

@@ -262,3 +262,43 @@ def test_the_apps_own_template_replaces_the_librarys(
     assert text(page) == (
         '<p id="ours">You don&#39;t have access to this page / Megan Bowen / /admin-role</p>'
     )
+
+
+def test_roles_from_a_tenant_not_trusted_for_admin_grant_nothing(
+    browser: Browser, settings: Any
+) -> None:
+    """A multi-tenant app's roles are assigned by each tenant's own admins: only the tenants of
+    ENTRA_ADMIN_TENANTS (by default the app's own) turn roles into Django groups and flags.
+    Here Adele's tenant is not among them: her Admin role makes her neither staff nor a
+    member of the role's group."""
+    settings.ENTRA_SUPERUSER_ROLES = ["Admin"]
+    settings.ENTRA_ADMIN_TENANTS = ["f4d2b1a0-6e2c-4f8e-9a57-3c1d2e4b5a69"]  # Fabrikam only
+    browser.sign_in()
+    user = adele()
+    assert user.entra.roles == ["Admin"]  # recorded, for display
+    assert not user.is_staff
+    assert not user.is_superuser
+    assert groups_of(user) == []
+
+
+def test_only_superusers_may_point_an_entra_identity_at_a_user(
+    browser: Browser, entra: EntraEmulator
+) -> None:
+    """Staff with the model permissions on EntraUser still cannot add or change rows: naming a
+    (tid, oid) for a Django user is signing in as them."""
+    from django.contrib.admin.sites import site
+    from django.test import RequestFactory
+
+    browser.sign_in()
+    staff = adele()
+    assert staff.is_staff
+    assert not staff.is_superuser
+    request = RequestFactory().get("/admin/")
+    request.user = staff
+    entra_admin = site._registry[EntraUser]
+    assert not entra_admin.has_add_permission(request)
+    assert not entra_admin.has_change_permission(request)
+    request.user = get_user_model()(is_superuser=True, is_staff=True)
+    assert entra_admin.has_add_permission(request)
+    with pytest.raises(ValueError, match="GUID"):
+        EntraUser.objects.link(staff, tenant_id="not-a-guid", object_id=ADELE_OID)

@@ -116,16 +116,18 @@ def test_a_local_user_with_the_same_email_is_not_linked(browser: Browser) -> Non
 
 
 def test_a_local_user_holding_the_username_is_not_taken_over(browser: Browser) -> None:
-    """A local user named like Adele's would-be username (``<oid>@<tid>``) is not adopted by
-    name either: the sign-in is refused with a page saying what the administrator can do."""
+    """A local user named like Adele's would-be username (``<oid>@<tid>``, a sign-up that
+    squatted it) is not adopted by name either: Adele gets a user of her own, and the
+    squatter's account (whose password someone else knows) is never hers."""
     model = get_user_model()
     squatter = model.objects.create_user(f"{ADELE_OID}@{CONTOSO}", password="local-password-1")
-    done = browser.sign_in()
-    assert done.status_code == 403
-    assert "has no account for you" in text(done)
-    assert "link it in the admin" in text(done)
-    assert browser.who()["authenticated"] is False
+    browser.sign_in()
+    who = browser.who()
+    assert who["authenticated"] is True
+    assert who["username"] != squatter.get_username()
+    assert who["username"].startswith(f"{ADELE_OID}@{CONTOSO}-")
     assert not EntraUser.objects.filter(user=squatter).exists()
+    assert EntraUser.objects.get(object_id=ADELE_OID).user.get_username() == who["username"]
 
 
 def test_an_administrator_links_a_local_user_explicitly(browser: Browser) -> None:

@@ -5,6 +5,8 @@ object id: their next sign-in is that user). Loaded by the admin's autodiscovery
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib import admin
 
 from .models import EntraUser
@@ -25,3 +27,11 @@ class EntraUserAdmin(admin.ModelAdmin):  # type: ignore[misc]
         "created_at",
         "last_sign_in_at",
     )
+
+    # Pointing an Entra ID identity at a Django user is signing in as that user: superusers
+    # only, whatever model permissions staff were given.
+    def has_add_permission(self, request: Any) -> bool:
+        return bool(getattr(request.user, "is_superuser", False))
+
+    def has_change_permission(self, request: Any, obj: Any = None) -> bool:
+        return bool(getattr(request.user, "is_superuser", False))

@@ -13,6 +13,7 @@ user's next sign-in. The permission checks are ``ModelBackend``'s (groups' permi
 from __future__ import annotations
 
 import logging
+import secrets
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -95,13 +96,16 @@ def user_for(
                 if user is None:
                     if attempt == 1 and _exists(tid, oid):
                         continue  # another request created this user just now
+                    # A local account took this user's name (sign-up, by hand): it is not
+                    # theirs, whatever it is called. They get a user of their own.
                     log.warning(
-                        "Sign-in refused: a local user already has the username %s and is not "
-                        "linked to this Entra ID user; link it in the admin (Entra ID users) "
-                        "if it is theirs.",
+                        "A local user already has the username %s, unlinked: the Entra ID user "
+                        "gets a new one (never that account).",
                         inert(f"{oid}@{tid}", 80),
                     )
-                    return None
+                    user = _new_user(f"{oid}@{tid}-{secrets.token_hex(4)}", claims)
+                    if user is None:
+                        return None
                 link = EntraUser(user=user, tenant_id=tid, object_id=oid)
             user = link.user
             _update_user(user, claims)
@@ -112,7 +116,13 @@ def user_for(
             link.roles = sorted(principal.roles)
             link.last_sign_in_at = timezone.now()
             link.save()
-            sync_authorization(user, principal.roles, group_ids or (), options)
+            granting = tid in options.admin_tenants  # another tenant's roles grant nothing
+            sync_authorization(
+                user,
+                principal.roles if granting else (),
+                (group_ids or ()) if granting else (),
+                options,
+            )
             user.entra = link
             return user
     return None  # pragma: no cover - the loop returns
@@ -150,7 +160,9 @@ def _fill_display(user: Any, claims: dict[str, Any]) -> None:
     """First/last name and email, for display (the admin, templates): what the ID token says
     now. Never used to find anyone."""
     given, family = claims.get("given_name"), claims.get("family_name")
-    fields = {f.name for f in user._meta.get_fields()}
+    # Never the field users are found by (a custom user model may log in by email): what a
+    # token says would then name the account.
+    fields = {f.name for f in user._meta.get_fields()} - {type(user).USERNAME_FIELD}
     if "first_name" in fields:
         if isinstance(given, str) or isinstance(family, str):
             user.first_name, user.last_name = _text(given, 150), _text(family, 150)
@@ -191,11 +203,14 @@ def sync_authorization(
             user.groups.remove(*Group.objects.filter(name__in=gone))
     changed = False
     staff, superuser = options.staff_roles, options.superuser_roles
-    if (staff is not None or superuser is not None) and hasattr(user, "is_staff"):
+    if staff is not None and hasattr(user, "is_staff"):
         # A superuser is staff: the admin lets in only staff.
-        value = bool(held & set((staff or ()) + (superuser or ())))
+        value = bool(held & set(staff + (superuser or ())))
         changed |= user.is_staff != value
         user.is_staff = value
+    elif superuser is not None and hasattr(user, "is_staff") and held & set(superuser):
+        changed |= not user.is_staff  # staff is the app's to set; a superuser is staff
+        user.is_staff = True
     if superuser is not None and hasattr(user, "is_superuser"):
         value = bool(held & set(superuser))
         changed |= user.is_superuser != value

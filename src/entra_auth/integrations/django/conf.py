@@ -115,8 +115,15 @@ def _mapping(raw: Any, setting: str) -> dict[str, tuple[str, ...]]:
 class DjangoSettings:
     """The Django-only settings, checked (see the module's docstring)."""
 
-    def __init__(self, values: Mapping[str, Any]):
+    def __init__(self, values: Mapping[str, Any], *, home_tenant: str | None = None):
         self.role_groups = _mapping(values.get("ENTRA_ROLE_GROUPS"), "ENTRA_ROLE_GROUPS")
+        # Whose app roles and groups become Django groups and flags: the app's own tenant (any
+        # tenant's admin can assign a multi-tenant app's roles to their own users), or the
+        # tenants ENTRA_ADMIN_TENANTS lists. None: no tenant (a common/organizations authority
+        # and no list): nobody's roles grant anything in Django.
+        listed = _names(values.get("ENTRA_ADMIN_TENANTS"), "ENTRA_ADMIN_TENANTS")
+        home = [home_tenant] if home_tenant and _is_guid(home_tenant) else []
+        self.admin_tenants = frozenset(t.lower() for t in (listed or home))
         self.group_groups = {
             k.lower(): v
             for k, v in _mapping(values.get("ENTRA_GROUP_GROUPS"), "ENTRA_GROUP_GROUPS").items()
@@ -155,7 +162,7 @@ class EntraAuth:
         self.config = EntraConfig.from_mapping(
             values, sources=(SETTINGS_PY, ENVIRONMENT), require=needed
         )
-        self.options = DjangoSettings(values)
+        self.options = DjangoSettings(values, home_tenant=self.config.tenant_id)
         secret = getattr(settings, "SECRET_KEY", "") or ""
         if len(secret) < 16:
             raise ConfigurationError(
@@ -318,3 +325,12 @@ def reset(**kwargs: Any) -> None:
 
 
 __all__ = ["DjangoSettings", "EntraAuth", "entra_settings", "get_auth", "reset", "shared_cache"]
+
+
+def _is_guid(value: str) -> bool:
+    import uuid
+
+    try:
+        return str(uuid.UUID(value)) == value.lower()
+    except ValueError:
+        return False

@@ -240,15 +240,20 @@ def _authorize(request: Any, protector: ApiProtector, principal: Principal, **ne
 
 
 def _authorizes_tokens(request: Any) -> bool:
-    """Whether the view's permission classes include a ``TokenRequired``, which authorizes the
-    token with the view's own scopes and roles (its refusal then names them, as the other
-    adapters' do). Composed permissions (``A & B``) are not looked into: the rule is applied
-    by the authentication class then, which is never less strict."""
+    """Whether the permissions the view applies to this request (``get_permissions()``: a
+    ViewSet may choose them per action) include a ``TokenRequired``, which authorizes the token
+    with the view's own scopes and roles (its refusal then names them, as the other adapters'
+    do). Composed permissions (``A & B``) are not looked into: the rule is applied by the
+    authentication class then, which is never less strict; so it is when anything fails."""
     view = (getattr(request, "parser_context", None) or {}).get("view")
-    for permission in getattr(view, "permission_classes", None) or ():
-        if isinstance(permission, type) and issubclass(permission, TokenRequired):
-            return True
-    return False
+    get_permissions = getattr(view, "get_permissions", None)
+    if not callable(get_permissions):
+        return False
+    try:
+        permissions = list(get_permissions())
+    except Exception:  # an app's own get_permissions failing: fail closed
+        return False
+    return any(isinstance(permission, TokenRequired) for permission in permissions)
 
 
 def _token_authenticator(request: Any) -> EntraTokenAuthentication | None:

@@ -12,6 +12,7 @@ names the user's ``tid`` and ``oid``; nothing links by matching names.
 
 from __future__ import annotations
 
+import uuid
 from typing import Any, cast
 
 from django.conf import settings
@@ -22,7 +23,13 @@ class EntraUserManager(models.Manager):  # type: ignore[misc]
     def link(self, user: Any, *, tenant_id: str, object_id: str) -> EntraUser:
         """Link an existing local ``user`` to the Entra ID user ``(tenant_id, object_id)``
         (Entra admin center → Users → the user → Object ID; the tenant's ID on Overview): their
-        next sign-in is that ``user``. The explicit, documented way to keep a local account."""
+        next sign-in is that ``user``. The explicit, documented way to keep a local account.
+        ``ValueError`` unless both are GUIDs (Entra's ids always are)."""
+        for name, value in (("tenant_id", tenant_id), ("object_id", object_id)):
+            try:
+                uuid.UUID(value)
+            except (ValueError, AttributeError, TypeError):
+                raise ValueError(f"{name} must be a GUID, not {str(value)[:40]!r}.") from None
         link = self.create(user=user, tenant_id=tenant_id.lower(), object_id=object_id.lower())
         return cast("EntraUser", link)
 

@@ -117,15 +117,22 @@ def logout(request: HttpRequest) -> HttpResponse:
 
     Not Django's CSRF token (the library's sign-out form is shared with the other adapters):
     a cross-site POST carries no ``SameSite=Lax`` session cookie, and one whose ``Origin``
-    names another site is refused."""
+    names another site or is ``null`` (a sandboxed frame), or whose ``Sec-Fetch-Site`` is not
+    same-origin, is refused (an app that sets ``SameSite=None`` stays protected)."""
     signed_in = signed_in_user(request) is not None or request.user.is_authenticated
     if request.method != "POST":
         if not signed_in:  # nobody to sign out: nothing to ask
             return with_headers(HttpResponseRedirect("/"))
         return render_page(request, pages.sign_out_question(form=reverse("entra_auth:logout")))
     origin = request.headers.get("Origin")
-    if origin and origin != "null" and urlsplit(origin).netloc != request.get_host():
-        log.info("Sign-out refused: posted from another origin (%s).", inert(origin, 100))
+    fetched_from = request.headers.get("Sec-Fetch-Site", "same-origin")
+    if (
+        origin and (origin == "null" or urlsplit(origin).netloc != request.get_host())
+    ) or fetched_from not in (
+        "same-origin",
+        "none",
+    ):  # another site's page, or a sandboxed frame's (Origin: null), even with SameSite=None
+        log.info("Sign-out refused: posted from another origin (%s).", inert(origin or "", 100))
         response = HttpResponse("Sign out from this site's own page.", status=403)
         return with_headers(response)
     end_session(request)
