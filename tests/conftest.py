@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import sys
+
 import pytest
 
 from entra_auth.emulator import EntraEmulator
@@ -12,7 +14,8 @@ def web(entra_emulator: EntraEmulator, tmp_path, request):  # type: ignore[no-un
     """The demo app in Flask's test client; the IdP's pages walked by BrowserlessUser.
 
     A test parametrised with ``@pytest.mark.parametrize("web", WEB_ADAPTERS, indirect=True)``
-    runs against the FastAPI demo too, through the same ``Web`` (``security/fastapi_web.py``)."""
+    runs against the FastAPI and the Django demo too, through the same ``Web``
+    (``security/fastapi_web.py``, ``security/django_web.py``)."""
     from .helpers import demo_config
     from .security.web import Web, demo_app
 
@@ -21,6 +24,15 @@ def web(entra_emulator: EntraEmulator, tmp_path, request):  # type: ignore[no-un
     yield Web(entra_emulator, app)
     if hasattr(app, "close"):  # the FastAPI demo, started once for the test
         app.close()
+
+
+@pytest.fixture(autouse=True)
+def _django_web_settings():  # type: ignore[no-untyped-def]
+    """A Django demo's settings (``security/django_web.py``) end with the test that used them."""
+    yield
+    django_web = sys.modules.get("tests.security.django_web")
+    if django_web is not None:
+        django_web.deactivate()
 
 
 @pytest.fixture

@@ -114,7 +114,7 @@ def test_the_icon_is_served_and_linked(web: Web) -> None:
     home = web.client.get("/").get_data(as_text=True)
     assert '<link rel="icon" type="image/svg+xml" href="/static/favicon.svg">' in home
     for path in ("/static/favicon.svg", "/favicon.ico"):
-        response = web.client.get(path)
+        response = web.client.get(path, follow_redirects=True)  # as a browser
         assert response.status_code == 200, path
         assert response.mimetype == "image/svg+xml", path
         assert response.get_data().startswith(b"<svg ")

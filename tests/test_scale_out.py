@@ -38,7 +38,7 @@ from .helpers import (
     within,
 )
 from .redis_support import RedisServer
-from .security.web import WEB_ADAPTERS, Web, demo_app
+from .security.web import Web, demo_app
 
 ROOT = Path(__file__).resolve().parents[1]
 JWT = re.compile(rb"eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+\.")
@@ -57,7 +57,9 @@ class Instance:
 PUBLIC = "http://localhost"
 FASTAPI_DEMO = "examples.fastapi_demo.app:app"
 
-pytestmark = pytest.mark.parametrize("web_adapter", WEB_ADAPTERS)
+# Not Django: its sessions and token caches scale out through its own SESSION_ENGINE and CACHES,
+# not the Redis stores these tests stop and freeze.
+pytestmark = pytest.mark.parametrize("web_adapter", ["flask", "fastapi"])
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""Sign-in as users expect it, on both web adapters (``web_adapter``: Flask, FastAPI):
+"""Sign-in as users expect it, on the web adapters (``web_adapter``: Flask, FastAPI, Django):
 current_user, user_loader, roles on pages, the library's own pages (replaceable templates),
 sign-out without questions, the signed-out notice, and front-channel sign-out."""
 
@@ -20,7 +20,8 @@ from entra_auth.integrations.flask import EntraAuth, SignedInUser, current_user
 from .helpers import ADELE, MEGAN, demo_config
 from .security.web import WEB_ADAPTERS, Web, age_session_files, session_files
 
-pytestmark = pytest.mark.parametrize("web_adapter", WEB_ADAPTERS)
+every_web = pytest.mark.parametrize("web_adapter", WEB_ADAPTERS)
+flask_fastapi = pytest.mark.parametrize("web_adapter", ["flask", "fastapi"])
 
 
 def make_app(
@@ -34,6 +35,13 @@ def make_app(
 ) -> Any:
     """An app as the README builds one (``auth = EntraAuth()``, ``init_app``), on the adapter."""
     config = demo_config(emulator, ENTRA_SESSION_DIR=str(tmp_path / "s"), **settings)
+    if web_adapter == "django":  # Django's users are its own: no user loader
+        from .security.django_web import DjangoWebApp
+
+        assert loader is None
+        if templates is not None:
+            config["ENTRA_TEMPLATE_DIRS"] = [str(templates)]
+        return DjangoWebApp(config, urlconf="tests.security.django_pages")
     if web_adapter == "fastapi":
         from .security.fastapi_pages import pages_app
 
@@ -71,6 +79,7 @@ def auth_of(web: Web) -> Any:
     return web.app.extensions["entra_auth"] if web.adapter == "flask" else web.app.auth
 
 
+@every_web
 def test_current_user_is_an_object_when_signed_out(
     entra_emulator: EntraEmulator, tmp_path: Path, web_adapter: str
 ) -> None:
@@ -93,6 +102,8 @@ def test_current_user_is_an_object_when_signed_out(
     assert "anonymous=False" in web.client.get("/").get_data(as_text=True)
 
 
+# Not Django: its users are Django's own User (backend.py), no user loader.
+@flask_fastapi
 def test_user_loader_maps_the_entra_user_to_a_record(
     entra_emulator: EntraEmulator, tmp_path: Path, web_adapter: str
 ) -> None:
@@ -137,6 +148,7 @@ def test_user_loader_maps_the_entra_user_to_a_record(
     assert web.who() is None
 
 
+@every_web
 def test_role_protected_page(
     entra_emulator: EntraEmulator, tmp_path: Path, web_adapter: str
 ) -> None:
@@ -163,6 +175,7 @@ def test_role_protected_page(
     assert api_style.json["roles"] == ["Admin"]
 
 
+@every_web
 def test_the_apps_own_template_replaces_the_librarys(
     entra_emulator: EntraEmulator, tmp_path: Path, web_adapter: str
 ) -> None:
@@ -187,6 +200,7 @@ def test_the_apps_own_template_replaces_the_librarys(
     assert 'id="sign-out"' in ask
 
 
+@every_web
 def test_get_logout_asks_only_when_someone_is_signed_in(
     entra_emulator: EntraEmulator, tmp_path: Path, web_adapter: str
 ) -> None:
@@ -201,6 +215,7 @@ def test_get_logout_asks_only_when_someone_is_signed_in(
     assert web.who() == "Adele Vance"  # a GET (a link, an image) signed no one out
 
 
+@every_web
 def test_signed_out_notice_is_shown_once(
     entra_emulator: EntraEmulator, tmp_path: Path, web_adapter: str
 ) -> None:
@@ -215,6 +230,7 @@ def test_signed_out_notice_is_shown_once(
     assert 'id="signed-out"' not in web.client.get("/").get_data(as_text=True)
 
 
+@every_web
 def test_a_signed_in_users_pages_are_private_the_apps_own_too(
     entra_emulator: EntraEmulator, tmp_path: Path, web_adapter: str
 ) -> None:
@@ -231,6 +247,8 @@ def test_a_signed_in_users_pages_are_private_the_apps_own_too(
         assert "Cookie" in page.headers["Vary"]
 
 
+# Not Django: its sessions are its session engine's, no file store of ours to bound.
+@flask_fastapi
 def test_the_file_store_holds_at_most_its_limit_the_longest_idle_go_first(
     entra_emulator: EntraEmulator, tmp_path: Path, web_adapter: str
 ) -> None:
@@ -260,6 +278,8 @@ def test_the_file_store_holds_at_most_its_limit_the_longest_idle_go_first(
     assert adele.who() is None
 
 
+# Not Django: no user loader (Django's User).
+@flask_fastapi
 def test_an_async_user_loader_is_refused_at_registration(
     entra_emulator: EntraEmulator, tmp_path: Path, web_adapter: str
 ) -> None:
@@ -286,6 +306,7 @@ def front_channel(app: Any, sid: str, **extra: str) -> Any:
     return app.test_client().get("/logout/front-channel?" + urlencode({"sid": sid, **extra}))
 
 
+@every_web
 def test_front_channel_logout_ends_the_sign_in_without_its_cookie(
     entra_emulator: EntraEmulator, tmp_path: Path, web_adapter: str
 ) -> None:
@@ -306,6 +327,7 @@ def test_front_channel_logout_ends_the_sign_in_without_its_cookie(
     assert other.who() == "Megan Bowen"  # another sign-in is untouched
 
 
+@every_web
 def test_front_channel_logout_refuses_what_is_not_its_sign_in(
     entra_emulator: EntraEmulator, tmp_path: Path, web_adapter: str
 ) -> None:
@@ -323,6 +345,8 @@ def test_front_channel_logout_refuses_what_is_not_its_sign_in(
     assert web.who() is None
 
 
+# Not Django: its front-channel index is in CACHES, not the files this test counts.
+@flask_fastapi
 def test_made_up_sids_store_nothing_and_bring_no_one_back(
     entra_emulator: EntraEmulator, tmp_path: Path, web_adapter: str
 ) -> None:
@@ -344,6 +368,7 @@ def test_made_up_sids_store_nothing_and_bring_no_one_back(
     assert web.who() is None
 
 
+@every_web
 def test_a_new_sign_in_is_not_ended_by_an_earlier_front_channel_logout(
     entra_emulator: EntraEmulator, tmp_path: Path, web_adapter: str
 ) -> None:
@@ -356,6 +381,8 @@ def test_a_new_sign_in_is_not_ended_by_an_earlier_front_channel_logout(
     assert web.who() == "Adele Vance"
 
 
+# Not Django: its instances share CACHES (ENTRA_CACHE_ALIAS), not REDIS_URL.
+@flask_fastapi
 def test_front_channel_logout_across_instances_removes_the_token_cache(
     entra_emulator: EntraEmulator, tmp_path: Path, redis_url: str, web_adapter: str
 ) -> None:
@@ -380,6 +407,7 @@ def test_front_channel_logout_across_instances_removes_the_token_cache(
     assert web.who() is None
 
 
+@every_web
 @pytest.mark.parametrize("path", ["/page", "/admin"])
 def test_back_to_the_callback_after_sign_in_goes_on_quietly(
     entra_emulator: EntraEmulator, tmp_path: Path, path: str, web_adapter: str
@@ -394,6 +422,7 @@ def test_back_to_the_callback_after_sign_in_goes_on_quietly(
     assert again.headers["Location"] == path
 
 
+@every_web
 def test_signing_out_of_one_app_signs_the_user_out_of_the_other(
     tmp_path: Path, web_adapter: str
 ) -> None:

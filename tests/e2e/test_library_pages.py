@@ -17,7 +17,7 @@ from entra_auth.errors import SessionStoreUnavailable
 from entra_auth.integrations.flask import login
 
 from ..helpers import ADELE, MEGAN
-from ..security.web import WEB_ADAPTERS, Web
+from ..security.web import Web
 from ..test_signin_pages import make_app
 from .conftest import PHONE, Demo
 from .test_demo_in_browser import shot, sign_in_as
@@ -145,7 +145,8 @@ def library_app(entra_emulator: EntraEmulator, tmp_path: Path, web_adapter: str)
         app.close()
 
 
-@pytest.mark.parametrize("web_adapter", WEB_ADAPTERS)
+# Not Django (yet): Playwright's loop in this thread makes Django refuse its ORM (async-unsafe).
+@pytest.mark.parametrize("web_adapter", ["flask", "fastapi"])
 @pytest.mark.parametrize("name", list(LIBRARY_PAGES))
 def test_every_library_page_fits_a_phone(
     phone_page: Page, library_app: Any, entra_emulator: EntraEmulator, name: str, web_adapter: str

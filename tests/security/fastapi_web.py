@@ -108,6 +108,8 @@ class FastApiWebApp:
     session for one a test made itself. (No lifespan runs: the protector loads its keys on
     the first request that needs them.)"""
 
+    ADAPTER = "fastapi"
+
     def __init__(self, asgi: FastAPI, settings: dict[str, Any]):
         self.asgi = asgi
         self.config = settings

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
+import pytest
 from flask import Flask
 from werkzeug.test import TestResponse
 
@@ -18,14 +19,25 @@ from entra_auth.testing.driver import BrowserlessUser
 
 from ..helpers import ADELE
 
-WEB_ADAPTERS = ["flask", "fastapi"]  # for @pytest.mark.parametrize("web", ..., indirect=True)
+# For @pytest.mark.parametrize("web", ..., indirect=True); the Django demo keeps its users and
+# sessions in the database.
+DJANGO = pytest.param("django", marks=pytest.mark.django_db)
+WEB_ADAPTERS = ["flask", "fastapi", DJANGO]
 # The session cookie's name over https (``__Host-``: no sibling domain or http page can set it).
-SECURE_SESSION_COOKIE = {"flask": "__Host-session", "fastapi": "__Host-entra_session"}
+SECURE_SESSION_COOKIE = {
+    "flask": "__Host-session",
+    "fastapi": "__Host-entra_session",
+    "django": "__Host-entra_session",
+}
 
 
 def demo_app(adapter: str, settings: dict[str, Any]) -> Any:
-    """The demo web app of ``adapter`` ("flask" or "fastapi") with ``settings``, as ``Web``
-    drives it."""
+    """The demo web app of ``adapter`` ("flask", "fastapi" or "django") with ``settings``, as
+    ``Web`` drives it."""
+    if adapter == "django":
+        from .django_web import DjangoWebApp
+
+        return DjangoWebApp(settings)
     if adapter == "fastapi":
         from examples.fastapi_demo.app import create_app as create_fastapi_app
 
@@ -39,6 +51,7 @@ def demo_app(adapter: str, settings: dict[str, Any]) -> Any:
 
 def session_files(web: Web) -> list[Path]:
     """The files the adapter's file store keeps sessions in (what a store writer can edit)."""
+    assert web.adapter != "django", "Django's sessions are its session engine's (the database)"
     if web.adapter == "fastapi":
         return sorted(web.app.auth.store.inner.directory.glob("*.json"))
     store = web.app.config["SESSION_CACHELIB"]
@@ -60,7 +73,7 @@ def age_session_files(web: Web, expires_in: int) -> None:
 class Web:
     def __init__(self, emulator: EntraEmulator, app: Flask | Any):
         self.emulator, self.app = emulator, app
-        self.adapter = "flask" if isinstance(app, Flask) else "fastapi"
+        self.adapter = "flask" if isinstance(app, Flask) else type(app).ADAPTER
         self.client = app.test_client()
         self.idp = BrowserlessUser()
 
