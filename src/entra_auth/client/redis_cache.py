@@ -13,7 +13,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
@@ -55,40 +54,15 @@ class RedisTokenCacheStore:
             self.client.expire(self.key, self.ttl)  # slides with use, like the session
         except redis.RedisError as exc:
             raise _unavailable(exc) from None
-        plaintext = self.cipher.decrypt(bytes(blob))  # type: ignore[arg-type]
-        data, reason = self._open(plaintext)
+        data, reason = self.cipher.open_for(self.key, blob)
         if reason is not None:
             # A reason code only: the value and the keys involved never reach the log.
             log.warning("A stored token cache was discarded (%s); the user signs in again.", reason)
             self.clear()
         return data
 
-    def _open(self, plaintext: str | None) -> tuple[str | None, str | None]:
-        """The cache in an envelope written for this key, or None and why it is refused."""
-        if plaintext is None:
-            return None, "not_authentic"
-        try:
-            envelope = json.loads(plaintext)
-        except ValueError:
-            envelope = None
-        if not (
-            isinstance(envelope, dict)
-            and envelope.keys() == {"k", "v"}
-            and isinstance(envelope["k"], str)
-            and isinstance(envelope["v"], str)
-        ):
-            return None, "unbound_old_format"
-        if envelope["k"] != self.key:
-            return None, "written_for_other_key"
-        return envelope["v"], None
-
     def save(self, data: str) -> None:
-        blob = self.cipher.encrypt(json.dumps({"k": self.key, "v": data}))
-        if len(blob) > self.max_bytes:
-            raise SessionStoreUnavailable(
-                f"The user's token cache grew past {self.max_bytes} bytes and was not saved.",
-                remedy="Ask for fewer resources per user, or raise the bound.",
-            )
+        blob = self.cipher.seal_for(self.key, data, max_bytes=self.max_bytes)
         try:
             self.client.set(self.key, blob, ex=self.ttl)
         except redis.RedisError as exc:

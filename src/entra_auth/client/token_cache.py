@@ -8,6 +8,7 @@ server-side session) or, with the ``redis`` extra, an encrypted entry of its own
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Iterator, MutableMapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
@@ -16,7 +17,7 @@ from typing import Any, Protocol
 import msal
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
-from ..errors import ConfigurationError
+from ..errors import ConfigurationError, SessionStoreUnavailable
 
 log = logging.getLogger("entra_auth.client.token_cache")
 
@@ -77,6 +78,42 @@ class TokenCacheCipher:
             return self._fernet.decrypt(blob).decode("utf-8")
         except (InvalidToken, UnicodeDecodeError):
             return None
+
+    # -- an entry bound to its store key --------------------------------------------------------
+    # Fernet has no associated data, so the plaintext is an envelope {"k": <key>, "v": <cache>}:
+    # an entry copied under another session's key is refused there, never used. Every shared
+    # store (Redis, Django's cache) writes and reads its entries through these two.
+    def seal_for(self, key: str, data: str, *, max_bytes: int) -> bytes:
+        """``data`` encrypted, bound to ``key``; ``SessionStoreUnavailable`` past ``max_bytes``."""
+        blob = self.encrypt(json.dumps({"k": key, "v": data}))
+        if len(blob) > max_bytes:
+            raise SessionStoreUnavailable(
+                f"The user's token cache grew past {max_bytes} bytes and was not saved.",
+                remedy="Ask for fewer resources per user, or raise the bound.",
+            )
+        return blob
+
+    def open_for(self, key: str, blob: object) -> tuple[str | None, str | None]:
+        """The cache a stored ``blob`` holds for ``key``, or None and why it is refused (a
+        reason code for the log: ``not_authentic``, ``unbound_old_format``,
+        ``written_for_other_key``)."""
+        plaintext = self.decrypt(bytes(blob)) if isinstance(blob, (bytes, bytearray)) else None
+        if plaintext is None:
+            return None, "not_authentic"
+        try:
+            envelope = json.loads(plaintext)
+        except ValueError:
+            envelope = None
+        if not (
+            isinstance(envelope, dict)
+            and envelope.keys() == {"k", "v"}
+            and isinstance(envelope["k"], str)
+            and isinstance(envelope["v"], str)
+        ):
+            return None, "unbound_old_format"
+        if envelope["k"] != key:
+            return None, "written_for_other_key"
+        return envelope["v"], None
 
 
 @contextmanager

@@ -18,7 +18,6 @@ the cache must be writable only by the app (Django's own rule for its cache).
 
 from __future__ import annotations
 
-import json
 import logging
 import secrets
 import time
@@ -61,39 +60,15 @@ class DjangoCacheTokenStore:
         if blob is None:
             return None
         self._call(self.cache.touch, self.key, self.ttl)  # slides with use, as the session
-        plaintext = self.cipher.decrypt(blob) if isinstance(blob, bytes) else None
-        data, reason = self._open(plaintext)
+        data, reason = self.cipher.open_for(self.key, blob)
         if reason is not None:
             # A reason code only: the value and the keys involved never reach the log.
             log.warning("A stored token cache was discarded (%s); the user signs in again.", reason)
             self.clear()
         return data
 
-    def _open(self, plaintext: str | None) -> tuple[str | None, str | None]:
-        if plaintext is None:
-            return None, "not_authentic"
-        try:
-            envelope = json.loads(plaintext)
-        except ValueError:
-            envelope = None
-        if not (
-            isinstance(envelope, dict)
-            and envelope.keys() == {"k", "v"}
-            and isinstance(envelope["k"], str)
-            and isinstance(envelope["v"], str)
-        ):
-            return None, "not_an_envelope"
-        if envelope["k"] != self.key:
-            return None, "written_for_other_key"
-        return envelope["v"], None
-
     def save(self, data: str) -> None:
-        blob = self.cipher.encrypt(json.dumps({"k": self.key, "v": data}))
-        if len(blob) > self.max_bytes:
-            raise SessionStoreUnavailable(
-                f"The user's token cache grew past {self.max_bytes} bytes and was not saved.",
-                remedy="Ask for fewer resources per user, or raise the bound.",
-            )
+        blob = self.cipher.seal_for(self.key, data, max_bytes=self.max_bytes)
         self._call(self.cache.set, self.key, blob, self.ttl)
 
     def clear(self) -> None:
