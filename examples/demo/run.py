@@ -21,7 +21,7 @@ import os
 import socket
 import sys
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from rich.console import Console
@@ -171,7 +171,17 @@ def main() -> None:
         raise SystemExit(1) from None
 
 
-def run() -> None:
+USERS = "adele@contoso.example, megan@contoso.example, bob@fabrikam.example (a guest)"
+
+
+def run(
+    build: Callable[[dict[str, str]], Any] = create_app,
+    *,
+    name: str = "entra-auth demo",
+    users: str = USERS,
+) -> None:
+    """Serve the WSGI app ``build(settings)`` makes (the Flask demo; the Django demo's run.py
+    passes its own) with the local Entra ID, until Ctrl-C."""
     with_emulator = not os.environ.get("ENTRA_AUTHORITY")
     ports = read_ports(os.environ, emulator=with_emulator)
     # Listen first: with DEMO_PORT=0 the port is known only now, and the redirect URI needs it.
@@ -194,7 +204,7 @@ def run() -> None:
                 emulator.add_redirect_uri(WEB_APP, f"{here}/")
             # The seed's settings for the web app and the demo API (what --env-file writes).
             config = demo_settings(emulator, f"{here}/get_token")
-        server.app = create_app(config)
+        server.app = build(config)
     except BaseException:
         server.server_close()
         if emulator is not None:
@@ -203,15 +213,12 @@ def run() -> None:
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
 
-    console.print(f"\n[bold green]entra-auth demo[/] → open [bold]{here}[/]")
+    console.print(f"\n[bold green]{name}[/] → open [bold]{here}[/]")
     if emulator is not None:
         console.print(f"  Identity provider: the local Entra ID at {emulator.authority}")
         console.print(f"  Control API key: {emulator.admin_key}")
         console.print(f"  Its sign-in pages: {emulator.urls.browser_base}")
-        console.print(
-            "  Demo users (password 'demo'): adele@contoso.example, "
-            "megan@contoso.example, bob@fabrikam.example (a guest)"
-        )
+        console.print(f"  Demo users (password 'demo'): {users.format(here=here)}")
     else:
         console.print(f"  Identity provider: {os.environ['ENTRA_AUTHORITY']}")
     console.print("Press Ctrl-C to stop.")

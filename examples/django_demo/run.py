@@ -15,26 +15,11 @@ import io
 import logging
 import os
 import sys
-import threading
 from pathlib import Path
 
-from werkzeug.serving import make_server
-
-from entra_auth.cli import wait_for_stop
-from entra_auth.emulator import EntraEmulator
 from entra_auth.logs import redact_logger
-from examples.demo.run import (
-    APP_PORT,
-    HOST,
-    WEB_APP,
-    CannotStart,
-    _not_yet,
-    console,
-    demo_settings,
-    read_ports,
-    start_emulator,
-    take_port,
-)
+from examples.demo.run import CannotStart
+from examples.demo.run import run as demo_run
 
 COMMAND = "make demo-django"
 SETTINGS = "examples.django_demo.settings"
@@ -75,57 +60,13 @@ def main() -> None:
 
 
 def run() -> None:
-    with_emulator = not os.environ.get("ENTRA_AUTHORITY")
-    ports = read_ports(os.environ, emulator=with_emulator)
-    # Listen first: with DEMO_PORT=0 the port is known only now, and the redirect URI needs it.
-    listening = take_port(APP_PORT, ports)
-    try:
-        server = make_server(HOST, 0, _not_yet, threaded=True, fd=listening.fileno())
-    finally:
-        listening.close()  # werkzeug listens on its own duplicate of it
     redact_logger("werkzeug")  # its request lines carry the callback's ?code=…&state=…
-    port = server.port
-    here = f"http://localhost:{port}"
-    emulator: EntraEmulator | None = None
-    try:
-        config: dict[str, str] = {}
-        if with_emulator:
-            emulator = start_emulator(ports, os.environ.get("DEMO_STATE_DIR", ".entra-emulator"))
-            if port != 5000:  # the seed registers the tutorial's http://localhost:5000
-                emulator.add_redirect_uri(WEB_APP, f"{here}/get_token")
-                emulator.add_redirect_uri(WEB_APP, f"{here}/")
-            config = demo_settings(emulator, f"{here}/get_token")
-        server.app = prepare_django(config)  # type: ignore[assignment]
-    except BaseException:
-        server.server_close()
-        if emulator is not None:
-            emulator.stop()
-        raise
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-
-    console.print(f"\n[bold green]entra-auth Django demo[/] → open [bold]{here}[/]")
-    if emulator is not None:
-        console.print(f"  Identity provider: the local Entra ID at {emulator.authority}")
-        console.print(f"  Control API key: {emulator.admin_key}")
-        console.print(f"  Its sign-in pages: {emulator.urls.browser_base}")
-        console.print(
-            "  Demo users (password 'demo'): adele@contoso.example (app role Admin: the Django "
-            f"admin at {here}/admin/), megan@contoso.example, bob@fabrikam.example (a guest)"
-        )
-    else:
-        console.print(f"  Identity provider: {os.environ['ENTRA_AUTHORITY']}")
-    console.print("Press Ctrl-C to stop.")
-
-    try:
-        wait_for_stop()
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
-        if emulator is not None:
-            emulator.stop()
-        console.print("Demo stopped.")
+    demo_run(
+        prepare_django,
+        name="entra-auth Django demo",
+        users="adele@contoso.example (app role Admin: the Django admin at {here}/admin/), "
+        "megan@contoso.example, bob@fabrikam.example (a guest)",
+    )
 
 
 if __name__ == "__main__":
