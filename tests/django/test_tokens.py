@@ -256,3 +256,22 @@ def test_the_checks_name_what_is_missing_from_the_project(
     ]
     settings.ENTRA_REDIRECT_URI = "http://localhost:5000/auth/callback"
     assert "entra_auth.E006" in [p.id for p in check_settings()]
+
+
+def test_the_checks_warn_of_middleware_between_authentication_and_ours(
+    entra: EntraEmulator, settings: Any
+) -> None:
+    """A middleware between AuthenticationMiddleware and EntraAuthMiddleware sees request.user
+    before the sign-in is checked against the session's seal: said at start."""
+    ours = next(m for m in settings.MIDDLEWARE if m.endswith("EntraAuthMiddleware"))
+    settings.MIDDLEWARE = [
+        "django.contrib.sessions.middleware.SessionMiddleware",
+        "django.contrib.auth.middleware.AuthenticationMiddleware",
+        "django.contrib.messages.middleware.MessageMiddleware",  # sees request.user unchecked
+        ours,
+    ]
+    found = {p.id: p for p in check_settings()}
+    assert "entra_auth.W002" in found
+    assert "MessageMiddleware" in found["entra_auth.W002"].msg
+    settings.MIDDLEWARE = [*settings.MIDDLEWARE[:2], ours, settings.MIDDLEWARE[2]]
+    assert "entra_auth.W002" not in {p.id for p in check_settings()}

@@ -45,6 +45,19 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[Any]:
                 id="entra_auth.E003",
             )
         )
+    else:
+        between = middleware[middleware.index(AUTH_MIDDLEWARE) + 1 : middleware.index(MIDDLEWARE)]
+        if between:
+            problems.append(
+                Warning(
+                    f"{', '.join(between)} run(s) between AuthenticationMiddleware and "
+                    "EntraAuthMiddleware: they see request.user before its sign-in is checked "
+                    "against the session's seal (an edited or ended session still looks signed "
+                    "in to them).",
+                    hint=f"Put {MIDDLEWARE!r} right after {AUTH_MIDDLEWARE!r}.",
+                    id="entra_auth.W002",
+                )
+            )
     if BACKEND not in (getattr(settings, "AUTHENTICATION_BACKENDS", ()) or ()):
         problems.append(
             Error(
