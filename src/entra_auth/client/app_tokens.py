@@ -29,7 +29,6 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-import weakref
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -42,6 +41,7 @@ from ..errors import AppTokenError, ConfigurationError, ProviderUnavailableError
 from ..logs import redact_logger
 from .held import Held, held_from
 from .http import ProviderSession, provider_step
+from .per_loop import PerLoop
 from .signin import confidential_app, error_from
 from .token_cache import TokenCacheStore, user_token_cache
 
@@ -85,9 +85,7 @@ class AppTokenProvider:
         self._blocked: dict[tuple[str, ...], tuple[float, ProviderUnavailableError]] = {}
         self._locks: dict[tuple[str, ...], threading.Lock] = {}
         self._locks_lock = threading.Lock()
-        self._async_locks: weakref.WeakKeyDictionary[
-            asyncio.AbstractEventLoop, dict[tuple[str, ...], asyncio.Lock]
-        ] = weakref.WeakKeyDictionary()
+        self._async_locks: PerLoop[dict[tuple[str, ...], asyncio.Lock]] = PerLoop(dict)
 
     # -- tokens ---------------------------------------------------------------------------------
     def get_token(self, scopes: str | Sequence[str]) -> str:
@@ -146,9 +144,8 @@ class AppTokenProvider:
             return self._locks.setdefault(key, threading.Lock())
 
     def _async_lock_for(self, key: tuple[str, ...]) -> asyncio.Lock:
-        loop = asyncio.get_running_loop()
+        locks = self._async_locks.get()
         with self._locks_lock:
-            locks = self._async_locks.setdefault(loop, {})
             return locks.setdefault(key, asyncio.Lock())
 
     def _acquire(self, key: tuple[str, ...]) -> str:

@@ -38,7 +38,6 @@ import asyncio
 import inspect
 import json
 import time
-import weakref
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
@@ -61,6 +60,7 @@ from ..errors import (
     OnBehalfOfError,
 )
 from ..tokens import Principal
+from .per_loop import PerLoop
 
 if TYPE_CHECKING:
     import httpx
@@ -231,9 +231,7 @@ class DownstreamApi:
         self._obo, self._app_tokens = on_behalf_of, app_tokens
         self._session = session
         self._async_client = async_client
-        self._loop_clients: weakref.WeakKeyDictionary[
-            asyncio.AbstractEventLoop, httpx.AsyncClient
-        ] = weakref.WeakKeyDictionary()
+        self._loop_clients: PerLoop[httpx.AsyncClient] = PerLoop(self._new_async_client)
         self._sleep, self._async_sleep = sleep, async_sleep
         self._graph_errors = errors == "graph"
 
@@ -304,17 +302,15 @@ class DownstreamApi:
             return self._async_client
         # One client per event loop: an httpx client's connections belong to the loop that
         # opened them (a test's asyncio.run, a worker's loop).
-        loop = asyncio.get_running_loop()
-        client = self._loop_clients.get(loop)
-        if client is None:
-            import httpx
+        return self._loop_clients.get()
 
-            from .._async_http import _trust
+    def _new_async_client(self) -> httpx.AsyncClient:
+        import httpx
 
-            trust = _trust(self._config) if self._config is not None else True
-            client = httpx.AsyncClient(verify=trust, trust_env=trust is True)
-            self._loop_clients[loop] = client
-        return client
+        from .._async_http import _trust
+
+        trust = _trust(self._config) if self._config is not None else True
+        return httpx.AsyncClient(verify=trust, trust_env=trust is True)
 
     def url(self, path: str) -> str:
         """The absolute URL of ``path`` (relative to the base URL, or absolute under it):

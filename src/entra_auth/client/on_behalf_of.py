@@ -48,6 +48,7 @@ from ..logs import redact_logger
 from ..tokens import Principal
 from .held import Held, held_from
 from .http import ProviderSession, provider_step
+from .per_loop import PerLoop
 from .signin import OIDC_SCOPES, confidential_app, error_from
 from .token_cache import TokenCacheStore, user_token_cache
 
@@ -162,9 +163,7 @@ class OnBehalfOfProvider:
         # The tokens held per exchange (its key), per downstream scopes; the oldest go first.
         self._held: OrderedDict[str, dict[tuple[str, ...], Held]] = OrderedDict()
         self._lock = threading.Lock()
-        self._async_locks: weakref.WeakKeyDictionary[
-            asyncio.AbstractEventLoop, dict[str, asyncio.Lock]
-        ] = weakref.WeakKeyDictionary()
+        self._async_locks: PerLoop[dict[str, asyncio.Lock]] = PerLoop(dict)
 
     # -- tokens ---------------------------------------------------------------------------------
     def get_token(
@@ -250,9 +249,8 @@ class OnBehalfOfProvider:
             return entry
 
     def _async_lock(self, key: str) -> asyncio.Lock:
-        loop = asyncio.get_running_loop()
+        locks = self._async_locks.get()
         with self._lock:
-            locks = self._async_locks.setdefault(loop, {})
             if len(locks) > self._max:
                 for name in [k for k, lock in locks.items() if not lock.locked()]:
                     del locks[name]
