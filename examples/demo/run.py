@@ -161,13 +161,14 @@ def start_emulator(ports: Mapping[str, int], state_dir: str) -> EntraEmulator:
         raise CannotStart(f"{exc.message} {exc.remedy}") from None
 
 
-def main() -> None:
+def main(start: Callable[[], None] | None = None, *, command: str = "make demo") -> None:
+    """Run a demo (``start``, by default this one's ``run``): a problem starting it is one line
+    on stderr and a failing exit status, no traceback; a fix it suggests names ``command``."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
-        run()
+        (start or run)()
     except CannotStart as problem:
-        # One line on stderr and a failing exit status: what `make demo` shows, no traceback.
-        print(problem, file=sys.stderr)
+        print(str(problem).replace(" make demo)", f" {command})"), file=sys.stderr)
         raise SystemExit(1) from None
 
 

@@ -12,13 +12,12 @@ and the project's system checks run (a setting that would fail stops the start, 
 from __future__ import annotations
 
 import io
-import logging
 import os
-import sys
 from pathlib import Path
 
 from entra_auth.logs import redact_logger
 from examples.demo.run import CannotStart
+from examples.demo.run import main as demo_main
 from examples.demo.run import run as demo_run
 
 COMMAND = "make demo-django"
@@ -51,12 +50,7 @@ def prepare_django(config: dict[str, str]) -> object:
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        run()
-    except CannotStart as problem:
-        print(str(problem).replace(" make demo)", f" {COMMAND})"), file=sys.stderr)
-        raise SystemExit(1) from None
+    demo_main(run, command=COMMAND)  # one line on stderr for a problem, as `make demo` does
 
 
 def run() -> None:

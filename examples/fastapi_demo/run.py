@@ -14,10 +14,8 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import io
-import logging
 import os
 import socket
-import sys
 import threading
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -38,6 +36,7 @@ from examples.demo.run import (
     read_ports,
     take_port,
 )
+from examples.demo.run import main as demo_main
 
 from .app import create_app
 
@@ -157,13 +156,7 @@ def banner(here: str, emulator: EntraEmulator | None) -> None:
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        run()
-    except CannotStart as problem:
-        # One line on stderr and a failing exit status, as `make demo` does.
-        print(str(problem).replace(" make demo)", f" {COMMAND})"), file=sys.stderr)
-        raise SystemExit(1) from None
+    demo_main(run, command=COMMAND)  # one line on stderr for a problem, as `make demo` does
 
 
 def run() -> None:

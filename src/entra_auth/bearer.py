@@ -145,6 +145,12 @@ def challenge(error: EntraAuthError | None, *, realm: str = "api") -> Challenge:
     )
 
 
+# What a protected endpoint may raise that its caller can act on (a claims challenge, consent)
+# or wait out (Entra unreachable during an on-behalf-of exchange, a downstream API unavailable:
+# 503 with Retry-After): every adapter answers these with ``challenge``, never with a 500.
+CALLER_ERRORS = (OnBehalfOfError, InsufficientClaimsError, ProviderUnavailableError)
+
+
 def _caller_must_act(error: InsufficientClaimsError | OnBehalfOfError, realm: str) -> Challenge:
     """What the caller can act on, as Microsoft.Identity.Web answers it.
 

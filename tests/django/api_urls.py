@@ -31,6 +31,7 @@ from entra_auth.errors import (
     EntraAuthError,
     InsufficientClaimsError,
     OnBehalfOfError,
+    ProviderUnavailableError,
 )
 from entra_auth.integrations.django.api import _config_from_settings, require_token
 from entra_auth.integrations.django.drf import RequireToken, TokenRequired
@@ -83,6 +84,10 @@ RAISED: dict[str, Callable[[], EntraAuthError]] = {
     ),
     "unavailable": lambda: DownstreamApiUnavailableError(
         "Orders is down.", status=503, api="Orders", retry_after=7, host="orders.example"
+    ),
+    # Entra itself unreachable during the exchange on the caller's behalf.
+    "entra-down": lambda: ProviderUnavailableError(
+        "Entra ID is not available.", retry_after=9, host="login.example", step="on-behalf-of"
     ),
 }
 

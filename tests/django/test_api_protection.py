@@ -90,11 +90,12 @@ def test_what_a_view_raises_is_answered_as_flask_answers_it(
     theirs = flask_raising(entra_emulator).get(f"/raise/{kind}", headers=headers)
     assert_same_answer(ours, theirs)
     expected = {"claims": 401, "consent": 403, "context": 401, "unavailable": 503}
-    assert ours.status_code == expected.get(kind, 500)
+    assert ours.status_code == expected.get(kind, 503 if kind == "entra-down" else 500)
     if kind == "misconfigured":
         assert ours.json["error"] == "server_error"
-    if kind == "unavailable":
-        assert ours.headers["Retry-After"] == "7"
+    if kind in ("unavailable", "entra-down"):
+        assert ours.headers["Retry-After"] == {"unavailable": "7", "entra-down": "9"}[kind]
+        assert "depends on" in ours.json["error_description"]
 
 
 @pytest.mark.parametrize("adapter", ADAPTERS)

@@ -34,7 +34,7 @@ from typing import Any
 
 from .. import aadsts
 from ..errors import ConfigurationError, SignInError
-from ..pending import state_fingerprint
+from ..pending import PendingFlow, state_fingerprint
 from ..tokens import Principal
 from .signin import SignedIn
 
@@ -220,6 +220,21 @@ def _claims_digest(claims: str | None) -> str:
     return hashlib.sha256(claims.encode()).hexdigest()[:32] if claims else ""
 
 
+def start_after(session: Session, signed_in: SignedIn, flow: PendingFlow) -> None:
+    """``start`` for the sign-in ``flow`` (the pending one the callback redeemed) just
+    completed: its state, page to return to, scopes, whether it was an interaction, and the
+    claims it was asked with (every adapter's callback)."""
+    start(
+        session,
+        signed_in,
+        state=str(flow.flow.get("state", "")),
+        return_to=flow.return_to,
+        scopes=flow.flow.get("scope", []),
+        after_interaction=flow.interaction,
+        challenge=flow.flow.get("claims_challenge"),
+    )
+
+
 def finished_here(session: Session, state: str) -> bool:
     """The sign-in with this state is the one this (signed-in) session finished last."""
     last = session.get(LAST_SIGN_IN)
@@ -266,6 +281,21 @@ def session_file_limit(settings: Mapping[str, Any]) -> int:
             "10000), or use Redis (REDIS_URL) in production.",
         )
     return limit
+
+
+def signed_out_cookie(*, secure: bool) -> dict[str, Any]:
+    """The ``set_cookie`` keywords (Flask's, Starlette's and Django's alike) of the cookie a
+    sign-out leaves for the "You are signed out" notice: five minutes, the whole site, out of
+    scripts' reach, ``SameSite=Lax`` (it must come back from the IdP's top-level redirect)."""
+    return {
+        "key": SIGNED_OUT_COOKIE,
+        "value": "1",
+        "max_age": 300,
+        "path": "/",
+        "secure": secure,
+        "httponly": True,
+        "samesite": "Lax",
+    }
 
 
 def signed_out_notice_seen(

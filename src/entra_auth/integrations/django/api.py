@@ -34,23 +34,29 @@ from django.conf import settings
 from django.core.signals import setting_changed
 from django.http import JsonResponse
 
-from ...bearer import Challenge, bearer_token, challenge, check_token_syntax, log_refusal
+from ...bearer import (
+    CALLER_ERRORS,
+    Challenge,
+    bearer_token,
+    challenge,
+    check_token_syntax,
+    log_caller_error,
+    log_refusal,
+)
 from ...config import ENVIRONMENT, EntraConfig
 from ...errors import (
-    DownstreamApiUnavailableError,
     EntraAuthError,
-    InsufficientClaimsError,
-    OnBehalfOfError,
 )
 from ...keys import JwksCache, KeySource
 from ...tokens import AccessTokenValidator, Principal
+from ...tokens import auth_context_names as _contexts
 from .conf import SETTINGS_PY, entra_settings
 
 log = logging.getLogger("entra_auth.django")
 V = TypeVar("V", bound=Callable[..., Any])
 # What a protected view may raise that its caller can act on (a claims challenge, consent) or
 # wait out (a downstream API unavailable): answered as the refusals are, never as a 500.
-_CALLER_ERRORS = (OnBehalfOfError, InsufficientClaimsError, DownstreamApiUnavailableError)
+_CALLER_ERRORS = CALLER_ERRORS  # answered as the refusals are, never as a 500
 
 
 def _config_from_settings(*, require: Iterable[str] = (), **overrides: Any) -> EntraConfig:
@@ -290,8 +296,13 @@ class ApiProtector:
         return _Refused(challenge(error, realm=self.realm))
 
     def _answer_view(self, request: Any, error: EntraAuthError) -> JsonResponse:
-        """A protected view's failure its caller can act on (see ``_CALLER_ERRORS``)."""
-        return _respond(self._refusal(request, error).challenge)
+        """A protected view's failure its caller can act on (``bearer.CALLER_ERRORS``)."""
+        return _respond(self._caller_challenge(request, error))
+
+    def _caller_challenge(self, request: Any, error: EntraAuthError) -> Challenge:
+        # for the operator: why (an AADSTS code, a host down), never the token or the claims
+        log_caller_error(log, error, method=request.method or "", path=request.path)
+        return challenge(error, realm=self.realm)
 
     def _settings_changed(self) -> None:
         if self._given is None:
@@ -317,7 +328,7 @@ def require_token(
     ``auth_context="c1"``: a user's token whose ``acrs`` holds that authentication context,
     else a 401 claims challenge. Refusals are RFC 6750 answers (401/403, ``WWW-Authenticate``,
     a JSON body); so are the view's own ``OnBehalfOfError``, ``InsufficientClaimsError`` and
-    ``DownstreamApiUnavailableError``. For a class-based view:
+    ``ProviderUnavailableError`` (a downstream API's, Entra's). For a class-based view:
     ``@method_decorator(require_token(...), name="dispatch")``."""
     return _DEFAULT.require_token(scopes, roles, app_only=app_only, auth_context=auth_context)
 
@@ -376,10 +387,6 @@ def _names(values: Iterable[str], what: str) -> tuple[str, ...]:
     if isinstance(values, str):  # scopes="a b" would require the scopes "a", " ", "b"...
         raise TypeError(f"{what}= takes a list of names, such as {what}=[{values!r}].")
     return tuple(values)
-
-
-def _contexts(auth_context: str | Iterable[str]) -> tuple[str, ...]:
-    return (auth_context,) if isinstance(auth_context, str) else tuple(auth_context)
 
 
 __all__ = ["ApiProtector", "require_token"]

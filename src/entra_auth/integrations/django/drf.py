@@ -37,7 +37,8 @@ from rest_framework.views import set_rollback
 from ...bearer import Challenge, challenge
 from ...errors import EntraAuthError, InsufficientClaimsError, InsufficientScopeError
 from ...tokens import AccessTokenValidator, Principal
-from .api import _CALLER_ERRORS, _DEFAULT, ApiProtector, _contexts, _names, _Refused
+from ...tokens import auth_context_names as _contexts
+from .api import _CALLER_ERRORS, _DEFAULT, ApiProtector, _names, _Refused
 
 
 class BearerRefused(APIException):  # type: ignore[misc]
@@ -209,16 +210,16 @@ def RequireToken(  # a class's name: it makes one, for DRF's permission_classes
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     """``REST_FRAMEWORK["EXCEPTION_HANDLER"]``: refusals answered exactly as the other adapters
     answer them (with ``Cache-Control: no-store``); a view's ``OnBehalfOfError``,
-    ``InsufficientClaimsError`` and ``DownstreamApiUnavailableError`` answered as its caller can
-    act on them (claims challenge, consent, ``Retry-After``) rather than as a 500; a request
-    without credentials on a view authenticated by tokens answered with RFC 6750's challenge.
-    Everything else is DRF's."""
+    ``InsufficientClaimsError`` and ``ProviderUnavailableError`` (a downstream API's, Entra's)
+    answered as its caller can act on them (claims challenge, consent, ``Retry-After``) rather
+    than as a 500; a request without credentials on a view authenticated by tokens answered
+    with RFC 6750's challenge. Everything else is DRF's."""
     request = context["request"]  # DRF's context: the view, its args, the request
     answer: Challenge | None = None
     if isinstance(exc, BearerRefused):
         answer = exc.challenge
     elif isinstance(exc, _CALLER_ERRORS) and isinstance(exc, EntraAuthError):
-        answer = _protector_of(request)._refusal(request, exc).challenge
+        answer = _protector_of(request)._caller_challenge(request, exc)
     elif isinstance(exc, NotAuthenticated) and _token_authenticator(request) is not None:
         answer = challenge(None, realm=_protector_of(request).realm)
     if answer is None:

@@ -140,15 +140,7 @@ def logout(request: HttpRequest) -> HttpResponse:
     response = with_headers(
         HttpResponseRedirect(auth.sign_in.sign_out_url(auth.config.after_logout_url))
     )
-    response.set_cookie(
-        websession.SIGNED_OUT_COOKIE,
-        "1",
-        max_age=300,
-        path="/",
-        secure=auth.secure,
-        httponly=True,
-        samesite="Lax",
-    )
+    response.set_cookie(**websession.signed_out_cookie(secure=auth.secure))
     return response
 
 

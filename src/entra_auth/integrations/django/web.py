@@ -224,15 +224,7 @@ def start_session(
     request.session.flush()  # the old session deleted, a new empty one
     django_auth.login(request, user, backend=BACKEND)  # a new key (cycle_key), CSRF rotated
     session = request.session
-    websession.start(
-        session,
-        signed_in,
-        state=str(flow.flow.get("state", "")),
-        return_to=flow.return_to,
-        scopes=flow.flow.get("scope", []),
-        after_interaction=flow.interaction,
-        challenge=flow.flow.get("claims_challenge"),
-    )
+    websession.start_after(session, signed_in, flow)
     session[websession.CACHE_ID] = secrets.token_urlsafe(24)
     store = _store(request, auth)
     assert store is not None

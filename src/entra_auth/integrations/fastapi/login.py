@@ -365,15 +365,7 @@ class EntraAuth:
             await self.store.remove(cast(str, old))  # a new id at sign-in: no session fixation
         get_session_handler(request).session_id = self.store.new_id()
         session.clear()
-        websession.start(
-            session,
-            signed_in,
-            state=str(flow.flow.get("state", "")),
-            return_to=flow.return_to,
-            scopes=flow.flow.get("scope", []),
-            after_interaction=flow.interaction,
-            challenge=flow.flow.get("claims_challenge"),
-        )
+        websession.start_after(session, signed_in, flow)
         if self._redis_sync is not None:
             session[websession.CACHE_ID] = os.urandom(18).hex()
             store = self._token_store(request)
@@ -491,15 +483,7 @@ class EntraAuth:
             self.sign_in.sign_out_url, self.config.after_logout_url
         )
         response = _auth_headers(RedirectResponse(url, 302))
-        response.set_cookie(
-            websession.SIGNED_OUT_COOKIE,
-            "1",
-            max_age=300,
-            path="/",
-            secure=self._secure,
-            httponly=True,
-            samesite="lax",
-        )
+        response.set_cookie(**websession.signed_out_cookie(secure=self._secure))
         return response
 
     async def _front_channel(self, request: Request) -> Response:

@@ -22,6 +22,7 @@ from flask import Blueprint, Flask, Response, current_app, g, jsonify, request
 from werkzeug.local import LocalProxy
 
 from ...bearer import (
+    CALLER_ERRORS,
     bearer_token,
     challenge,
     check_token_syntax,
@@ -33,8 +34,6 @@ from ...errors import (
     EntraAuthError,
     InsufficientClaimsError,
     InsufficientScopeError,
-    OnBehalfOfError,
-    ProviderUnavailableError,
 )
 from ...keys import JwksCache
 from ...tokens import AccessTokenValidator, Principal
@@ -44,11 +43,7 @@ from ._config import config_from_app
 log = logging.getLogger("entra_auth.flask")
 F = TypeVar("F", bound=Callable[..., Any])
 _EXTENSION = "entra_auth.api"  # app.extensions[_EXTENSION]: {ApiProtector: its validator}
-# What a protected view may raise that its caller can act on (a claims challenge, consent) or
-# wait out (a downstream API unavailable): answered as the refusals are, never as a 500.
-# (ProviderUnavailableError: Entra unreachable during an on-behalf-of exchange, a downstream
-# API's DownstreamApiUnavailableError among them: 503 with Retry-After.)
-_CALLER_ERRORS = (OnBehalfOfError, InsufficientClaimsError, ProviderUnavailableError)
+_CALLER_ERRORS = CALLER_ERRORS  # answered as the refusals are, never as a 500
 
 current_principal: Principal | None = cast(
     "Principal | None", LocalProxy(lambda: g.get("principal"))

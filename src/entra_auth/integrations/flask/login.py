@@ -71,7 +71,7 @@ from ...errors import (
     SignInError,
 )
 from ...logs import inert, redact_logger
-from ...pending import PendingSignInCookie, PendingSignIns
+from ...pending import PendingFlow, PendingSignInCookie, PendingSignIns
 from ...templates import TEMPLATES
 from ._config import config_from_app
 from .sessions import SignInSessions, configure_sessions, store_errors
@@ -371,7 +371,7 @@ class EntraAuth:
             return _no_referrer(redirect(decision.location))
         if isinstance(decision, callback.Refuse):
             return self._page(decision.page)
-        flow, state = decision, decision.flow.get("state")
+        flow = decision
         again = url_for("entra_auth.login", next=safe_return_path(flow.return_to))
         outcome = callback.redeem(
             self.sign_in, flow, args.to_dict(), user_loader=self._user_loader, retry=again, log=log
@@ -382,15 +382,7 @@ class EntraAuth:
             )
         if isinstance(outcome, callback.Refuse):
             return self._with_pending(self._page(outcome.page), pending)
-        self._start_session(
-            outcome.signed_in,
-            outcome.cache,
-            flow.flow.get("scope", []),
-            after_interaction=flow.interaction,
-            state=str(state),
-            return_to=flow.return_to,
-            challenge=flow.flow.get("claims_challenge"),
-        )
+        self._start_session(outcome.signed_in, outcome.cache, flow)
         done = _no_referrer(redirect(safe_return_path(flow.return_to)))
         return self._with_pending(done, pending)
 
@@ -398,12 +390,7 @@ class EntraAuth:
         self,
         signed_in: SignedIn,
         cache: msal.SerializableTokenCache,
-        scopes: list[str],
-        *,
-        after_interaction: bool,
-        state: str,
-        return_to: str,
-        challenge: str | None = None,
+        flow: PendingFlow,
     ) -> None:
         if isinstance(session.get(websession.CACHE_ID), str):  # a previous user's tokens go too
             self._token_store().clear()
@@ -412,15 +399,7 @@ class EntraAuth:
             regenerate(session)  # (an id with nothing stored is replaced by Flask-Session)
         session.clear()
         g.pop("entra_user", None)
-        websession.start(
-            session,
-            signed_in,
-            state=state,
-            return_to=return_to,
-            scopes=scopes,
-            after_interaction=after_interaction,
-            challenge=challenge,
-        )
+        websession.start_after(session, signed_in, flow)
         self._token_store().save(cache.serialize())
         session[websession.SEAL] = self._seal()
         claims = signed_in.user.claims
@@ -459,15 +438,7 @@ class EntraAuth:
             return self._page(pages.sign_out_question(form=url_for("entra_auth.logout")))
         self._end_session()
         response = _no_referrer(redirect(self.sign_in.sign_out_url(self.config.after_logout_url)))
-        response.set_cookie(
-            websession.SIGNED_OUT_COOKIE,
-            "1",
-            max_age=300,
-            path="/",
-            secure=self._secure,
-            httponly=True,
-            samesite="Lax",
-        )
+        response.set_cookie(**websession.signed_out_cookie(secure=self._secure))
         return response
 
     def _front_channel(self) -> WerkzeugResponse:
